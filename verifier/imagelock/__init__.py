@@ -1,0 +1,3 @@
+"""imagelock: container images any third party can rebuild bit for bit and vouch for."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Build stage: from pinned inputs to canonical layers and an image."""

@@ -1,0 +1,238 @@
+"""The command line: thin typer commands that call the pipeline modules and map errors to exit
+codes. Human output by default, `--json` for machines.
+
+Exit codes: 0 ok; 1 verification failed or mismatch; 2 bad input or usage; 3 an input could not
+be fetched; 4 sandbox or tool unavailable; 70 internal error (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import EXIT_VERIFICATION_FAILED, ImagelockError
+from .lockfile import LOCK_FILENAME, SPEC_FILENAME
+
+EXIT_INTERNAL = 70
+
+app = typer.Typer(
+    name="imagelock",
+    help="Reproducible container images: a spec (imagelock.yaml) is locked into a lockfile "
+    "(imagelock.lock) that pins every input by sha256; `build` turns the lock into the same OCI "
+    "image bytes on any machine; `rebuild` lets anyone check that.\n\n"
+    "Exit codes: 0 ok, 1 verification failed or mismatch, 2 bad input or usage, 3 an input "
+    "could not be fetched, 4 sandbox or tool unavailable.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+T = TypeVar("T")
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store of downloaded inputs. Default: $IMAGELOCK_STORE, else "
+                 "$XDG_CACHE_HOME/imagelock/store (~/.cache/imagelock/store).",
+                 show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+MirrorOpt = Annotated[
+    list[str] | None,
+    typer.Option("--mirror", metavar="NAME=URL", help="Mirror for source NAME, tried before "
+                 "IMAGELOCK_MIRROR_<NAME>, the spec's mirrors and the machine's configuration. "
+                 "Repeatable; several for one source are tried in order."),
+]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Never use the network: every input must already be in the store.")
+]
+
+
+def _run(json_out: bool, fn: Callable[[], T]) -> T:
+    """Run a command body; errors become a message (or JSON) and their exit code."""
+    try:
+        return fn()
+    except ImagelockError as e:
+        if json_out:
+            print(json.dumps(e.as_json(), indent=2))
+        print(e.render(), file=sys.stderr)
+        raise typer.Exit(e.exit_code) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours.
+        sys.stderr.close()
+        raise typer.Exit(0) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as e:  # noqa: BLE001 - last line of defence: never a bare traceback
+        if os.environ.get("IMAGELOCK_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(e).__name__}: {e}\n  hint: this is a bug in imagelock; "
+              "rerun with IMAGELOCK_DEBUG=1 for details and report it", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _emit(json_out: bool, data: dict[str, Any], human: str) -> None:
+    if json_out:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(human)
+
+
+def _store(path: Path | None) -> Any:
+    from .store import Store
+
+    return Store(path)
+
+
+def _lock_path(arg: Path | None) -> Path:
+    p = arg or Path(LOCK_FILENAME)
+    return p / LOCK_FILENAME if p.is_dir() else p
+
+
+def _spec_path(arg: Path | None) -> Path:
+    p = arg or Path(SPEC_FILENAME)
+    return p / SPEC_FILENAME if p.is_dir() else p
+
+
+@app.command()
+def lock(
+    spec: Annotated[Path | None, typer.Argument(help="The spec, or a directory holding "
+                                                "imagelock.yaml. Default: ./imagelock.yaml.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the lock. "
+                      "Default: imagelock.lock beside the spec.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    offline: OfflineOpt = False,
+    check: Annotated[bool, typer.Option("--check", help="Do not write: exit 1 if the existing lock "
+                     "differs from what locking now would write.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Resolve a spec into a lock: pin every input by sha256 and record the digests the build
+    must produce. The lock is byte-stable: locking the same inputs again writes the same bytes."""
+
+    def body() -> None:
+        from .lockfile import lock_bytes, make_lock, write_lock
+        from .mirrors import parse_cli_mirrors
+
+        spec_path = _spec_path(spec)
+        lk = make_lock(spec_path, store=_store(store), cli_mirrors=parse_cli_mirrors(mirror or []),
+                       offline=offline)
+        out = output or spec_path.parent / LOCK_FILENAME
+        new = lock_bytes(lk)
+        changed = not out.is_file() or out.read_bytes() != new
+        if check:
+            if changed:
+                _emit(json_out, {"up_to_date": False, "lock": str(out)},
+                      f"{out} is out of date: run `imagelock lock`")
+                raise typer.Exit(EXIT_VERIFICATION_FAILED)
+            _emit(json_out, {"up_to_date": True, "lock": str(out)}, f"{out} is up to date")
+            return
+        write_lock(lk, out)
+        data = {"lock": str(out), "changed": changed,
+                "expected": {k: v.model_dump() for k, v in lk.expected.items()}}
+        lines = [f"{'wrote' if changed else 'unchanged'} {out}"]
+        for plat, exp in lk.expected.items():
+            lines += [f"  {plat}", f"    config   {exp.config_digest}",
+                      f"    manifest {exp.manifest_digest}"]
+        _emit(json_out, data, "\n".join(lines))
+
+    _run(json_out, body)
+
+
+@app.command()
+def fetch(
+    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
+                         "directory. Default: ./imagelock.lock.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Download nothing: only check that "
+                       "every input is in the store and intact (exit 3 if not).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fill the store with every input the lock pins, checking each sha256."""
+
+    def body() -> None:
+        from .fetching import fetch_lock
+        from .lockfile import read_lock
+        from .mirrors import parse_cli_mirrors
+
+        path = _lock_path(lock_file)
+        lk = read_lock(path)
+        st = _store(store)
+        rep = fetch_lock(lk, path, st, cli_mirrors=parse_cli_mirrors(mirror or []), offline=offline)
+        _emit(json_out, {"store": str(st.root), "present": rep.present, "downloaded": rep.downloaded,
+                         "bytes_downloaded": rep.bytes_downloaded},
+              f"store {st.root}: {rep.present} present, {rep.downloaded} downloaded "
+              f"({rep.bytes_downloaded} bytes)")
+
+    _run(json_out, body)
+
+
+class OutputFormat(str, Enum):
+    oci = "oci"
+    docker_archive = "docker-archive"
+
+
+@app.command()
+def build(
+    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
+                         "directory. Default: ./imagelock.lock.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output: a directory for an OCI "
+                      "layout, a file for a docker-archive. Replaced atomically if it is an earlier "
+                      "output.")] = Path("out"),
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="oci (an OCI image layout) or "
+                   "docker-archive (a tar for `podman load` / `docker load`).")] = OutputFormat.oci,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build the image a lock describes, deterministically, and compare it with the lock's
+    expected digests (exit 1 if they differ). Prints the config and manifest digests."""
+
+    def body() -> None:
+        from .building import build_lock
+
+        res = build_lock(_lock_path(lock_file), output=output, fmt=fmt.value, store=_store(store),
+                         cli_mirrors=mirror or [], offline=offline)
+        _emit(json_out, res.as_json(), res.human())
+        if res.verdict == "mismatch":
+            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+
+    _run(json_out, body)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"imagelock {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                       help="Print the version and exit.")] = False,
+) -> None:
+    pass
+
+
+def main() -> None:
+    # Predictable text handling whatever the caller's locale.
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The lock, `imagelock.lock`: every input pinned by sha256 and the digests the build must give.
+
+The lock is everything a build needs besides the pinned bytes themselves: a rebuilder needs the
+lock, the store (or mirrors) and, for context files, the context directory, whose files are
+checked against their pins. It is written as JSON with a fixed key order (the models' field
+order), two-space indentation and a final newline, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Digest, ImagePath, Mode, Owner, Sha256Hex, Strict
+from .spec import ImageConfig, PathEntry
+
+LOCK_VERSION = 1
+
+
+class ToolInfo(Strict):
+    """Which tool wrote the lock (informational: any conforming tool builds the same bytes)."""
+
+    name: str = Field(description="Always `imagelock`.")
+    version: str = Field(description="The version of the tool that wrote the lock.")
+
+
+class CompressionInfo(Strict):
+    """How layer blobs are compressed. The manifest digest depends on it; diff_ids do not."""
+
+    algorithm: Literal["gzip"] = Field(description="Layer compression algorithm.")
+    level: int = Field(description="Compression level.")
+    implementation: str = Field(description="Encoder and version, e.g. `python-isal 1.9.1`.")
+
+
+class ImageInfo(Strict):
+    """The image's name and tag, as the spec gives them."""
+
+    name: str = Field(description="Repository name.")
+    tag: str = Field(description="Tag.")
+
+
+class ContextPin(Strict):
+    """One entry created from the build context: a file with its content pinned, a directory, or a
+    symlink."""
+
+    type: Literal["file", "dir", "symlink"] = Field(description="What the entry is.")
+    src: str = Field(description="Path relative to the context directory (`/`-separated).")
+    dest: ImagePath = Field(description="Path in the image.")
+    sha256: Sha256Hex | None = Field(default=None, description="Content digest (files only).")
+    size: int | None = Field(default=None, ge=0, description="Content size in bytes (files only).")
+    target: str | None = Field(default=None, description="Link text (symlinks only).")
+    mode: Mode | None = Field(default=None, description="Mode (files and directories).")
+    owner: Owner = Field(description="Numeric owner.")
+    layer: str = Field(description="Layer the entry goes into.")
+
+
+class DownloadPin(Strict):
+    """A pinned download: where it is, what its bytes hash to, and where it goes."""
+
+    location: str = Field(
+        description="`SOURCE:relative/path` for a named source, or the URL the spec gives."
+    )
+    sha256: Sha256Hex = Field(description="Content digest of the downloaded file.")
+    size: int = Field(ge=0, description="Size in bytes.")
+    dest: ImagePath = Field(description="File path, or the directory unpacked into.")
+    unpack: bool = Field(description="Whether the file is a tar archive unpacked into `dest`.")
+    strip_components: int = Field(default=0, ge=0, description="Leading components dropped when unpacking.")
+    mode: Mode | None = Field(default=None, description="Mode override.")
+    owner: Owner | None = Field(default=None, description="Owner override.")
+    layer: str = Field(description="Layer the content goes into.")
+
+
+class PathPin(PathEntry):
+    """A directory or link from the spec's `paths`, with its layer resolved."""
+
+    layer: str = Field(description="Layer the entry goes into.")  # type: ignore[assignment]
+
+
+class ExpectedLayer(Strict):
+    """One layer's identities."""
+
+    name: str = Field(description="Layer name from the spec.")
+    diff_id: Digest = Field(description="sha256 of the uncompressed canonical tar.")
+    digest: Digest = Field(description="sha256 of the compressed blob.")
+    size: int = Field(ge=0, description="Size of the compressed blob in bytes.")
+
+
+class ExpectedImage(Strict):
+    """What a build of this lock must produce for one platform."""
+
+    config_digest: Digest = Field(description="Digest of the image config: the content identity.")
+    manifest_digest: Digest = Field(description="Digest of the image manifest: the distribution "
+                                    "identity (depends on compression).")
+    layers: list[ExpectedLayer] = Field(description="Layers, bottom first.")
+
+
+class Lock(Strict):
+    """imagelock.lock, format version 1."""
+
+    lock_version: Literal[1] = Field(description="Lock format version.")
+    tool: ToolInfo = Field(description="The tool that wrote this lock.")
+    spec: str = Field(description="Path of the spec, relative to the lock's directory.")
+    spec_digest: Digest = Field(description="Digest of the normalised spec; a different one means "
+                                "the lock is stale.")
+    spec_sections: dict[str, Digest] = Field(description="Digest of each top-level spec section, to "
+                                             "say which changed.")
+    context: str = Field(description="Context directory, relative to the lock's directory.")
+    source_date_epoch: int = Field(ge=0, description="Timestamp of every entry and of the config.")
+    image: ImageInfo = Field(description="Name and tag.")
+    platforms: list[str] = Field(description="Platforms, in spec order.")
+    compression: CompressionInfo = Field(description="Layer compression.")
+    layers: list[str] = Field(description="Layer names, bottom first.")
+    files: list[ContextPin] = Field(default_factory=list, description="Entries from the context.")
+    downloads: list[DownloadPin] = Field(default_factory=list, description="Pinned downloads.")
+    paths: list[PathPin] = Field(default_factory=list, description="Directories and links.")
+    config: ImageConfig = Field(description="Runtime configuration, normalised (PATH defaulted).")
+    expected: dict[str, ExpectedImage] = Field(description="Expected results per platform.")

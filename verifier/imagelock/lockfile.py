@@ -1,0 +1,228 @@
+"""The `lock` stage and the lock file itself: spec -> pins -> expected digests -> imagelock.lock.
+
+Also the staleness check every later stage runs first: a lock whose spec changed (by meaning,
+not formatting) or whose context gained or lost files is refused with what changed, never
+silently re-resolved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import __version__
+from .atomic import atomic_file
+from .build.config import normalise_config
+from .build.image import build_images
+from .compress import current as current_compression
+from .digest import canonical_json, sha256_digest
+from .errors import InputError, StaleLockError
+from .formats.load import load_json_model, load_yaml_model
+from .formats.lock import (
+    LOCK_VERSION,
+    CompressionInfo,
+    ContextPin,
+    ExpectedImage,
+    ExpectedLayer,
+    ImageInfo,
+    Lock,
+    PathPin,
+    ToolInfo,
+)
+from .formats.spec import Spec
+from .oci.image import Image
+from .resolve.context import pin_file_input
+from .resolve.downloads import pin_download
+from .store import Store
+
+SPEC_FILENAME = "imagelock.yaml"
+LOCK_FILENAME = "imagelock.lock"
+DEFAULT_ORDER = ("debian", "python", "files")
+
+
+def load_spec(path: Path) -> Spec:
+    return load_yaml_model(path, Spec, "spec")
+
+
+def read_lock(path: Path) -> Lock:
+    lock = load_json_model(path, Lock, "lock")
+    return lock
+
+
+def lock_bytes(lock: Lock) -> bytes:
+    """The lock's exact bytes: fixed key order, two-space indent, UTF-8, final newline."""
+    data = lock.model_dump(mode="json", exclude_none=True)
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_lock(lock: Lock, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(lock_bytes(lock))
+
+
+def spec_digests(spec: Spec) -> tuple[str, dict[str, str]]:
+    data = spec.model_dump(mode="json")
+    sections = {k: sha256_digest(canonical_json(v)) for k, v in data.items()}
+    return sha256_digest(canonical_json(data)), dict(sorted(sections.items()))
+
+
+def layer_order(spec: Spec) -> list[str]:
+    """The spec's layer order, checking that every input names a declared layer."""
+    used: list[tuple[str, str]] = []
+    for i, f in enumerate(spec.contents.files):
+        used.append((f.layer or "files", f"contents.files[{i}].layer"))
+    for i, d in enumerate(spec.contents.downloads):
+        used.append((d.layer or "files", f"contents.downloads[{i}].layer"))
+    for i, p in enumerate(spec.paths):
+        used.append((p.layer or "files", f"paths[{i}].layer"))
+    if spec.image.layers is not None:
+        declared = spec.image.layers
+        if len(set(declared)) != len(declared):
+            raise InputError("a layer name is listed twice", field="image.layers")
+        for name, field in used:
+            if name not in declared:
+                raise InputError(f"layer {name!r} is not declared in image.layers", field=field,
+                                 hint=f"add it to image.layers (declared: {declared})")
+        unused = [n for n in declared if n not in {u for u, _ in used}]
+        if unused:
+            raise InputError(f"layers {unused} are declared but no input uses them",
+                             field="image.layers", hint="remove them or put inputs in them")
+        return list(declared)
+    names = []
+    for n in DEFAULT_ORDER:
+        if any(u == n for u, _ in used):
+            names.append(n)
+    for u, _ in used:
+        if u not in names:
+            names.append(u)
+    return names
+
+
+def source_date_epoch(spec: Spec) -> int:
+    if spec.source_date_epoch is not None:
+        return spec.source_date_epoch
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
+        if value < 0:
+            raise InputError("SOURCE_DATE_EPOCH must not be negative")
+        return value
+    return 0
+
+
+def context_dir(spec: Spec, spec_path: Path) -> Path:
+    ctx = (spec_path.parent / spec.context)
+    if not ctx.is_dir():
+        raise InputError(f"context directory {ctx} does not exist", path=spec_path, field="context")
+    return ctx
+
+
+def pin_context(spec: Spec, spec_path: Path, *, hash_files: bool = True) -> list[ContextPin]:
+    ctx = context_dir(spec, spec_path)
+    pins: list[ContextPin] = []
+    for i, item in enumerate(spec.contents.files):
+        pins.extend(pin_file_input(item, i, ctx, spec_path, "files", hash_files=hash_files))
+    return pins
+
+
+def make_lock(
+    spec_path: Path,
+    *,
+    store: Store,
+    cli_mirrors: Mapping[str, list[str]],
+    offline: bool = False,
+) -> Lock:
+    """Resolve the spec at `spec_path` into a complete lock (expected digests included)."""
+    spec = load_spec(spec_path)
+    digest, sections = spec_digests(spec)
+    layers = layer_order(spec)
+    http_sources = {k: v for k, v in spec.sources.items() if v.kind == "http"}
+    downloads = [
+        pin_download(d, i, store, http_sources, cli_mirrors, "files", offline=offline)
+        for i, d in enumerate(spec.contents.downloads)
+    ]
+    lock_dir = spec_path.parent
+    comp = current_compression()
+    lock = Lock(
+        lock_version=LOCK_VERSION,
+        tool=ToolInfo(name="imagelock", version=__version__),
+        spec=spec_path.name,
+        spec_digest=digest,
+        spec_sections=sections,
+        context=os.path.relpath(context_dir(spec, spec_path), lock_dir),
+        source_date_epoch=source_date_epoch(spec),
+        image=ImageInfo(name=spec.image.name, tag=spec.image.tag),
+        platforms=spec.image.platforms,
+        compression=CompressionInfo(algorithm="gzip", level=comp.level,
+                                    implementation=comp.implementation),
+        layers=layers,
+        files=pin_context(spec, spec_path),
+        downloads=downloads,
+        paths=[PathPin(**{**p.model_dump(), "layer": p.layer or "files"}) for p in spec.paths],
+        config=normalise_config(spec.config),
+        expected={},
+    )
+    with tempfile.TemporaryDirectory(prefix="imagelock-lock-") as tmp:
+        images = build_images(lock, context=context_dir(spec, spec_path), store=store, workdir=Path(tmp))
+        return lock.model_copy(update={"expected": expected_of(images)})
+
+
+def expected_of(images: list[Image]) -> dict[str, ExpectedImage]:
+    out = {}
+    for img in images:
+        diff_ids = json.loads(img.config)["rootfs"]["diff_ids"]
+        out[img.platform] = ExpectedImage(
+            config_digest=img.config_digest,
+            manifest_digest=img.manifest_digest,
+            layers=[
+                ExpectedLayer(name=name, diff_id=d, digest=b.digest, size=b.size)
+                for name, d, b in zip(_layer_names(img), diff_ids, img.layers, strict=True)
+            ],
+        )
+    return out
+
+
+def _layer_names(img: Image) -> list[str]:
+    history = json.loads(img.config).get("history", [])
+    return [str(h.get("created_by", "")).removeprefix("imagelock layer ") for h in history]
+
+
+def check_fresh(lock: Lock, lock_path: Path, *, require_spec: bool = False) -> Path | None:
+    """Refuse a stale lock; return the spec path when the spec was found and checked."""
+    spec_path = lock_path.parent / lock.spec
+    if not spec_path.is_file():
+        if require_spec:
+            raise InputError(f"the lock's spec {spec_path} is missing", path=lock_path, field="spec")
+        return None
+    spec = load_spec(spec_path)
+    digest, sections = spec_digests(spec)
+    if digest != lock.spec_digest:
+        changed = [k for k in sorted(set(sections) | set(lock.spec_sections))
+                   if sections.get(k) != lock.spec_sections.get(k)]
+        raise StaleLockError(
+            f"the lock is stale: the spec changed since it was made (changed: "
+            f"{', '.join(changed) or 'format'})",
+            path=lock_path,
+            hint=f"run `imagelock lock {spec_path}` to update the lock, then review its diff",
+        )
+    now = {(p.type, p.src, p.dest) for p in pin_context(spec, spec_path, hash_files=False)}
+    then = {(p.type, p.src, p.dest) for p in lock.files}
+    if now != then:
+        added = sorted(s for _, s, _ in now - then)
+        removed = sorted(s for _, s, _ in then - now)
+        parts = []
+        if added:
+            parts.append("new in the context: " + ", ".join(added[:5]))
+        if removed:
+            parts.append("gone from the context: " + ", ".join(removed[:5]))
+        raise StaleLockError(
+            "the lock is stale: " + "; ".join(parts), path=lock_path,
+            hint=f"run `imagelock lock {spec_path}` to update the lock",
+        )
+    return spec_path

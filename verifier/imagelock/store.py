@@ -1,0 +1,180 @@
+"""The sha256-addressed store of downloaded inputs, shared by every command and process.
+
+Objects live at `<root>/sha256/<hex>`. Writes go to a private temporary file in
+`<root>/tmp/` and are renamed into place only after their hash matched, so a reader never sees
+a partial object and two processes filling the store at once both succeed (the rename of equal
+content is idempotent). Every read is checked again: `open_verified` hashes as it streams and
+raises at the end if the bytes are not the pinned ones, deleting the corrupt object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from .digest import CHUNK, is_sha256_hex
+from .errors import IntegrityError, InputError
+
+
+def default_root() -> Path:
+    """`$IMAGELOCK_STORE`, else `$XDG_CACHE_HOME/imagelock/store`, else `~/.cache/imagelock/store`."""
+    env = os.environ.get("IMAGELOCK_STORE")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "imagelock" / "store"
+
+
+class VerifyingReader:
+    """A read-only stream over a store object that fails at EOF unless the bytes hash right."""
+
+    def __init__(
+        self,
+        path: Path,
+        sha256: str,
+        size: int | None,
+        what: str,
+        on_mismatch: Callable[[str, int], Exception] | None = None,
+    ) -> None:
+        self._f: BinaryIO = open(path, "rb")
+        self._on_mismatch = on_mismatch
+        self._path = path
+        self._h = hashlib.sha256()
+        self._sha256 = sha256
+        self._size = size
+        self._read = 0
+        self._what = what
+        self._checked = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._h.update(data)
+        self._read += len(data)
+        if not data or (n < 0):
+            self._check()
+        return data
+
+    def _check(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        got = self._h.hexdigest()
+        if got != self._sha256 or (self._size is not None and self._read != self._size):
+            self._f.close()
+            if self._on_mismatch is not None:
+                raise self._on_mismatch(got, self._read)
+            self._path.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"store object for {self._what} is corrupt (sha256 {got}, expected "
+                f"{self._sha256}); it was deleted",
+                path=str(self._path),
+                hint="run `imagelock fetch` to download it again",
+            )
+
+    def verify_rest(self) -> None:
+        """Read whatever is left and check the digest (for callers that stop at `size`)."""
+        while self.read(CHUNK):
+            pass
+        self._check()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> VerifyingReader:
+        return self
+
+    def __exit__(
+        self,
+        et: type[BaseException] | None,
+        ev: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Store:
+    """A directory of objects named by the sha256 of their content."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    def path_for(self, sha256: str) -> Path:
+        if not is_sha256_hex(sha256):
+            raise InputError(f"not a sha256 hex digest: {sha256!r}")
+        return self.root / "sha256" / sha256
+
+    def has(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def open_verified(self, sha256: str, size: int | None = None, what: str = "") -> VerifyingReader:
+        """Open an object for streaming; the digest is checked when the stream reaches its end."""
+        path = self.path_for(sha256)
+        if not path.is_file():
+            raise IntegrityError(
+                f"{what or sha256} is not in the store {self.root}",
+                hint="run `imagelock fetch` first (or drop --offline)",
+            )
+        return VerifyingReader(path, sha256, size, what or sha256)
+
+    def verify(self, sha256: str, size: int | None = None, what: str = "") -> Path:
+        """Hash a whole object now; return its path when it is intact."""
+        with self.open_verified(sha256, size, what) as r:
+            r.verify_rest()
+        return self.path_for(sha256)
+
+    def _tmp(self) -> tuple[int, str]:
+        tmpdir = self.root / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        (self.root / "sha256").mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=tmpdir, prefix="in-")
+
+    def add_chunks(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        sha256: str | None = None,
+        size: int | None = None,
+        what: str = "",
+    ) -> tuple[str, int]:
+        """Stream bytes into the store; with `sha256` given, refuse (and discard) any other bytes.
+
+        Returns (hex digest, size). Nothing is left behind on failure.
+        """
+        fd, tmp = self._tmp()
+        h = hashlib.sha256()
+        n = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    n += len(chunk)
+                    if size is not None and n > size:
+                        raise IntegrityError(
+                            f"{what or 'download'} is larger than its pinned size {size}",
+                            hint="the source serves different content than was locked",
+                        )
+                    h.update(chunk)
+                    f.write(chunk)
+            got = h.hexdigest()
+            if sha256 is not None and got != sha256:
+                raise IntegrityError(
+                    f"{what or 'download'} has sha256 {got}, expected {sha256}; discarded",
+                    hint="the source serves different content than was locked: check the mirror, "
+                    "or re-lock if the change is intended",
+                )
+            if size is not None and n != size:
+                raise IntegrityError(f"{what or 'download'} has {n} bytes, expected {size}")
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, self.path_for(got))
+            return got, n
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def add_file(self, path: str | Path, *, sha256: str | None = None, what: str = "") -> tuple[str, int]:
+        with open(path, "rb") as f:
+            return self.add_chunks(iter(lambda: f.read(CHUNK), b""), sha256=sha256, what=what)
