@@ -128,9 +128,9 @@ def lock(
         from .mirrors import parse_cli_mirrors
 
         spec_path = _spec_path(spec)
-        lk = make_lock(spec_path, store=_store(store), cli_mirrors=parse_cli_mirrors(mirror or []),
-                       offline=offline)
         out = output or spec_path.parent / LOCK_FILENAME
+        lk = make_lock(spec_path, store=_store(store), cli_mirrors=parse_cli_mirrors(mirror or []),
+                       offline=offline, lock_dir=out.absolute().parent)
         new = lock_bytes(lk)
         changed = not out.is_file() or out.read_bytes() != new
         if check:

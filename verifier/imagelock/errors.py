@@ -36,13 +36,17 @@ class ImagelockError(Exception):
         self.line = line
         self.field = field
         self.hint = hint
+        # Set when the message already names its places (a list of validation errors).
+        self.located = False
 
     def render(self) -> str:
         """One human-readable block: `file:line: field: message` then the hint."""
         where = ""
-        if self.path:
+        if self.located:
+            pass
+        elif self.path:
             where = self.path + (f":{self.line}" if self.line else "") + ": "
-        if self.field:
+        if self.field and not self.located:
             where += f"{self.field}: "
         text = f"error: {where}{self.message}"
         if self.hint:

@@ -137,8 +137,13 @@ def make_lock(
     store: Store,
     cli_mirrors: Mapping[str, list[str]],
     offline: bool = False,
+    lock_dir: Path | None = None,
 ) -> Lock:
-    """Resolve the spec at `spec_path` into a complete lock (expected digests included)."""
+    """Resolve the spec at `spec_path` into a complete lock (expected digests included).
+
+    `lock_dir` is where the lock will be written (default: beside the spec); the lock names the
+    spec and the context relative to it.
+    """
     spec = load_spec(spec_path)
     digest, sections = spec_digests(spec)
     layers = layer_order(spec)
@@ -147,15 +152,15 @@ def make_lock(
         pin_download(d, i, store, http_sources, cli_mirrors, "files", offline=offline)
         for i, d in enumerate(spec.contents.downloads)
     ]
-    lock_dir = spec_path.parent
+    lock_dir = lock_dir or spec_path.parent
     comp = current_compression()
     lock = Lock(
         lock_version=LOCK_VERSION,
         tool=ToolInfo(name="imagelock", version=__version__),
-        spec=spec_path.name,
+        spec=Path(os.path.relpath(spec_path, lock_dir)).as_posix(),
         spec_digest=digest,
         spec_sections=sections,
-        context=os.path.relpath(context_dir(spec, spec_path), lock_dir),
+        context=Path(os.path.relpath(context_dir(spec, spec_path), lock_dir)).as_posix(),
         source_date_epoch=source_date_epoch(spec),
         image=ImageInfo(name=spec.image.name, tag=spec.image.tag),
         platforms=spec.image.platforms,

@@ -98,9 +98,11 @@ def validation_error(path: Path, exc: ValidationError, node: yaml.Node | None, w
             first_line, first_field = line, fld
         lines.append(f"{path}:{line or '?'}: {fld}: {_describe(err)}")
     more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-    message = f"{what} is not valid:\n  " + "\n  ".join(lines) + more
-    return InputError(message, path=path, line=first_line, field=first_field,
-                      hint=f"fix the {what} and run again; spec/README.md lists every field")
+    message = f"{what} {path} is not valid:\n  " + "\n  ".join(lines) + more
+    err = InputError(message, path=path, line=first_line, field=first_field,
+                     hint=f"fix the {what} and run again; spec/README.md lists every field")
+    err.located = True
+    return err
 
 
 def load_yaml_model(path: Path, model: type[M], what: str) -> M:

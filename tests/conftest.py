@@ -1,0 +1,25 @@
+"""Shared fixtures. One store of downloaded inputs is shared by the whole run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO  # noqa: F401  (re-exported for tests)
+
+
+@pytest.fixture(scope="session")
+def shared_store() -> Path:
+    """The store shared by all tests that only read pinned inputs (IMAGELOCK_TEST_STORE)."""
+    root = Path(os.environ.get("IMAGELOCK_TEST_STORE", "/tmp/imagelock-test-store"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def store_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a subprocess with a private, empty store."""
+    yield {"IMAGELOCK_STORE": str(tmp_path / "store"), "IMAGELOCK_HTTP_BACKOFF": "0.05"}
