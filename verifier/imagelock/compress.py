@@ -21,6 +21,9 @@ from isal import isal_zlib
 ALGORITHM = "gzip"
 LEVEL = 1
 IMPLEMENTATION = "python-isal"
+# ISA-L (unlike zlib) gives different streams for the same input split differently across
+# compress() calls: the input is always handed over in pieces of exactly this size.
+ENCODER_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,10 @@ def current() -> Compression:
 
 
 class GzipStream:
-    """Incremental gzip: a 10-byte header with mtime 0, no name, OS byte 255, then deflate."""
+    """Incremental gzip: a 10-byte header with mtime 0, no name, OS byte 255, then deflate.
+
+    Callers that need reproducible bytes feed it ENCODER_BLOCK pieces (see build/layer.py).
+    """
 
     def __init__(self, level: int = LEVEL) -> None:
         # wbits 31 = gzip container; ISA-L writes the fixed header described above.

@@ -21,7 +21,8 @@ EntryType = Literal["file", "dir", "symlink", "hardlink", "whiteout"]
 class Content(Protocol):
     """Where a regular file's bytes come from; opened once, when the layer is written."""
 
-    size: int
+    @property
+    def size(self) -> int: ...
 
     def open(self) -> BinaryIO: ...
 

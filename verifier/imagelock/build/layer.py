@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..compress import GzipStream
+from ..compress import ENCODER_BLOCK, GzipStream
 from ..digest import CHUNK
 from ..errors import ImagelockError, InputError
 from .entry import Entry
@@ -37,48 +39,111 @@ def sort_key(path: str) -> bytes:
     return path.encode("utf-8")
 
 
+class _Stage(threading.Thread):
+    """One stage of the layer pipeline on its own thread: hashlib and ISA-L release the GIL on
+    large buffers, so reading and verifying inputs, hashing the tar stream (diff_id) and
+    compressing run on all cores. Queues are bounded: only a few blocks are ever in memory,
+    whatever the layer size."""
+
+    def __init__(self, name: str, work: Callable[[memoryview], None], finish: Callable[[], None]) -> None:
+        super().__init__(daemon=True, name=name)
+        self.queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=4)
+        self._work = work
+        self._finish = finish
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        done = False
+        try:
+            while (block := self.queue.get()) is not None:
+                self._work(block)
+            done = True
+            self._finish()
+        except BaseException as e:  # noqa: BLE001 - handed to the producing thread
+            self.error = e
+            while not done and self.queue.get() is not None:  # let the producer finish
+                pass
+
+    def put(self, block: memoryview | None) -> None:
+        self.queue.put(block)
+
+    def stop(self) -> None:
+        if self.is_alive():
+            self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
 class _Sink:
-    """Fans the tar stream out to the diff_id hash, the compressor and optional files."""
+    """Takes the tar stream and feeds the diff_id stage and the compressor stage, in exact
+    ENCODER_BLOCK pieces: ISA-L's output depends on how its input is split into calls
+    (spec/README.md §8)."""
 
     def __init__(self, blob: BinaryIO, tar: BinaryIO | None) -> None:
         self.diff = hashlib.sha256()
         self.comp = hashlib.sha256()
-        self.gz = GzipStream()
-        self.blob = blob
-        self.tar = tar
         self.tar_size = 0
         self.blob_size = 0
+        self._blob = blob
+        self._tar = tar
+        self._gz = GzipStream()
         self._pending: list[bytes] = []
         self._pending_len = 0
+        self._hasher = _Stage("imagelock-diffid", self._hash, lambda: None)
+        self._compressor = _Stage("imagelock-gzip", self._compress, self._flush)
+        self._hasher.start()
+        self._compressor.start()
 
-    def write(self, data: bytes) -> None:
-        # Small header writes are batched so the compressor sees large chunks.
-        self._pending.append(data)
-        self._pending_len += len(data)
-        if self._pending_len >= CHUNK:
-            self._drain()
+    def _hash(self, block: memoryview) -> None:
+        self.diff.update(block)
+        self.tar_size += len(block)
+        if self._tar is not None:
+            self._tar.write(block)
 
-    def _drain(self) -> None:
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
-        self._pending_len = 0
-        self.diff.update(data)
-        self.tar_size += len(data)
-        if self.tar is not None:
-            self.tar.write(data)
-        self._emit(self.gz.compress(data))
+    def _compress(self, block: memoryview) -> None:
+        self._emit(self._gz.compress(block))
+
+    def _flush(self) -> None:
+        self._emit(self._gz.flush())
 
     def _emit(self, out: bytes) -> None:
         if out:
             self.comp.update(out)
-            self.blob.write(out)
+            self._blob.write(out)
             self.blob_size += len(out)
 
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_len += len(data)
+        if self._pending_len >= ENCODER_BLOCK:
+            self._drain(final=False)
+
+    def _drain(self, *, final: bool) -> None:
+        if not self._pending:
+            return
+        data = memoryview(b"".join(self._pending))
+        whole = len(data) if final else len(data) - len(data) % ENCODER_BLOCK
+        for off in range(0, whole, ENCODER_BLOCK):
+            block = data[off : off + ENCODER_BLOCK]
+            self._hasher.put(block)
+            self._compressor.put(block)
+        rest = bytes(data[whole:])
+        self._pending = [rest] if rest else []
+        self._pending_len = len(rest)
+
     def close(self) -> None:
-        self._drain()
-        self._emit(self.gz.flush())
+        """Finish the stream; digests and sizes are then final."""
+        self._drain(final=True)
+        self._hasher.stop()
+        self._compressor.stop()
+
+    def abort(self) -> None:
+        for stage in (self._hasher, self._compressor):
+            try:
+                stage.stop()
+            except BaseException:  # noqa: BLE001 - the first error is the one reported
+                pass
 
 
 def _copy_content(entry: Entry, sink: _Sink) -> None:
@@ -123,24 +188,11 @@ def write_layer(
             open(tar_path, "wb") if tar_path is not None else _Null()
         ) as tar:
             sink = _Sink(blob, tar if tar_path is not None else None)
-            for e in ordered:
-                size = e.size
-                sink.write(
-                    entry_header(
-                        path=e.path,
-                        type=e.type,
-                        mode=e.mode,
-                        uid=e.uid,
-                        gid=e.gid,
-                        size=size,
-                        mtime=mtime,
-                        linkname=e.linkname,
-                    )
-                )
-                if e.type == "file" and size:
-                    _copy_content(e, sink)
-                    sink.write(padding(size))
-            sink.write(END_OF_ARCHIVE)
+            try:
+                _write_entries(ordered, sink, mtime)
+            except BaseException:
+                sink.abort()
+                raise
             sink.close()
     except (ImagelockError, OSError):
         blob_path.unlink(missing_ok=True)
@@ -155,6 +207,27 @@ def write_layer(
         blob_path=blob_path,
         tar_path=tar_path,
     )
+
+
+def _write_entries(ordered: list[Entry], sink: _Sink, mtime: int) -> None:
+    for e in ordered:
+        size = e.size
+        sink.write(
+            entry_header(
+                path=e.path,
+                type=e.type,
+                mode=e.mode,
+                uid=e.uid,
+                gid=e.gid,
+                size=size,
+                mtime=mtime,
+                linkname=e.linkname,
+            )
+        )
+        if e.type == "file" and size:
+            _copy_content(e, sink)
+            sink.write(padding(size))
+    sink.write(END_OF_ARCHIVE)
 
 
 class _Null:
