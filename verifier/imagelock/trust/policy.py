@@ -1,0 +1,641 @@
+"""Evaluate a consumer's policy against the attestations that travel with an image.
+
+Two stages, so every refusal has a reason:
+
+1. Each attestation is checked on its own (signature by a trusted signer of the right role,
+   in-toto payload, subject = this image's manifest digest, known predicate, fresh enough).
+   One that fails any check is not counted, and its note says why.
+2. The rules (composable objects, combined with `AllOf`) look only at counted attestations.
+
+Fails closed: the policy passes only if every rule passes on counted attestations, so nothing
+unknown, unsigned, tampered, stale or about another image can ever help an image pass. A
+malformed policy or attestation file is an InputError (exit 2) naming the file and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from sigstore.models import Bundle, TrustedRoot
+
+from ..errors import ImagelockError, InputError, VerificationFailed
+from ..formats.attestation import (
+    DSSE_INTOTO_PAYLOAD_TYPE,
+    PROVENANCE_PREDICATE_TYPE,
+    VSA_PREDICATE_TYPE,
+    DSSEEnvelope,
+    Statement,
+)
+from ..formats.load import load_yaml_model
+from ..formats.policy import (
+    AttestationNote,
+    Policy,
+    PolicyResult,
+    RuleOutcome,
+    TrustedSigner,
+)
+from .dsse import parse_envelope, payload_of, verified_keyids
+from .keys import PublicKey, load_public_key, load_public_key_file
+from .provenance import lock_digest_of, parse_provenance
+from .sigstore_bundle import (
+    SigstoreIdentity,
+    is_dsse_bundle,
+    is_sigstore_bundle,
+    load_bundle,
+    load_trusted_root,
+    verify_dsse,
+)
+from .statement import names_subject, parse_statement, sha256_hex
+from .vsa import lock_digest_of_vsa, match_of, parse_vsa
+
+Role = Literal["vendor", "rebuilder"]
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future an attestation's time may be before it is refused as impossible."""
+
+
+# --- the loaded policy ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A trusted signer from the policy, with its key read and checked."""
+
+    name: str
+    role: Role
+    key: PublicKey | None = None
+    identity: SigstoreIdentity | None = None
+    attests_as: str | None = None  # builder.id (vendors) or verifier.id (rebuilders), if pinned
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A policy whose keys and trusted root were read: ready to evaluate, no more I/O needed."""
+
+    policy: Policy
+    signers: tuple[Signer, ...]
+    trusted_root: TrustedRoot | None = None
+    source: str = "<policy>"
+
+    def public_keys(self) -> list[PublicKey]:
+        return [s.key for s in self.signers if s.key is not None]
+
+    def identities(self) -> list[SigstoreIdentity]:
+        seen: list[SigstoreIdentity] = []
+        for s in self.signers:
+            if s.identity is not None and s.identity not in seen:
+                seen.append(s.identity)
+        return seen
+
+
+def load_policy(path: str | Path) -> LoadedPolicy:
+    """Read `policy.yaml` and everything it names (keys, trusted root), relative to its folder."""
+    p = Path(path)
+    model = load_yaml_model(p, Policy, "policy")
+    return resolve_policy(model, base_dir=p.parent, source=str(p))
+
+
+def resolve_policy(model: Policy, *, base_dir: Path, source: str = "<policy>") -> LoadedPolicy:
+    """Read the keys and the trusted root a validated policy names."""
+    signers: list[Signer] = []
+    for i, v in enumerate(model.vendors):
+        signers.append(_signer(v, "vendor", v.builder_id, base_dir, f"vendors[{i}]", source))
+    for i, r in enumerate(model.rebuilders.trusted):
+        signers.append(
+            _signer(r, "rebuilder", r.verifier_id, base_dir, f"rebuilders.trusted[{i}]", source)
+        )
+    _one_name_per_signer(signers, source)
+    root = None
+    if model.trusted_root:
+        try:
+            root = load_trusted_root(base_dir / model.trusted_root)
+        except InputError as exc:
+            exc.field = "trusted_root"
+            raise
+    return LoadedPolicy(model, tuple(signers), root, source)
+
+
+def _signer(
+    entry: TrustedSigner, role: Role, attests_as: str | None, base: Path, field_: str, source: str
+) -> Signer:
+    if entry.sigstore is not None:
+        ident = SigstoreIdentity(entry.sigstore.identity, entry.sigstore.issuer)
+        return Signer(entry.name, role, identity=ident, attests_as=attests_as)
+    try:
+        if entry.key is not None:
+            key = load_public_key_file(base / entry.key)
+        else:
+            key = load_public_key((entry.pem or "").encode("utf-8"), path=source)
+    except InputError as exc:
+        exc.field = f"{field_}.{'key' if entry.key is not None else 'pem'}"
+        raise
+    if entry.keyid is not None and entry.keyid != key.keyid:
+        raise InputError(
+            f"the key's keyid is {key.keyid}, not the pinned {entry.keyid}",
+            path=source,
+            field=f"{field_}.keyid",
+            hint="the key file was replaced, or the pin is wrong: check with the key's owner",
+        )
+    return Signer(entry.name, role, key=key, attests_as=attests_as)
+
+
+def _one_name_per_signer(signers: Sequence[Signer], source: str) -> None:
+    """One key or identity may not stand for two names in a role: that would count it twice."""
+    owner: dict[tuple[Role, str], str] = {}
+    for s in signers:
+        ident = s.key.keyid if s.key else str(s.identity)
+        other = owner.setdefault((s.role, ident), s.name)
+        if other != s.name:
+            raise InputError(
+                f"{s.role}s {other!r} and {s.name!r} share the same "
+                f"{'key' if s.key else 'sigstore identity'}; they would be counted twice",
+                path=source,
+                field="rebuilders.trusted" if s.role == "rebuilder" else "vendors",
+                hint="give each party its own key, or one name",
+            )
+
+
+# --- reading attestation files ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttestationSource:
+    """Attestation bytes that did not come from a file (e.g. an OCI referrer), with a label."""
+
+    label: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RawAttestation:
+    """One envelope or bundle, parsed but not yet trusted."""
+
+    source: str
+    sha256: str
+    envelope: DSSEEnvelope | None = None
+    bundle: Bundle | None = None
+
+
+def read_attestations(sources: Sequence[Path | str | AttestationSource]) -> list[RawAttestation]:
+    """Parse every attestation in the given files: JSON documents or `.intoto.jsonl` lines.
+
+    Each is a DSSE envelope or a sigstore bundle; anything else is an InputError, since a file
+    handed to `verify` that cannot be read is a mistake the user should hear about.
+    """
+    out: list[RawAttestation] = []
+    for src in sources:
+        if isinstance(src, AttestationSource):
+            label, data = src.label, src.data
+        else:
+            label = str(src)
+            try:
+                data = Path(src).read_bytes()
+            except OSError as exc:
+                raise InputError(
+                    f"cannot read the attestation: {exc.strerror}", path=label
+                ) from exc
+        out.extend(_parse_file(label, data))
+    return out
+
+
+def _parse_file(label: str, data: bytes) -> list[RawAttestation]:
+    try:
+        return [_parse_doc(label, None, data, json.loads(data))]
+    except json.JSONDecodeError:
+        pass
+    except UnicodeDecodeError as exc:
+        raise InputError("not UTF-8 JSON", path=label, hint="give an attestation file") from exc
+    found = []
+    for n, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(
+                f"not JSON: {exc}",
+                path=label,
+                line=n,
+                hint="give a DSSE envelope, a sigstore bundle, or JSON lines of them",
+            ) from exc
+        found.append(_parse_doc(label, n, line, doc))
+    if not found:
+        raise InputError("the attestation file is empty", path=label)
+    return found
+
+
+def _parse_doc(label: str, line: int | None, raw: bytes, doc: Any) -> RawAttestation:
+    source = f"{label}:{line}" if line else label
+    digest = hashlib.sha256(raw.strip() if line else raw).hexdigest()
+    if isinstance(doc, dict) and is_sigstore_bundle(doc):
+        return RawAttestation(source, digest, bundle=load_bundle(raw, path=label, line=line))
+    if isinstance(doc, dict) and "payloadType" in doc:
+        return RawAttestation(source, digest, envelope=parse_envelope(doc, path=label, line=line))
+    raise InputError(
+        "neither a DSSE envelope nor a sigstore bundle",
+        path=label,
+        line=line,
+        field="payloadType",
+        hint="give the attestations written by `imagelock build`/`rebuild` or a sigstore client",
+    )
+
+
+# --- checking one attestation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counted:
+    """An attestation that passed every per-attestation check."""
+
+    source: str
+    predicate_type: str
+    signers: tuple[Signer, ...]
+    lock_digest: str
+    verdict: Literal["PASSED", "FAILED"] = "PASSED"
+
+
+class _NotCounted(Exception):
+    def __init__(
+        self, reason: str, predicate_type: str | None = None, signers: Sequence[Signer] = ()
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.predicate_type = predicate_type
+        self.signers = tuple(signers)
+
+
+def _signers_of(raw: RawAttestation, policy: LoadedPolicy) -> tuple[str, bytes, list[Signer]]:
+    """Payload type, payload and the trusted signers whose signature verified."""
+    if raw.envelope is not None:
+        env = raw.envelope
+        ids = verified_keyids(env, policy.public_keys())
+        if not ids:
+            trusted_ids = {k.keyid for k in policy.public_keys()}
+            if any(s.keyid in trusted_ids for s in env.signatures):
+                raise _NotCounted(
+                    "its signature names a trusted key but does not verify: the payload or the "
+                    "signature was modified"
+                )
+            raise _NotCounted("not signed by any key the policy trusts")
+        signers = [s for s in policy.signers if s.key is not None and s.key.keyid in ids]
+        return env.payload_type, payload_of(env), signers
+    assert raw.bundle is not None
+    if not is_dsse_bundle(raw.bundle):
+        raise _NotCounted("a sigstore message-signature bundle signs a file, not an attestation")
+    if policy.trusted_root is None:
+        raise _NotCounted("a sigstore bundle, but the policy names no trusted_root and no identity")
+    try:
+        verified = verify_dsse(
+            raw.bundle, trusted_root=policy.trusted_root, identities=policy.identities()
+        )
+    except VerificationFailed as exc:
+        raise _NotCounted(exc.message) from exc
+    signers = [s for s in policy.signers if s.identity in verified.signers]
+    return verified.payload_type, verified.payload, signers
+
+
+def _check(raw: RawAttestation, policy: LoadedPolicy, manifest_hex: str, now: datetime) -> Counted:
+    payload_type, payload, signers = _signers_of(raw, policy)
+    names = sorted({s.name for s in signers})
+    if payload_type != DSSE_INTOTO_PAYLOAD_TYPE:
+        raise _NotCounted(
+            f"payload type {payload_type!r} is not an in-toto statement", None, signers
+        )
+    try:
+        statement = parse_statement(payload)
+    except InputError as exc:
+        raise _NotCounted(
+            f"signed payload is not an in-toto Statement v1: {exc.message}", None, signers
+        ) from exc
+    ptype = statement.predicate_type
+    if not names_subject(statement, manifest_hex):
+        about = ", ".join(f"sha256:{s.sha256()}" for s in statement.subject)
+        raise _NotCounted(f"it is about {about}, not sha256:{manifest_hex}", ptype, signers)
+    if ptype == PROVENANCE_PREDICATE_TYPE:
+        return _check_provenance(raw, statement, signers, policy, now)
+    if ptype == VSA_PREDICATE_TYPE:
+        return _check_vsa(raw, statement, signers, policy, now)
+    raise _NotCounted(
+        f"unknown predicate type {ptype!r} (signed by {', '.join(names)})", ptype, signers
+    )
+
+
+def _check_provenance(
+    raw: RawAttestation, st: Statement, signers: list[Signer], policy: LoadedPolicy, now: datetime
+) -> Counted:
+    ptype = st.predicate_type
+    try:
+        prov = parse_provenance(st)
+        lock = lock_digest_of(prov)
+    except InputError as exc:
+        raise _NotCounted(f"unusable provenance: {exc.message}", ptype, signers) from exc
+    builder = prov.run_details.builder.id
+    vendors = [s for s in signers if s.role == "vendor"]
+    if not vendors:
+        raise _NotCounted("provenance counts only when a trusted vendor signed it", ptype, signers)
+    vendors = [s for s in vendors if s.attests_as in (None, builder)]
+    if not vendors:
+        raise _NotCounted(
+            f"builder.id {builder!r} is not the one the policy pins for this vendor", ptype, signers
+        )
+    meta = prov.run_details.metadata
+    when = (meta.finished_on or meta.started_on) if meta else None
+    _fresh(when, policy, now, ptype, vendors)
+    return Counted(raw.source, ptype, tuple(vendors), lock)
+
+
+def _check_vsa(
+    raw: RawAttestation, st: Statement, signers: list[Signer], policy: LoadedPolicy, now: datetime
+) -> Counted:
+    ptype = st.predicate_type
+    try:
+        vsa = parse_vsa(st)
+    except InputError as exc:
+        raise _NotCounted(f"unusable verification summary: {exc.message}", ptype, signers) from exc
+    rebuilders = [s for s in signers if s.role == "rebuilder"]
+    if not rebuilders:
+        raise _NotCounted("a VSA counts only when a trusted rebuilder signed it", ptype, signers)
+    rebuilders = [s for s in rebuilders if s.attests_as in (None, vsa.verifier.id)]
+    if not rebuilders:
+        raise _NotCounted(
+            f"verifier.id {vsa.verifier.id!r} is not the one the policy pins for this rebuilder",
+            ptype,
+            signers,
+        )
+    lock = lock_digest_of_vsa(vsa)
+    if lock is None:
+        raise _NotCounted("the VSA names no lock (policy.digest.sha256)", ptype, rebuilders)
+    _fresh(vsa.time_verified, policy, now, ptype, rebuilders)
+    if vsa.verification_result == "FAILED":
+        return Counted(raw.source, ptype, tuple(rebuilders), lock, "FAILED")
+    match = match_of(vsa)
+    if match is None:
+        raise _NotCounted(
+            "the VSA says PASSED but not which match it saw (no IMAGELOCK_REPRODUCED_* level)",
+            ptype,
+            rebuilders,
+        )
+    if match == "content" and not policy.policy.rebuilders.accept_reproduced_content:
+        raise _NotCounted(
+            "a content-only match (compressed bytes differ); the policy does not set "
+            "rebuilders.accept_reproduced_content",
+            ptype,
+            rebuilders,
+        )
+    return Counted(raw.source, ptype, tuple(rebuilders), lock)
+
+
+def _fresh(
+    when: datetime | None,
+    policy: LoadedPolicy,
+    now: datetime,
+    ptype: str,
+    signers: Sequence[Signer],
+) -> None:
+    if when is not None and when > now + CLOCK_SKEW:
+        raise _NotCounted(f"its time {when.isoformat()} is in the future", ptype, signers)
+    limit = policy.policy.max_age_seconds()
+    if limit is None:
+        return
+    if when is None:
+        raise _NotCounted("it carries no time, and the policy sets max_age", ptype, signers)
+    age = now - when
+    if age > timedelta(seconds=limit):
+        raise _NotCounted(
+            f"expired: {_human(age)} old, the policy allows {_human(timedelta(seconds=limit))}",
+            ptype,
+            signers,
+        )
+
+
+def _human(d: timedelta) -> str:
+    s = int(d.total_seconds())
+    if s >= 86400:
+        return f"{s / 86400:.1f} days"
+    if s >= 3600:
+        return f"{s / 3600:.1f} hours"
+    return f"{s} seconds"
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The counted attestations the rules judge."""
+
+    counted: tuple[Counted, ...]
+
+    def of_type(self, predicate_type: str) -> list[Counted]:
+        return [c for c in self.counted if c.predicate_type == predicate_type]
+
+
+class Rule(Protocol):
+    """One requirement of the policy."""
+
+    def check(self, evidence: Evidence) -> list[RuleOutcome]: ...
+
+
+@dataclass(frozen=True)
+class RequirePredicate:
+    """At least one counted attestation of this predicate type."""
+
+    predicate_type: str
+
+    def check(self, evidence: Evidence) -> list[RuleOutcome]:
+        found = evidence.of_type(self.predicate_type)
+        if found:
+            who = sorted({s.name for c in found for s in c.signers})
+            return [_ok(f"require:{self.predicate_type}", f"present, signed by {', '.join(who)}")]
+        return [
+            _no(
+                f"require:{self.predicate_type}",
+                f"no trusted, valid attestation of type {self.predicate_type} for this image",
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class RebuilderThreshold:
+    """At least k distinct trusted rebuilders reproduced the image (each counted once)."""
+
+    threshold: int
+
+    def check(self, evidence: Evidence) -> list[RuleOutcome]:
+        who = sorted(
+            {
+                s.name
+                for c in evidence.of_type(VSA_PREDICATE_TYPE)
+                if c.verdict == "PASSED"
+                for s in c.signers
+            }
+        )
+        text = f"{len(who)} of {self.threshold} required distinct rebuilders reproduced the image"
+        if who:
+            text += f" ({', '.join(who)})"
+        return [(_ok if len(who) >= self.threshold else _no)("rebuilder-threshold", text)]
+
+
+@dataclass(frozen=True)
+class NoFailedRebuild:
+    """No trusted rebuilder says the rebuild did not match: one credible 'no' vetoes."""
+
+    def check(self, evidence: Evidence) -> list[RuleOutcome]:
+        failed = sorted(
+            {
+                s.name
+                for c in evidence.of_type(VSA_PREDICATE_TYPE)
+                if c.verdict == "FAILED"
+                for s in c.signers
+            }
+        )
+        if failed:
+            return [
+                _no("no-failed-rebuild", f"trusted rebuilder(s) {', '.join(failed)} report FAILED")
+            ]
+        return [_ok("no-failed-rebuild", "no trusted rebuilder reports a failed rebuild")]
+
+
+@dataclass(frozen=True)
+class LockAgreement:
+    """The vendor's provenance and every rebuilder's VSA name the same lock."""
+
+    def check(self, evidence: Evidence) -> list[RuleOutcome]:
+        by_lock: dict[str, list[str]] = {}
+        for c in evidence.counted:
+            if c.verdict != "PASSED":
+                continue
+            kind = "provenance" if c.predicate_type == PROVENANCE_PREDICATE_TYPE else "VSA"
+            for s in c.signers:
+                by_lock.setdefault(c.lock_digest, []).append(f"{kind} by {s.name}")
+        if len(by_lock) <= 1:
+            lock = next(iter(by_lock), None)
+            return [
+                _ok("lock-agreement", f"all name lock sha256:{lock}" if lock else "no lock named")
+            ]
+        parts = [f"sha256:{d[:16]}… ({', '.join(sorted(w))})" for d, w in sorted(by_lock.items())]
+        return [_no("lock-agreement", "attestations name different locks: " + "; ".join(parts))]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every child rule must pass; all are evaluated so every failure is reported."""
+
+    children: tuple[Rule, ...]
+
+    def check(self, evidence: Evidence) -> list[RuleOutcome]:
+        if not self.children:
+            return [_no("all-of", "a policy with no rules accepts nothing")]
+        return [o for r in self.children for o in r.check(evidence)]
+
+
+def rules_for(policy: Policy) -> AllOf:
+    """The rules a policy file means."""
+    rules: list[Rule] = [RequirePredicate(t) for t in policy.required_predicate_types]
+    rules += [RebuilderThreshold(policy.rebuilders.threshold), NoFailedRebuild(), LockAgreement()]
+    return AllOf(tuple(rules))
+
+
+def _ok(rule: str, reason: str) -> RuleOutcome:
+    return RuleOutcome(rule=rule, passed=True, reason=reason)
+
+
+def _no(rule: str, reason: str) -> RuleOutcome:
+    return RuleOutcome(rule=rule, passed=False, reason=reason)
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(
+    policy: LoadedPolicy,
+    *,
+    subject_name: str,
+    manifest_digest: str,
+    attestations: Sequence[Path | str | AttestationSource | RawAttestation],
+    now: datetime,
+) -> PolicyResult:
+    """Judge one image (name + manifest digest) by the attestations given, at time `now`.
+
+    Raises InputError for an unreadable or malformed attestation file; every other problem is
+    a reason in the result. Use `require_pass` to turn a refusal into VerificationFailed.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    manifest_hex = sha256_hex(manifest_digest, field="manifest digest")
+    raws = [a for a in attestations if isinstance(a, RawAttestation)]
+    raws += read_attestations([a for a in attestations if not isinstance(a, RawAttestation)])
+    counted: list[Counted] = []
+    notes: list[AttestationNote] = []
+    for raw in raws:
+        try:
+            c = _check(raw, policy, manifest_hex, now)
+        except _NotCounted as nc:
+            notes.append(_note(raw, nc.predicate_type, nc.signers, False, nc.reason))
+            continue
+        except ImagelockError as exc:  # e.g. base64 that only fails on use: still a refusal
+            notes.append(_note(raw, None, (), False, exc.message))
+            continue
+        counted.append(c)
+        reason = "counted" if c.verdict == "PASSED" else "counted: the rebuilder reports FAILED"
+        notes.append(_note(raw, c.predicate_type, c.signers, True, reason))
+    outcomes = rules_for(policy.policy).check(Evidence(tuple(counted)))
+    return PolicyResult(
+        passed=all(o.passed for o in outcomes),
+        subject_name=subject_name,
+        subject_digest=f"sha256:{manifest_hex}",
+        rules=outcomes,
+        attestations=notes,
+    )
+
+
+def require_pass(result: PolicyResult, *, policy_source: str | None = None) -> None:
+    """Raise VerificationFailed (exit 1) naming the failed rules, if the policy refused."""
+    if result.passed:
+        return
+    failed = [f"{o.rule}: {o.reason}" for o in result.rules if not o.passed]
+    raise VerificationFailed(
+        f"policy refused {result.subject_name}@{result.subject_digest}: " + "; ".join(failed),
+        path=policy_source,
+        hint="see the per-attestation notes (`--json`) for why attestations were not counted",
+    )
+
+
+def _note(
+    raw: RawAttestation, ptype: str | None, signers: Sequence[Signer], counted: bool, reason: str
+) -> AttestationNote:
+    return AttestationNote(
+        source=raw.source,
+        sha256=raw.sha256,
+        predicate_type=ptype,
+        signers=sorted({s.name for s in signers}),
+        counted=counted,
+        reason=reason,
+    )
+
+
+__all__ = [
+    "AllOf",
+    "AttestationSource",
+    "Counted",
+    "Evidence",
+    "LoadedPolicy",
+    "LockAgreement",
+    "NoFailedRebuild",
+    "RawAttestation",
+    "RebuilderThreshold",
+    "RequirePredicate",
+    "Rule",
+    "Signer",
+    "evaluate",
+    "load_policy",
+    "read_attestations",
+    "require_pass",
+    "resolve_policy",
+    "rules_for",
+]
