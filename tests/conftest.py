@@ -10,6 +10,8 @@ import pytest
 
 from helpers import REPO  # noqa: F401  (re-exported for tests)
 
+pytest_plugins = ["conftest_debian"]
+
 
 @pytest.fixture(scope="session")
 def shared_store() -> Path:

@@ -1,0 +1,98 @@
+"""Fixtures for the Debian lock tests: one shared store of downloads, the real archive, and apt.
+
+Load from tests/conftest.py with `pytest_plugins = ["conftest_debian"]` (or run pytest with
+`-p conftest_debian` and tests/ on PYTHONPATH).
+The store lives at $IMAGELOCK_TEST_STORE (default /tmp/imagelock-test-store) and is shared by
+every test and every run, so indexes are downloaded and parsed once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+from imagelock.formats.debian import DEFAULT_KEYRING
+from imagelock.resolve.debian.apt_sources import machine_mirrors
+from imagelock.store import Store
+
+__all__ = ["apt_oracle", "debian_mirror", "debian_store", "security_mirror"]
+
+
+@pytest.fixture(scope="session")
+def debian_store() -> Store:
+    """The store of downloads shared by all tests (and kept between runs)."""
+    return Store(os.environ.get("IMAGELOCK_TEST_STORE", "/tmp/imagelock-test-store"))
+
+
+def _mirror(suite: str) -> str:
+    mirrors = machine_mirrors(suite)
+    if not mirrors:
+        pytest.skip(f"no apt source on this machine lists {suite}")
+    return mirrors[0]
+
+
+@pytest.fixture(scope="session")
+def debian_mirror() -> str:
+    """Base URL of the machine's mirror for bookworm (from its apt sources)."""
+    return _mirror("bookworm")
+
+
+@pytest.fixture(scope="session")
+def security_mirror() -> str:
+    """Base URL of the machine's mirror for bookworm-security."""
+    return _mirror("bookworm-security")
+
+
+AptOracle = Callable[[Sequence[str]], dict[str, str]]
+
+
+@pytest.fixture(scope="session")
+def apt_oracle(tmp_path_factory: pytest.TempPathFactory, debian_mirror: str) -> Iterator[AptOracle]:
+    """apt itself, in a private root with an empty dpkg status, resolving bookworm main.
+
+    Returns a function: package names -> {name: version} that `apt-get install -s` would
+    install (no Recommends, one architecture).
+    """
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not installed")
+    root = tmp_path_factory.mktemp("aptroot")
+    for d in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d",
+              "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/lib/dpkg"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/dpkg/status").write_text("")
+    (root / "sources.list").write_text(
+        f"deb [signed-by={DEFAULT_KEYRING}] {debian_mirror} bookworm main\n")
+    conf = root / "apt.conf"
+    conf.write_text("\n".join([
+        f'Dir "{root}/";',
+        f'Dir::State::status "{root}/var/lib/dpkg/status";',
+        f'Dir::Etc::sourcelist "{root}/sources.list";',
+        f'Dir::Etc::sourceparts "{root}/etc/apt/sources.list.d";',
+        f'Dir::Etc::parts "{root}/etc/apt/apt.conf.d";',
+        f'Dir::Etc::preferencesparts "{root}/etc/apt/preferences.d";',
+        'APT::Architecture "amd64";',
+        'APT::Architectures { "amd64"; };',
+        'APT::Install-Recommends "false";',
+        'APT::Install-Suggests "false";',
+        'Acquire::Check-Valid-Until "false";',
+        'Acquire::Languages "none";',
+        'Debug::NoLocking "true";',
+    ]) + "\n")
+    env = {**os.environ, "APT_CONFIG": str(conf), "LANG": "C"}
+    subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+
+    def oracle(names: Sequence[str]) -> dict[str, str]:
+        proc = subprocess.run(["apt-get", "install", "-s", "-q", *names], env=env,
+                              capture_output=True, text=True, check=True)
+        out: dict[str, str] = {}
+        for line in proc.stdout.splitlines():
+            if line.startswith("Inst "):
+                # Inst NAME (VERSION SUITE [ARCH]) ...
+                words = line.split()
+                out[words[1]] = words[2].lstrip("(")
+        return out
+
+    yield oracle
