@@ -118,19 +118,34 @@ def lock(
     offline: OfflineOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Do not write: exit 1 if the existing lock "
                      "differs from what locking now would write.")] = False,
+    upgrade: Annotated[list[str] | None, typer.Option("--upgrade", metavar="PACKAGE", help="Move "
+                       "this Debian package to the newest version the sources offer (and what that "
+                       "newly needs); every other pin of the existing lock stays. Repeatable.")] = None,
+    upgrade_all: Annotated[bool, typer.Option("--upgrade-all", help="Ignore the existing lock's "
+                           "pins and resolve everything afresh.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Resolve a spec into a lock: pin every input by sha256 and record the digests the build
-    must produce. The lock is byte-stable: locking the same inputs again writes the same bytes."""
+    must produce. An existing lock's Debian pins are kept unless named with --upgrade (or no
+    longer needed). The lock is byte-stable: the same inputs write the same bytes."""
 
     def body() -> None:
-        from .lockfile import lock_bytes, make_lock, write_lock
+        from .errors import InputError
+        from .lockfile import lock_bytes, make_lock, read_lock, write_lock
         from .mirrors import parse_cli_mirrors
 
         spec_path = _spec_path(spec)
         out = output or spec_path.parent / LOCK_FILENAME
+        previous = None
+        notes = []
+        if out.is_file() and not upgrade_all:
+            try:
+                previous = read_lock(out)
+            except InputError as e:
+                notes.append(f"existing lock not readable, resolving afresh: {e.message}")
         lk = make_lock(spec_path, store=_store(store), cli_mirrors=parse_cli_mirrors(mirror or []),
-                       offline=offline, lock_dir=out.absolute().parent)
+                       offline=offline, lock_dir=out.absolute().parent, previous=previous,
+                       upgrade=upgrade or [])
         new = lock_bytes(lk)
         changed = not out.is_file() or out.read_bytes() != new
         if check:
@@ -143,7 +158,7 @@ def lock(
         write_lock(lk, out)
         data = {"lock": str(out), "changed": changed,
                 "expected": {k: v.model_dump() for k, v in lk.expected.items()}}
-        lines = [f"{'wrote' if changed else 'unchanged'} {out}"]
+        lines = [f"{'wrote' if changed else 'unchanged'} {out}"] + [f"note: {n}" for n in notes]
         for plat, exp in lk.expected.items():
             lines += [f"  {plat}", f"    config   {exp.config_digest}",
                       f"    manifest {exp.manifest_digest}"]
@@ -210,6 +225,28 @@ def build(
                          cli_mirrors=mirror or [], offline=offline)
         _emit(json_out, res.as_json(), res.human())
         if res.verdict == "mismatch":
+            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+
+    _run(json_out, body)
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The old lock (file or directory).")],
+    new: Annotated[Path, typer.Argument(help="The new lock (file or directory).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """What changed between two locks, made for review: Debian packages added, removed, upgraded,
+    downgraded or with changed bytes; context files, downloads and paths; image settings; and the
+    expected digests. Exit 0 when they are the same, 1 when they differ."""
+
+    def body() -> None:
+        from .diff_locks import diff_locks, render_lock_diff
+        from .lockfile import read_lock
+
+        d = diff_locks(read_lock(_lock_path(old)), read_lock(_lock_path(new)))
+        _emit(json_out, d.as_json(), render_lock_diff(d))
+        if not d.empty:
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
 
     _run(json_out, body)

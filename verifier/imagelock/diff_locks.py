@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from debian.debian_support import Version
 
 from .formats.debian import DebianPackagePin
+from .formats.lock import Lock
 
 Key = tuple[str, str]
 
@@ -113,3 +114,98 @@ def render_debian_diff(d: DebianDiff) -> str:
     for kind, name, change, note in rows:
         lines.append(f"  {kind:<{w0}}  {name:<{w1}}  {change:<{w2}}  ({note})")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LockDiff:
+    """Everything that differs between two locks: packages per platform, other pins, config and
+    the expected digests."""
+
+    debian: dict[str, DebianDiff]
+    inputs: list[str]  # one line per changed context file, download or path
+    config: list[str]  # one line per changed runtime setting or image-wide field
+    expected: list[str]  # one line per platform whose expected digests changed
+
+    @property
+    def empty(self) -> bool:
+        return all(d.empty for d in self.debian.values()) and not (
+            self.inputs or self.config or self.expected)
+
+    def as_json(self) -> dict[str, object]:
+        return {"debian": {k: v.as_json() for k, v in self.debian.items()},
+                "inputs": self.inputs, "config": self.config, "expected": self.expected,
+                "empty": self.empty}
+
+
+def _keyed(items: Sequence[object], key: str) -> dict[str, dict[str, object]]:
+    out = {}
+    for it in items:
+        d = it.model_dump(mode="json", exclude_none=True)  # type: ignore[attr-defined]
+        out[str(d[key])] = d
+    return out
+
+
+def _dict_changes(kind: str, old: dict[str, dict[str, object]], new: dict[str, dict[str, object]]) -> list[str]:
+    lines = []
+    for k in sorted(old.keys() - new.keys()):
+        lines.append(f"- {kind} {k}")
+    for k in sorted(new.keys() - old.keys()):
+        lines.append(f"+ {kind} {k}")
+    for k in sorted(old.keys() & new.keys()):
+        if old[k] != new[k]:
+            fields = sorted(f for f in old[k].keys() | new[k].keys() if old[k].get(f) != new[k].get(f))
+            detail = ", ".join(f"{f}: {old[k].get(f)} -> {new[k].get(f)}" for f in fields)
+            lines.append(f"~ {kind} {k} ({detail})")
+    return lines
+
+
+def diff_locks(old: Lock, new: Lock) -> LockDiff:
+    debian = {}
+    for platform in sorted(old.debian.keys() | new.debian.keys()):
+        o = old.debian.get(platform)
+        n = new.debian.get(platform)
+        debian[platform] = diff_debian(o.packages if o else [], n.packages if n else [])
+    inputs = (
+        _dict_changes("file", _keyed(old.files, "dest"), _keyed(new.files, "dest"))
+        + _dict_changes("download", _keyed(old.downloads, "dest"), _keyed(new.downloads, "dest"))
+        + _dict_changes("path", _keyed(old.paths, "path"), _keyed(new.paths, "path"))
+    )
+    config = []
+    oc, nc = old.config.model_dump(mode="json"), new.config.model_dump(mode="json")
+    for f in sorted(oc.keys() | nc.keys()):
+        if oc.get(f) != nc.get(f):
+            config.append(f"~ config.{f}: {oc.get(f)} -> {nc.get(f)}")
+    for f in ("source_date_epoch", "image", "platforms", "layers", "compression", "accounts"):
+        a, b = getattr(old, f), getattr(new, f)
+        if a != b:
+            config.append(f"~ {f}: {_short(a)} -> {_short(b)}")
+    expected = []
+    for platform in sorted(old.expected.keys() | new.expected.keys()):
+        a, b = old.expected.get(platform), new.expected.get(platform)
+        if a is None or b is None or a != b:
+            expected.append(
+                f"~ {platform}: config {a.config_digest if a else '-'} -> {b.config_digest if b else '-'}; "
+                f"manifest {a.manifest_digest if a else '-'} -> {b.manifest_digest if b else '-'}")
+    return LockDiff(debian, inputs, config, expected)
+
+
+def _short(v: object) -> str:
+    if hasattr(v, "model_dump"):
+        return str(v.model_dump(mode="json"))
+    return str(v)
+
+
+def render_lock_diff(d: LockDiff) -> str:
+    if d.empty:
+        return "no differences"
+    parts = []
+    for platform, dd in d.debian.items():
+        if not dd.empty:
+            parts.append(f"Debian packages ({platform}):\n" + render_debian_diff(dd))
+    if d.inputs:
+        parts.append("Inputs:\n" + "\n".join("  " + x for x in d.inputs))
+    if d.config:
+        parts.append("Image:\n" + "\n".join("  " + x for x in d.config))
+    if d.expected:
+        parts.append("Expected digests:\n" + "\n".join("  " + x for x in d.expected))
+    return "\n\n".join(parts)

@@ -6,15 +6,16 @@ missing or corrupt object is an error (exit 3) that says which input and what to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FetchError
 from .fetch import fetch_to_store
 from .formats.lock import Lock
+from .formats.debian import DebianPackagePin, DebianSource
 from .formats.spec import HttpSource
-from .lockfile import load_spec
+from .resolve.debian import package_urls
 from .resolve.downloads import urls_for
 from .store import Store
 
@@ -26,12 +27,30 @@ class FetchReport:
     bytes_downloaded: int = 0
 
 
-def http_sources_of(lock_path: Path, lock: Lock) -> dict[str, HttpSource]:
+def sources_of(lock_path: Path, lock: Lock) -> dict[str, HttpSource | DebianSource]:
+    """The spec's sources (for their mirrors), or none when the lock travels alone."""
+    from .lockfile import load_spec
+
     spec_path = lock_path.parent / lock.spec
     if not spec_path.is_file():
         return {}
-    spec = load_spec(spec_path)
-    return {k: v for k, v in spec.sources.items() if isinstance(v, HttpSource)}
+    return dict(load_spec(spec_path).sources)
+
+
+def _fetch_one(store: Store, report: FetchReport, *, sha256: str, size: int, what: str,
+               urls: Callable[[], list[str]], offline: bool) -> None:
+    if store.has(sha256):
+        store.verify(sha256, size, what)
+        report.present += 1
+        return
+    if offline:
+        raise FetchError(
+            f"{what} (sha256 {sha256}) is not in the store and --offline was given",
+            hint="run `imagelock fetch` with network access first",
+        )
+    fetch_to_store(store, urls(), sha256=sha256, size=size, what=what)
+    report.downloaded += 1
+    report.bytes_downloaded += size
 
 
 def fetch_lock(
@@ -42,21 +61,42 @@ def fetch_lock(
     cli_mirrors: Mapping[str, list[str]],
     offline: bool,
 ) -> FetchReport:
+    """Fetch every input of the lock at `lock_path`, with mirrors from the spec beside it."""
+    return fetch_pins(lock, sources_of(lock_path, lock), store, cli_mirrors=cli_mirrors,
+                      offline=offline)
+
+
+def fetch_pins(
+    lock: Lock,
+    sources: Mapping[str, HttpSource | DebianSource],
+    store: Store,
+    *,
+    cli_mirrors: Mapping[str, list[str]],
+    offline: bool,
+) -> FetchReport:
+    """Make every pinned input of `lock` present and intact in the store."""
     report = FetchReport()
-    sources = http_sources_of(lock_path, lock)
+    http = {k: v for k, v in sources.items() if isinstance(v, HttpSource)}
     for pin in lock.downloads:
-        what = f"download {pin.location}"
-        if store.has(pin.sha256):
-            store.verify(pin.sha256, pin.size, what)
-            report.present += 1
-            continue
-        if offline:
-            raise FetchError(
-                f"{what} (sha256 {pin.sha256}) is not in the store {store.root} and --offline was given",
-                hint="run `imagelock fetch` with network access first",
-            )
-        fetch_to_store(store, urls_for(pin.location, sources, cli_mirrors), sha256=pin.sha256,
-                       size=pin.size, what=what)
-        report.downloaded += 1
-        report.bytes_downloaded += pin.size
+        _fetch_one(store, report, sha256=pin.sha256, size=pin.size,
+                   what=f"download {pin.location}", offline=offline,
+                   urls=lambda pin=pin: urls_for(pin.location, http, cli_mirrors))  # type: ignore[misc]
+    debs = {}
+    for platform_pins in lock.debian.values():
+        for deb in platform_pins.packages:
+            debs[deb.sha256] = deb
+    for deb in debs.values():
+        _fetch_one(store, report, sha256=deb.sha256, size=deb.size,
+                   what=f"package {deb.name} {deb.version} ({deb.architecture})", offline=offline,
+                   urls=lambda deb=deb: package_urls(deb, _debian_sources(sources, deb), cli_mirrors))  # type: ignore[misc]
     return report
+
+
+def _debian_sources(
+    sources: Mapping[str, HttpSource | DebianSource], pin: DebianPackagePin
+) -> dict[str, DebianSource]:
+    """The spec's Debian sources; without the spec, the pin's suite on the machine's mirrors."""
+    out = {k: v for k, v in sources.items() if isinstance(v, DebianSource)}
+    name = pin.location.partition(":")[0]
+    out.setdefault(name, DebianSource(kind="debian", suites=[pin.suite]))
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -20,6 +20,7 @@ from .build.image import build_images
 from .compress import current as current_compression
 from .digest import canonical_json, sha256_digest
 from .errors import InputError, StaleLockError
+from .fetching import fetch_pins
 from .formats.load import load_json_model, load_yaml_model
 from .formats.lock import (
     LOCK_VERSION,
@@ -32,9 +33,11 @@ from .formats.lock import (
     PathPin,
     ToolInfo,
 )
-from .formats.spec import Spec
+from .formats.debian import DebianLayout, DebianPlatformLock, DebianSource
+from .formats.spec import HttpSource, Spec
 from .oci.image import Image
 from .resolve.context import pin_file_input
+from .resolve.debian import debian_arch, lock_debian
 from .resolve.downloads import pin_download
 from .store import Store
 
@@ -64,7 +67,12 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 
 def spec_digests(spec: Spec) -> tuple[str, dict[str, str]]:
-    data = spec.model_dump(mode="json")
+    """Digest of the normalised spec (values that differ from their defaults) and of each section.
+
+    Leaving defaults out means a spec that spells out a default, and a lock made before a new
+    optional field existed, are not stale.
+    """
+    data = spec.model_dump(mode="json", exclude_defaults=True)
     sections = {k: sha256_digest(canonical_json(v)) for k, v in data.items()}
     return sha256_digest(canonical_json(data)), dict(sorted(sections.items()))
 
@@ -78,6 +86,11 @@ def layer_order(spec: Spec) -> list[str]:
         used.append((d.layer or "files", f"contents.downloads[{i}].layer"))
     for i, p in enumerate(spec.paths):
         used.append((p.layer or "files", f"paths[{i}].layer"))
+    deb = spec.contents.debian
+    if deb is not None:
+        used.insert(0, (deb.layer or "debian", "contents.debian.layer"))
+        for i, g in enumerate(deb.groups):
+            used.insert(i, (g.layer, f"contents.debian.groups[{i}].layer"))
     if spec.image.layers is not None:
         declared = spec.image.layers
         if len(set(declared)) != len(declared):
@@ -90,14 +103,25 @@ def layer_order(spec: Spec) -> list[str]:
         if unused:
             raise InputError(f"layers {unused} are declared but no input uses them",
                              field="image.layers", hint="remove them or put inputs in them")
-        return list(declared)
-    names = []
-    for n in DEFAULT_ORDER:
-        if any(u == n for u, _ in used):
-            names.append(n)
-    for u, _ in used:
-        if u not in names:
-            names.append(u)
+        names = list(declared)
+    else:
+        # Debian group layers first (they sit under the layer holding the package database).
+        names = [g.layer for g in deb.groups if g.layer] if deb is not None else []
+        for n in DEFAULT_ORDER:
+            if any(u == n for u, _ in used) and n not in names:
+                names.append(n)
+        for u, _ in used:
+            if u not in names:
+                names.append(u)
+    if deb is not None:
+        db_layer = names.index(deb.layer or "debian")
+        for i, g in enumerate(deb.groups):
+            if names.index(g.layer) > db_layer:
+                raise InputError(
+                    f"Debian group layer {g.layer!r} comes after the package database's layer "
+                    f"{deb.layer or 'debian'!r}", field=f"contents.debian.groups[{i}].layer",
+                    hint="order image.layers so the contents' `layer` comes last among Debian layers",
+                )
     return names
 
 
@@ -138,21 +162,30 @@ def make_lock(
     cli_mirrors: Mapping[str, list[str]],
     offline: bool = False,
     lock_dir: Path | None = None,
+    previous: Lock | None = None,
+    upgrade: Sequence[str] = (),
 ) -> Lock:
     """Resolve the spec at `spec_path` into a complete lock (expected digests included).
 
     `lock_dir` is where the lock will be written (default: beside the spec); the lock names the
-    spec and the context relative to it.
+    spec and the context relative to it. With `previous` (the current lock), Debian pins are kept
+    unless named in `upgrade` or no longer needed: re-locking moves only what it must.
     """
     spec = load_spec(spec_path)
     digest, sections = spec_digests(spec)
     layers = layer_order(spec)
-    http_sources = {k: v for k, v in spec.sources.items() if v.kind == "http"}
+    http_sources = {k: v for k, v in spec.sources.items() if isinstance(v, HttpSource)}
     downloads = [
         pin_download(d, i, store, http_sources, cli_mirrors, "files", offline=offline)
         for i, d in enumerate(spec.contents.downloads)
     ]
     lock_dir = lock_dir or spec_path.parent
+    debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade)
+    if spec.accounts.users or spec.accounts.groups:
+        if not debian:
+            raise InputError("accounts need a Debian base (the base-passwd package)",
+                             field="accounts", hint="add Debian contents, or ship /etc/passwd and "
+                             "/etc/group as context files")
     comp = current_compression()
     lock = Lock(
         lock_version=LOCK_VERSION,
@@ -170,12 +203,52 @@ def make_lock(
         files=pin_context(spec, spec_path),
         downloads=downloads,
         paths=[PathPin(**{**p.model_dump(), "layer": p.layer or "files"}) for p in spec.paths],
+        debian=debian,
+        debian_layout=debian_layout,
+        accounts=spec.accounts,
         config=normalise_config(spec.config),
         expected={},
     )
+    fetch_pins(lock, spec.sources, store, cli_mirrors=cli_mirrors, offline=offline)
     with tempfile.TemporaryDirectory(prefix="imagelock-lock-") as tmp:
         images = build_images(lock, context=context_dir(spec, spec_path), store=store, workdir=Path(tmp))
         return lock.model_copy(update={"expected": expected_of(images)})
+
+
+def _lock_debian(
+    spec: Spec,
+    store: Store,
+    cli_mirrors: Mapping[str, list[str]],
+    previous: Lock | None,
+    upgrade: Sequence[str],
+) -> tuple[dict[str, DebianPlatformLock], DebianLayout | None]:
+    deb = spec.contents.debian
+    if deb is None:
+        if upgrade:
+            raise InputError("--upgrade names packages, but the spec has no Debian contents")
+        return {}, None
+    sources = {k: v for k, v in spec.sources.items() if isinstance(v, DebianSource)}
+    if not sources:
+        raise InputError("contents.debian needs at least one source of kind `debian`",
+                         field="sources", hint="for example: sources: {debian: {kind: debian, "
+                         "suites: [bookworm]}}")
+    out = {}
+    for platform in spec.image.platforms:
+        prev = previous.debian.get(platform) if previous is not None else None
+        indexes, packages = lock_debian(
+            sources, deb, store, cli_mirrors,
+            previous_pins=prev.packages if prev is not None else None,
+            upgrade=set(upgrade), architecture=debian_arch(platform),
+        )
+        out[platform] = DebianPlatformLock(indexes=indexes, packages=packages)
+    names = {p.name for pl in out.values() for p in pl.packages}
+    for i, g in enumerate(deb.groups):
+        missing = [n for n in g.packages if n not in names]
+        if missing:
+            raise InputError(f"group packages not in the lock: {', '.join(missing)}",
+                             field=f"contents.debian.groups[{i}].packages",
+                             hint="name packages that the resolution installs")
+    return out, DebianLayout(layer=deb.layer or "debian", groups=deb.groups)
 
 
 def expected_of(images: list[Image]) -> dict[str, ExpectedImage]:

@@ -13,13 +13,18 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .formats.lock import Lock
+from .formats.policy import Policy
 from .formats.spec import Spec
 
 SCHEMA_ID = "https://imagelock.dev/schema/"
 
 
 def models() -> dict[str, type[BaseModel]]:
-    out: dict[str, type[BaseModel]] = {"imagelock.yaml": Spec, "imagelock.lock": Lock}
+    out: dict[str, type[BaseModel]] = {
+        "imagelock.yaml": Spec,
+        "imagelock.lock": Lock,
+        "policy.yaml": Policy,
+    }
     return out
 
 

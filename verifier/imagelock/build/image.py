@@ -2,11 +2,13 @@
 
 This is the whole orchestration: pins -> entries -> tree -> canonical layers -> config ->
 manifest. Every timestamp is the lock's source_date_epoch; nothing of the host (time, user,
-umask, locale, hostname, paths) can reach the bytes.
+umask, locale, hostname, paths) can reach the bytes. Layers without platform-specific content
+(files, downloads, paths) are written once and shared by every platform.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 
@@ -16,9 +18,34 @@ from ..formats.oci import MT_LAYER_GZIP
 from ..oci.image import Blob, Image
 from ..store import Store
 from .config import config_bytes, manifest_bytes
-from .inputs import context_entries, download_entries, path_entries
-from .layer import write_layer
+from .debian_root import Group, User, debian_entries
+from .inputs import Placement, context_entries, download_entries, path_entries
+from .layer import LayerBlob, write_layer
 from .tree import Tree
+
+
+def _debian_placements(lock: Lock, platform: str, store: Store, staging: Path) -> Iterator[Placement]:
+    pins = lock.debian.get(platform)
+    if pins is None or lock.debian_layout is None:
+        return
+    layout = lock.debian_layout
+    root = debian_entries(
+        pins.packages, store, staging, source_date_epoch=lock.source_date_epoch,
+        users=[User(u.name, u.uid, u.gid, u.home, u.shell) for u in lock.accounts.users],
+        groups=[Group(g.name, g.gid, tuple(g.members)) for g in lock.accounts.groups],
+    )
+    layer_of = {name: g.layer for g in layout.groups for name in g.packages}
+    for name, entries in root.packages.items():
+        for e in entries:
+            yield e, layer_of.get(name, layout.layer), f"contents.debian ({name})"
+    for e in root.system:
+        yield e, layout.layer, "contents.debian (generated)"
+
+
+def _debian_layers(lock: Lock) -> set[str]:
+    if lock.debian_layout is None:
+        return set()
+    return {lock.debian_layout.layer, *(g.layer for g in lock.debian_layout.groups)}
 
 
 def build_images(
@@ -30,53 +57,41 @@ def build_images(
     keep_tars: bool = False,
 ) -> list[Image]:
     """Build every platform of `lock` into `workdir` (blobs stay there; oci/ writes them out)."""
-    tree = Tree(lock.layers)
-    staging = workdir / "staging"
-    for entry, layer, origin in chain(
-        context_entries(lock.files, context),
-        download_entries(lock.downloads, store, staging),
-        path_entries(lock.paths),
-    ):
-        tree.add(entry, layer, origin)
-    per_layer = tree.layer_entries()
-
-    blobs: list[Blob] = []
-    tars: list[Path] = []
-    diff_ids: list[str] = []
-    for i, name in enumerate(lock.layers):
-        tar_path = workdir / f"layer-{i}.tar" if keep_tars else None
-        lb = write_layer(
-            per_layer[name],
-            mtime=lock.source_date_epoch,
-            blob_path=workdir / f"layer-{i}.tar.gz",
-            tar_path=tar_path,
-        )
-        blobs.append(Blob(lb.digest, lb.size, MT_LAYER_GZIP, path=lb.blob_path))
-        diff_ids.append(lb.diff_id)
-        if tar_path is not None:
-            tars.append(tar_path)
-
+    shared: dict[str, tuple[LayerBlob, Path | None]] = {}
+    platform_specific = _debian_layers(lock)
     images = []
-    for platform in lock.platforms:
-        config = config_bytes(
-            lock.config,
-            platform=platform,
-            diff_ids=diff_ids,
-            layer_names=lock.layers,
-            epoch=lock.source_date_epoch,
-        )
-        manifest = manifest_bytes(
-            sha256_digest(config), len(config), [(b.digest, b.size) for b in blobs]
-        )
-        images.append(
-            Image(
-                manifest=manifest,
-                config=config,
-                layers=blobs,
-                name=lock.image.name,
-                tag=lock.image.tag,
-                platform=platform,
-                layer_tars=tars,
-            )
-        )
+    for p, platform in enumerate(lock.platforms):
+        tree = Tree(lock.layers)
+        staging = workdir / f"staging-{p}"
+        for entry, layer, origin in chain(
+            _debian_placements(lock, platform, store, staging / "debian"),
+            context_entries(lock.files, context),
+            download_entries(lock.downloads, store, staging / "downloads"),
+            path_entries(lock.paths),
+        ):
+            tree.add(entry, layer, origin)
+        per_layer = tree.layer_entries()
+
+        blobs: list[Blob] = []
+        tars: list[Path] = []
+        diff_ids: list[str] = []
+        for i, name in enumerate(lock.layers):
+            if name in shared and name not in platform_specific:
+                lb, tar_path = shared[name]
+            else:
+                tar_path = workdir / f"layer-{p}-{i}.tar" if keep_tars else None
+                lb = write_layer(per_layer[name], mtime=lock.source_date_epoch,
+                                 blob_path=workdir / f"layer-{p}-{i}.tar.gz", tar_path=tar_path)
+                shared[name] = (lb, tar_path)
+            blobs.append(Blob(lb.digest, lb.size, MT_LAYER_GZIP, path=lb.blob_path))
+            diff_ids.append(lb.diff_id)
+            if tar_path is not None:
+                tars.append(tar_path)
+
+        config = config_bytes(lock.config, platform=platform, diff_ids=diff_ids,
+                              layer_names=lock.layers, epoch=lock.source_date_epoch)
+        manifest = manifest_bytes(sha256_digest(config), len(config),
+                                  [(b.digest, b.size) for b in blobs])
+        images.append(Image(manifest=manifest, config=config, layers=blobs, name=lock.image.name,
+                            tag=lock.image.tag, platform=platform, layer_tars=tars))
     return images

@@ -59,6 +59,17 @@ class DebianSource(Strict):
         return v
 
 
+class DebianLayerGroup(Strict):
+    """Packages placed in a layer of their own (e.g. a stable base under a changing top)."""
+
+    layer: str = Field(pattern=_LAYER_NAME, description="Layer name for these packages.")
+    packages: list[str] = Field(
+        min_length=1,
+        description="Names of locked packages (requested or pulled in as dependencies) to put "
+        "in this layer. Every other package goes to the contents' `layer`.",
+    )
+
+
 class DebianContents(Strict):
     """Debian packages to install: the named ones and everything they depend on."""
 
@@ -83,7 +94,15 @@ class DebianContents(Strict):
         "equal versions. Default: every `debian` source in the spec.",
     )
     layer: str | None = Field(
-        default=None, pattern=_LAYER_NAME, description="Layer name. Default `debian`."
+        default=None,
+        pattern=_LAYER_NAME,
+        description="Layer for the packages (and, always, for the dpkg database and the files "
+        "maintainer scripts would have made). Default `debian`.",
+    )
+    groups: list[DebianLayerGroup] = Field(
+        default_factory=list,
+        description="Optional split of the packages into further layers. The package database "
+        "stays in `layer`, which must then come after every group's layer.",
     )
 
     @field_validator("packages")
@@ -162,3 +181,17 @@ class DebianPackagePin(Strict):
     size: int = Field(ge=0, description="Size of the .deb in bytes.")
     sha256: Sha256Hex = Field(description="sha256 of the .deb.")
     suite: str = Field(description="Suite whose index listed it (decides the default mirror).")
+
+
+class DebianPlatformLock(Strict):
+    """The Debian pins of one platform: the signed indexes read and the packages chosen."""
+
+    indexes: list[DebianIndexPin] = Field(description="Every signed Packages index read.")
+    packages: list[DebianPackagePin] = Field(description="Every .deb installed, sorted by name.")
+
+
+class DebianLayout(Strict):
+    """Where the packages go: the layer of the packages and database, and optional groups."""
+
+    layer: str = Field(description="Layer of the packages not in a group, and of the database.")
+    groups: list[DebianLayerGroup] = Field(default_factory=list, description="Package groups.")

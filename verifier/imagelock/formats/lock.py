@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Digest, ImagePath, Mode, Owner, Sha256Hex, Strict
-from .spec import ImageConfig, PathEntry
+from .debian import DebianLayout, DebianPlatformLock
+from .spec import Accounts, ImageConfig, PathEntry
 
 LOCK_VERSION = 1
 
@@ -114,5 +115,12 @@ class Lock(Strict):
     files: list[ContextPin] = Field(default_factory=list, description="Entries from the context.")
     downloads: list[DownloadPin] = Field(default_factory=list, description="Pinned downloads.")
     paths: list[PathPin] = Field(default_factory=list, description="Directories and links.")
+    debian: dict[str, DebianPlatformLock] = Field(
+        default_factory=dict, description="Debian pins per platform (absent without Debian contents)."
+    )
+    debian_layout: DebianLayout | None = Field(
+        default=None, description="Which layers the Debian packages and database go into."
+    )
+    accounts: Accounts = Field(default_factory=Accounts, description="Extra users and groups.")
     config: ImageConfig = Field(description="Runtime configuration, normalised (PATH defaulted).")
     expected: dict[str, ExpectedImage] = Field(description="Expected results per platform.")

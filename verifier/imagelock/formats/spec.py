@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .common import ImagePath, Mode, Owner, Sha256Hex, Strict
+from .debian import DebianContents, DebianSource
 
 LAYER_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 PLATFORM = re.compile(r"^linux/(amd64|arm64|arm|386|ppc64le|s390x|riscv64)(/v[5-8])?$")
@@ -156,6 +157,34 @@ class Contents(Strict):
 
     files: list[FileInput] = Field(default_factory=list, description="Files from the build context.")
     downloads: list[DownloadInput] = Field(default_factory=list, description="Pinned downloads.")
+    debian: DebianContents | None = Field(
+        default=None, description="Debian packages from the spec's `debian` sources."
+    )
+
+
+class User(Strict):
+    """An account added to /etc/passwd after base-passwd's defaults (Debian images)."""
+
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*\$?$", description="Login name.")
+    uid: int = Field(ge=0, lt=2**31, description="Numeric user id.")
+    gid: int = Field(ge=0, lt=2**31, description="Numeric primary group id.")
+    home: str = Field(default="/nonexistent", pattern=r"^/", description="Home directory.")
+    shell: str = Field(default="/usr/sbin/nologin", pattern=r"^/", description="Login shell.")
+
+
+class Group(Strict):
+    """A group added to /etc/group after base-passwd's defaults (Debian images)."""
+
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$", description="Group name.")
+    gid: int = Field(ge=0, lt=2**31, description="Numeric group id.")
+    members: list[str] = Field(default_factory=list, description="Supplementary members.")
+
+
+class Accounts(Strict):
+    """Users and groups the image needs beyond the distribution's defaults."""
+
+    users: list[User] = Field(default_factory=list, description="Users, in order.")
+    groups: list[Group] = Field(default_factory=list, description="Groups, in order.")
 
 
 class ImageConfig(Strict):
@@ -200,7 +229,7 @@ class ImageConfig(Strict):
         return out
 
 
-Source = Annotated[HttpSource, Field(discriminator="kind")]
+Source = Annotated[HttpSource | DebianSource, Field(discriminator="kind")]
 
 
 class Spec(Strict):
@@ -226,6 +255,11 @@ class Spec(Strict):
     )
     contents: Contents = Field(default_factory=Contents, description="What goes into the image.")
     paths: list[PathEntry] = Field(default_factory=list, description="Extra directories and links.")
+    accounts: Accounts = Field(
+        default_factory=Accounts,
+        description="Extra users and groups, written into /etc/passwd and /etc/group of a Debian "
+        "image (needs the base-passwd package).",
+    )
     config: ImageConfig = Field(default_factory=ImageConfig, description="Runtime configuration.")
 
     @field_validator("sources")
