@@ -132,3 +132,43 @@ def file_server(root: Path) -> Iterator[tuple[str, _Server]]:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def varied_host_prefix(hostname: str = "other-builder.example", days: int = 1100) -> list[str]:
+    """Run a command in a UTS namespace with another host name, umask 002 and a wall clock
+    `days` ahead (libfaketime)."""
+    need("unshare")
+    need("faketime")
+    return ["unshare", "--uts", "sh", "-c",
+            f'hostname {hostname} && umask 002 && exec faketime -f +{days}d "$@"', "sh"]
+
+
+VARIED_ENV = {"TZ": "Pacific/Kiritimati", "LANG": "tr_TR.UTF-8", "LC_ALL": "tr_TR.UTF-8"}
+
+
+def layer_index(blob: Path) -> dict[str, tuple[object, ...]]:
+    """path -> (type, mode, uid, gid, link, sha256) of a gzip or plain layer tar, streamed."""
+    import hashlib as _h
+    import tarfile as _t
+
+    out: dict[str, tuple[object, ...]] = {}
+    with _t.open(blob, "r|*") as tf:
+        for m in tf:
+            digest = ""
+            if m.isreg():
+                f = tf.extractfile(m)
+                assert f is not None
+                h = _h.sha256()
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                digest = h.hexdigest()
+            out[m.name.rstrip("/")] = (m.type, m.mode, m.uid, m.gid, m.linkname, digest)
+    return out
+
+
+def oci_layers(layout: Path) -> list[Path]:
+    """The layer blob paths of the (single) image in an OCI layout, bottom first."""
+    index = json.loads((layout / "index.json").read_text())
+    mdig = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((layout / "blobs/sha256" / mdig).read_text())
+    return [layout / "blobs/sha256" / layer["digest"].split(":")[1] for layer in manifest["layers"]]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from ..digest import CHUNK, DIGEST
 from ..errors import InputError, IntegrityError, UnsafeContentError
@@ -42,6 +45,8 @@ LAYER_TYPES = frozenset(
     {MT_LAYER_TAR, MT_LAYER_GZIP, MT_LAYER_ZSTD, MT_DOCKER_LAYER_GZIP, MT_DOCKER_LAYER_TAR}
 )
 UNCOMPRESSED_LAYER_TYPES = frozenset({MT_LAYER_TAR, MT_DOCKER_LAYER_TAR})
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def digest_hex(digest: str, what: str) -> str:
@@ -214,3 +219,59 @@ def read_limited(f: BinaryIO, what: str, where: str, limit: int = MAX_DOCUMENT) 
 
 def hash_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"the key {k!r} appears twice")
+        out[k] = v
+    return out
+
+
+def parse_json(data: bytes, what: str, where: str) -> Any:
+    """JSON that every reader reads the same way: UTF-8, no duplicate keys (a duplicate would let
+    two tools see two different images in one document)."""
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{what} in {where} is not valid JSON: {e}",
+                         hint="the image is damaged or was not written by an OCI tool") from e
+
+
+def parse_model(model: type[M], data: bytes, what: str, where: str) -> M:
+    """A document parsed into its model; the reason it does not fit is named."""
+    value = parse_json(data, what, where)
+    if not isinstance(value, dict):
+        raise InputError(f"{what} in {where} is not a JSON object",
+                         hint="the image is damaged or was not written by an OCI tool")
+    # One document must be one kind: a manifest that also lists manifests is ambiguous.
+    if "manifests" in value and ("layers" in value or "config" in value):
+        raise InputError(f"{what} in {where} is both a manifest and an index",
+                         hint="the document was crafted to be read two ways: do not use it")
+    _refuse_path_digests(value, what)
+    try:
+        return model.model_validate(value)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()
+        )
+        raise InputError(f"{what} in {where} is not a valid {model.__name__}: {problems}",
+                         hint="the image is damaged or was not written by an OCI tool") from e
+
+
+def _refuse_path_digests(value: Any, what: str, depth: int = 0) -> None:
+    """Name a digest that would escape the blob directory as what it is (not just "invalid")."""
+    if depth > 8:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "digest" and isinstance(v, str):
+                if "/" in v or "\\" in v or ".." in v:
+                    digest_hex(v, f"a descriptor in {what}")
+            else:
+                _refuse_path_digests(v, what, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _refuse_path_digests(v, what, depth + 1)

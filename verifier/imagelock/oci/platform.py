@@ -6,8 +6,10 @@ asked for with the same rule, so `oci:DIR` and `docker://REF` resolve a platform
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..errors import InputError
-from ..formats.oci import Platform
+from ..formats.oci import REF_NAME, Descriptor, Platform
 
 DEFAULT_PLATFORM = "linux/amd64"
 
@@ -45,3 +47,22 @@ def describe(candidate: Platform | None) -> str:
     if candidate is None:
         return "(no platform)"
     return platform_string(candidate.os, candidate.architecture, candidate.variant)
+
+
+def pick(descriptors: Sequence[Descriptor], wanted: str, where: str) -> Descriptor:
+    """The one entry of an index for platform `wanted`; anything else is an error naming what
+    there is."""
+    found = [d for d in descriptors if matches(d.platform, wanted)]
+    if len(found) == 1:
+        return found[0]
+    have = ", ".join(sorted({describe(d.platform) for d in descriptors})) or "nothing"
+    if not found:
+        raise InputError(
+            f"{where} has no image for platform {wanted} (it has: {have})",
+            hint="ask for one of the platforms it has (--platform OS/ARCH)",
+        )
+    names = sorted({(d.annotations or {}).get(REF_NAME, "") for d in found} - {""})
+    raise InputError(
+        f"{where} has {len(found)} images for platform {wanted}",
+        hint="name one: " + (", ".join(names) if names else "give the platform with its variant"),
+    )
