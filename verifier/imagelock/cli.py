@@ -97,6 +97,22 @@ def _store(path: Path | None) -> Any:
     return Store(path)
 
 
+def _load_signing_key(path: Path) -> Any:
+    """Load a private key, asking for its passphrase only when it is encrypted."""
+    from .errors import InputError
+    from .trust import load_private_key_file, passphrase_from_env_or_prompt
+
+    try:
+        return load_private_key_file(path, None)
+    except InputError:
+        pass
+    passphrase = passphrase_from_env_or_prompt()
+    if passphrase is None:
+        raise InputError("the signing key is encrypted and no passphrase was given", path=path,
+                         hint="set IMAGELOCK_KEY_PASSPHRASE or run on a terminal")
+    return load_private_key_file(path, passphrase)
+
+
 def _lock_path(arg: Path | None) -> Path:
     p = arg or Path(LOCK_FILENAME)
     return p / LOCK_FILENAME if p.is_dir() else p
@@ -213,6 +229,9 @@ def build(
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
+    sign: Annotated[Path | None, typer.Option("--sign", metavar="KEY", help="Sign SLSA provenance "
+                    "for the image with this private key (passphrase from "
+                    "$IMAGELOCK_KEY_PASSPHRASE or the terminal); written to OUTPUT.intoto.jsonl.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build the image a lock describes, deterministically, and compare it with the lock's
@@ -221,11 +240,60 @@ def build(
     def body() -> None:
         from .building import build_lock
 
-        res = build_lock(_lock_path(lock_file), output=output, fmt=fmt.value, store=_store(store),
+        key = _load_signing_key(sign) if sign is not None else None
+        lock_path = _lock_path(lock_file)
+        res = build_lock(lock_path, output=output, fmt=fmt.value, store=_store(store),
                          cli_mirrors=mirror or [], offline=offline)
-        _emit(json_out, res.as_json(), res.human())
+        data = res.as_json()
+        human = res.human()
+        if key is not None and res.verdict != "mismatch":
+            from .signing import sign_build
+
+            att = sign_build(res, lock_path, key)
+            data["attestations"] = str(att)
+            human += f"\nsigned provenance -> {att}"
+        _emit(json_out, data, human)
         if res.verdict == "mismatch":
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
+
+    _run(json_out, body)
+
+
+class KeyAlgorithm(str, Enum):
+    ecdsa_p256 = "ecdsa-p256"
+    ed25519 = "ed25519"
+
+
+@app.command()
+def keygen(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Private key file; the public key "
+                      "goes to the same name plus .pub.")] = Path("imagelock.key"),
+    algorithm: Annotated[KeyAlgorithm, typer.Option("--algorithm", help="ecdsa-p256 (widest "
+                         "interoperability) or ed25519.")] = KeyAlgorithm.ecdsa_p256,
+    no_passphrase: Annotated[bool, typer.Option("--no-passphrase", help="Leave the private key "
+                             "unencrypted (for throw-away keys and tests only).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Make a signing key pair (PEM). The private key is encrypted with a passphrase from
+    $IMAGELOCK_KEY_PASSPHRASE, or asked for on the terminal. Prints the keyid (hex sha256 of the
+    DER public key), which policies may pin."""
+
+    def body() -> None:
+        from .errors import InputError
+        from .trust import generate, passphrase_from_env_or_prompt, write_key_pair
+
+        passphrase = None if no_passphrase else passphrase_from_env_or_prompt(confirm=True)
+        if passphrase is None and not no_passphrase:
+            raise InputError("no passphrase for the private key",
+                             hint="set IMAGELOCK_KEY_PASSPHRASE, run on a terminal, or pass "
+                             "--no-passphrase for a throw-away key")
+        key = generate(algorithm.value)  # type: ignore[arg-type]
+        pub = output.with_name(output.name + ".pub")
+        write_key_pair(key, output, pub, passphrase)
+        _emit(json_out, {"private": str(output), "public": str(pub), "keyid": key.public.keyid,
+                         "algorithm": algorithm.value},
+              f"wrote {output} (private, {'encrypted' if passphrase else 'NOT encrypted'}) and "
+              f"{pub}\nkeyid {key.public.keyid}")
 
     _run(json_out, body)
 

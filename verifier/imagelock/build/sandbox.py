@@ -76,12 +76,13 @@ def _probe(rootfs: bool) -> str | None:
     probe = Sandbox(root=Path("/"), as_root=rootfs, writable_root=False) if rootfs else Sandbox(
         ro_binds=[(p, str(p)) for p in _system_dirs()], symlinks=_system_symlinks())
     try:
-        r = subprocess.run(probe.argv(["true"], "/", bwrap=bwrap), capture_output=True,
-                           timeout=30, stdin=subprocess.DEVNULL)
+        r = subprocess.run(probe.argv(["true"], "/", bwrap=bwrap), check=False,
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"bwrap could not run: {e}"
     if r.returncode != 0:
-        return "bwrap cannot create its namespaces here: " + r.stderr.decode(errors="replace").strip()
+        err = r.stderr.decode(errors="replace").strip()
+        return f"bwrap cannot create its namespaces here: {err}"
     return None
 
 
@@ -149,9 +150,10 @@ class Sandbox:
 
     def argv(self, command: Sequence[str], cwd: str, *, bwrap: str = "bwrap") -> list[str]:
         """The bwrap command line (mounts are ordered parents first, so nesting works)."""
-        a = [bwrap, *_NAMESPACES]
+        # Build mode keeps no capability even inside its user namespace (as root, bwrap would
+        # keep them all); rootfs mode keeps what package scripts need.
+        a = [bwrap, *_NAMESPACES, "--cap-drop", "ALL"]
         if self.as_root:
-            a += ["--cap-drop", "ALL"]
             for cap in ROOTFS_CAPS:
                 a += ["--cap-add", cap]
         else:
@@ -160,7 +162,8 @@ class Sandbox:
             a += ["--bind" if self.writable_root else "--ro-bind", str(self.root), "/"]
         for target, dest in self.symlinks:
             a += ["--symlink", target, dest]
-        mounts: list[tuple[str, list[str]]] = [("/proc", ["--proc", "/proc"]), ("/dev", ["--dev", "/dev"])]
+        mounts: list[tuple[str, list[str]]] = [("/proc", ["--proc", "/proc"]),
+                                               ("/dev", ["--dev", "/dev"])]
         mounts += [(d, ["--ro-bind", str(src), d]) for src, d in self.ro_binds]
         mounts += [(d, ["--bind", str(src), d]) for src, d in self.rw_binds]
         mounts += [(d, ["--tmpfs", d]) for d in self.tmpfs]
@@ -209,10 +212,12 @@ def _run_bwrap(
     full = [*prefix, argv[0], "--json-status-fd", str(wfd), *argv[1:]]
     try:
         try:
-            r = subprocess.run(full, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
-                               capture_output=capture, timeout=timeout, pass_fds=(wfd,), umask=0o022)
+            r = subprocess.run(full, check=False, input=stdin,
+                               stdin=None if stdin is not None else subprocess.DEVNULL,
+                               capture_output=capture, timeout=timeout, pass_fds=(wfd,),
+                               umask=0o022)
         except subprocess.TimeoutExpired:
-            raise StepFailed(f"{what} did not finish within {timeout} s in the sandbox; it was killed",
+            raise StepFailed(f"{what} did not finish within {timeout} s in the sandbox: killed",
                              hint="raise the timeout, or look for a hang: there is no network "
                              "inside, so a download waits until its own timeout") from None
         except OSError as e:
@@ -228,7 +233,7 @@ def _run_bwrap(
                 os.close(fd)
     if '"exit-code"' not in status:
         err = (r.stderr or b"").decode(errors="replace").strip()
-        raise ToolUnavailable(f"the sandbox could not start: {err or 'exit %d' % r.returncode}",
+        raise ToolUnavailable(f"the sandbox could not start: {err or f'exit {r.returncode}'}",
                               hint="check that the bound paths exist; " + INSTALL_HINT)
     return r
 
@@ -240,7 +245,7 @@ def _depth_key(path: str) -> tuple[int, str]:
 # --- build mode --------------------------------------------------------------------------------
 
 def _system_symlinks() -> list[tuple[str, str]]:
-    """The host's merged-/usr links (/bin -> usr/bin, ...), recreated so binaries and ld.so resolve."""
+    """The host's merged-/usr links (/bin -> usr/bin, ...), recreated so ld.so and #! resolve."""
     return [(os.readlink(p), str(p)) for p in _top_level() if p.is_symlink()]
 
 
@@ -355,68 +360,55 @@ def build_in_sandbox(
     bwrap = require()
     lock_path = Path(os.path.abspath(lock_path))
     lock = read_lock(lock_path)  # bad input is reported before any sandbox starts
-    expected_ctx = Path(os.path.abspath(lock_path.parent / lock.context))
-    inputs = [lock_path]
+    ctx = Path(os.path.abspath(lock_path.parent / lock.context))
     spec = Path(os.path.abspath(lock_path.parent / lock.spec))
-    if spec.is_file():
-        inputs.append(spec)
-    extra: list[tuple[Path, str]] = []
-    if context is None or os.path.abspath(context) == str(expected_ctx):
-        inputs.append(expected_ctx)
-    else:
-        extra.append((Path(os.path.abspath(context)), str(expected_ctx)))
     store = Path(os.path.abspath(store))
-    if store.is_dir():
-        inputs.append(store)
     output = Path(os.path.abspath(output))
-    inner_name = "image.tar" if fmt == "docker-archive" else "image"
+    inputs = [lock_path, *([spec] if spec.is_file() else []), *([store] if store.is_dir() else [])]
+    extra: list[tuple[Path, str]] = []
+    if context is None or os.path.abspath(context) == str(ctx):
+        inputs.append(ctx)
+    elif not os.path.isdir(context):
+        raise InputError(f"the build context {context} is not a directory",
+                         hint="give the directory the lock's files come from")
+    else:
+        extra.append((Path(os.path.abspath(context)), str(ctx)))
+    name = "image.tar" if fmt == "docker-archive" else "image"
+
+    def run(stage: Path, tmp: Path) -> dict[str, Any]:
+        box = build_sandbox(inputs=inputs, outputs=[stage], tmp=tmp, extra_binds=extra,
+                            source_date_epoch=lock.source_date_epoch)
+        if os.environ.get("IMAGELOCK_DEBUG"):
+            box.env["IMAGELOCK_DEBUG"] = "1"
+        cmd = [sys.executable, "-I", "-B", "-m", "imagelock.sandboxed_build",
+               "--lock", str(lock_path), "--context", str(ctx), "--store", str(store),
+               "--out", str(stage / name), "--format", fmt]
+        r = _run_bwrap(box.argv(cmd, "/", bwrap=bwrap), [], stdin=None, capture=True,
+                       timeout=timeout, what="the sandboxed build")
+        return _result(r)
 
     with tempfile.TemporaryDirectory(prefix="imagelock-sandbox-tmp-") as tmp:
         if fmt == "oci":
             with atomic_dir(output, replaceable="oci-layout") as stage:
-                data = _sandboxed_build(bwrap, lock, lock_path, expected_ctx, store, stage,
-                                        inner_name, fmt, inputs, extra, Path(tmp), timeout)
-                built = stage / inner_name
-                for child in built.iterdir():
+                data = run(stage, Path(tmp))
+                for child in (stage / name).iterdir():
                     os.replace(child, stage / child.name)
-                built.rmdir()
+                (stage / name).rmdir()
         else:
             output.parent.mkdir(parents=True, exist_ok=True)
             stage = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.sandbox-"))
             try:
                 with atomic_file(output) as dest:
-                    data = _sandboxed_build(bwrap, lock, lock_path, expected_ctx, store, stage,
-                                            inner_name, fmt, inputs, extra, Path(tmp), timeout)
-                    os.replace(stage / inner_name, dest)
+                    data = run(stage, Path(tmp))
+                    os.replace(stage / name, dest)
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
     data["output"] = str(output)
     return data
 
 
-def _sandboxed_build(
-    bwrap: str,
-    lock: Any,
-    lock_path: Path,
-    context: Path,
-    store: Path,
-    stage: Path,
-    inner_name: str,
-    fmt: str,
-    inputs: list[Path],
-    extra: list[tuple[Path, str]],
-    tmp: Path,
-    timeout: float | None,
-) -> dict[str, Any]:
-    sandbox = build_sandbox(inputs=inputs, outputs=[stage], tmp=tmp, extra_binds=extra,
-                            source_date_epoch=lock.source_date_epoch)
-    if os.environ.get("IMAGELOCK_DEBUG"):
-        sandbox.env["IMAGELOCK_DEBUG"] = "1"
-    cmd = [sys.executable, "-I", "-B", "-m", "imagelock.sandboxed_build", "--lock", str(lock_path),
-           "--context", str(context), "--store", str(store), "--out", str(stage / inner_name),
-           "--format", fmt]
-    r = _run_bwrap(sandbox.argv(cmd, "/", bwrap=bwrap), [], stdin=None, capture=True,
-                   timeout=timeout, what="the sandboxed build")
+def _result(r: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
+    """The sandboxed build's JSON result; its error raised as the same class."""
     try:
         data = json.loads(r.stdout)
     except ValueError:
@@ -478,22 +470,27 @@ def overlay_run(
         raise ToolUnavailable("unshare (util-linux) is not installed",
                               hint="apt-get install util-linux")
     lower = Path(os.path.abspath(lower_root))
-    upper = Path(tempfile.mkdtemp(prefix="imagelock-upper-", dir=scratch))
+    base = Path(os.path.abspath(scratch if scratch is not None else tempfile.gettempdir()))
+    for p in (lower, base):
+        if re.search(r"[,:\\\s]", str(p)):
+            raise InputError(f"overlayfs cannot take the path {p}",
+                             hint="use paths without commas, colons, backslashes or spaces")
+    if not lower.is_dir():
+        raise InputError(f"image root {lower} is not a directory")
+    upper = Path(tempfile.mkdtemp(prefix="imagelock-upper-", dir=base))
     # The merged root takes its owner and mode from the upper dir: mkdtemp's 0700 would lock
     # every other user out of `/`.
     st = lower.stat()
     os.chown(upper, st.st_uid, st.st_gid)
     os.chmod(upper, stat.S_IMODE(st.st_mode))
-    aux = Path(tempfile.mkdtemp(prefix="imagelock-overlay-", dir=upper.parent))
+    aux = Path(tempfile.mkdtemp(prefix="imagelock-overlay-", dir=base))
     work, merged = aux / "work", aux / "merged"
     work.mkdir()
     merged.mkdir()
-    for p in (lower, upper, work):
-        if re.search(r"[,:\\\s]", str(p)):
-            raise InputError(f"overlayfs cannot take the path {p}",
-                             hint="use paths without commas, colons, backslashes or spaces")
-    opts = f"lowerdir={lower},upperdir={upper},workdir={work},redirect_dir=off,metacopy=off,index=off"
-    sandbox = rootfs_sandbox(merged, env=env, source_date_epoch=source_date_epoch, ro_binds=ro_binds)
+    opts = (f"lowerdir={lower},upperdir={upper},workdir={work},"
+            "redirect_dir=off,metacopy=off,index=off")
+    sandbox = rootfs_sandbox(merged, env=env, source_date_epoch=source_date_epoch,
+                             ro_binds=ro_binds)
     absent = _absent_in(lower, sandbox.mount_points())
     mount = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-ec",
              'mount -n -t overlay overlay -o "$1" "$2"; shift 2; exec "$@"', "imagelock-overlay",

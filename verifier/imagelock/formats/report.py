@@ -15,7 +15,7 @@ from pydantic import Field
 
 from .common import Strict
 
-REPORT_VERSION = 1
+REPORT_VERSION: Literal[1] = 1
 
 Verdict = Literal["reproduced", "reproduced-content", "mismatch", "error"]
 Category = Literal[

@@ -1,0 +1,430 @@
+"""Comparing a rebuild with the published image (or with the lock alone): the verdict at both
+identities, and the report that explains it.
+
+- `reproduced`: the manifest digests are equal, the images are the same bit for bit.
+- `reproduced-content`: the config digests are equal and every published layer blob, actually
+  decompressed (streamed, whichever gzip wrote it), hashes to the rebuilt diff_id: the content is
+  the same, only the compression differs. A zlib upgrade never turns a good image bad.
+- `mismatch`: anything else; `explain.py` says what differs, classified.
+- `error`: the comparison could not be completed (a blob unreadable or not the bytes its digest
+  names, an image whose documents do not add up). Mapping verdicts to exit codes is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from .errors import InputError, IntegrityError
+from .explain import (
+    Findings,
+    UnverifiableBlob,
+    diff_config,
+    diff_ids_of,
+    diff_index,
+    diff_lock,
+    diff_manifest,
+    extract_files,
+    layer_names,
+    media_types,
+    prove_content,
+    safe_relpath,
+    walk_layers,
+)
+from .formats.lock import ExpectedImage
+from .formats.oci import Manifest
+from .formats.report import (
+    CATEGORIES,
+    Difference,
+    DiffoscopePair,
+    DiffoscopeResult,
+    LayerIdentity,
+    Report,
+    ReportError,
+    Side,
+    SideIdentity,
+    Summary,
+    Verdict,
+)
+from .oci.image import Blob, Image
+from .oci.layout import write_layout
+
+DEFAULT_LIMIT = 2000  # differences kept in a report (all are counted)
+FIRST = 5  # differences named in the summary
+HUMAN_DETAIL = 20  # differences printed without --verbose
+DIFFOSCOPE_PAIRS = 50
+DIFFOSCOPE_TIMEOUT = 300
+
+
+class _Inconsistent(Exception):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+# --- identities ------------------------------------------------------------------------------
+
+def side_identity(image: Image, side: Side, content_digests: dict[int, str] | None = None
+                  ) -> SideIdentity:
+    """Both identities of an image, with the content digests this comparison computed."""
+    ids, names, types = diff_ids_of(image.config), layer_names(image.config), \
+        media_types(image.manifest)
+    proofs = content_digests or {}
+    return SideIdentity(
+        side=side,
+        platform=image.platform,
+        manifest_digest=image.manifest_digest,
+        config_digest=image.config_digest,
+        layers=[
+            LayerIdentity(index=i, name=names[i] if i < len(names) else None,
+                          media_type=types[i] if i < len(types) else b.media_type,
+                          digest=b.digest, size=b.size, diff_id=ids[i] if i < len(ids) else None,
+                          content_digest=proofs.get(i))
+            for i, b in enumerate(image.layers)
+        ],
+    )
+
+
+def lock_identity(expected: ExpectedImage, platform: str | None) -> SideIdentity:
+    return SideIdentity(
+        side="lock", platform=platform, manifest_digest=expected.manifest_digest,
+        config_digest=expected.config_digest,
+        layers=[LayerIdentity(index=i, name=la.name, digest=la.digest, size=la.size,
+                              diff_id=la.diff_id) for i, la in enumerate(expected.layers)],
+    )
+
+
+def _check_consistent(image: Image, side: str) -> None:
+    """The manifest must name exactly the config and blobs the image carries."""
+    hint = ("the image's documents and blobs were read inconsistently; read or fetch it again "
+            "(if it persists, the image is corrupt)")
+    try:
+        manifest = Manifest.model_validate_json(image.manifest)
+    except ValueError as e:
+        raise _Inconsistent(f"the {side} manifest is not a valid image manifest: "
+                            f"{str(e).splitlines()[0]}", hint) from None
+    if manifest.config.digest != image.config_digest:
+        raise _Inconsistent(f"the {side} manifest names config {manifest.config.digest}, but the "
+                            f"config read hashes to {image.config_digest}", hint)
+    named = [(d.digest, d.size) for d in manifest.layers]
+    held = [(b.digest, b.size) for b in image.layers]
+    if named != held:
+        raise _Inconsistent(f"the {side} manifest names {len(named)} layer blobs that are not the "
+                            f"{len(held)} blobs read", hint)
+
+
+# --- the verdict -----------------------------------------------------------------------------
+
+def compare_images(
+    rebuilt: Image,
+    published: Image | None,
+    expected: ExpectedImage | None,
+    *,
+    limit: int = DEFAULT_LIMIT,
+) -> Report:
+    """Compare a rebuild with the published image, or, without one, with the lock's digests.
+
+    With a published image, `expected` values in the report are the rebuild's and `got` values
+    the published image's; `expected` (the lock), when given too, only adds notes. Never raises
+    for a mismatch or an unreadable blob: those are verdicts.
+    """
+    if published is None and expected is None:
+        raise InputError("nothing to compare the rebuild with",
+                         hint="give the published image (--image) or a lock with expected digests")
+    lock_side = lock_identity(expected, rebuilt.platform) if expected is not None else None
+    exp_side: Side = "rebuilt" if published is not None else "lock"
+    got_side: Side = "published" if published is not None else "rebuilt"
+    try:
+        _check_consistent(rebuilt, "rebuilt")
+        if published is None:
+            assert expected is not None and lock_side is not None
+            return _against_lock(rebuilt, expected, lock_side, limit)
+        _check_consistent(published, "published")
+        return _against_published(rebuilt, published, expected, lock_side, limit)
+    except (UnverifiableBlob, _Inconsistent) as e:
+        message, hint = e.message, e.hint
+    except OSError as e:
+        message, hint = (f"a layer blob could not be read: {e}",
+                         "check that the image's blobs are all present and readable")
+    return Report(
+        verdict="error", reason=message, expected_side=exp_side, got_side=got_side,
+        rebuilt=side_identity(rebuilt, "rebuilt"),
+        published=side_identity(published, "published") if published is not None else None,
+        lock=lock_side, summary=Summary(total=0, by_category={}, first=[]),
+        error=ReportError(message=message, hint=hint),
+    )
+
+
+def _against_published(rebuilt: Image, published: Image, expected: ExpectedImage | None,
+                       lock_side: SideIdentity | None, limit: int) -> Report:
+    notes = _lock_notes(rebuilt, published, expected)
+    if rebuilt.manifest_digest == published.manifest_digest:
+        return _report("reproduced", "the manifest digests are equal: the published image is "
+                       "the rebuild, bit for bit", rebuilt, published, lock_side, [], Findings(limit),
+                       {}, notes)
+    same_config = rebuilt.config_digest == published.config_digest
+    layers = Findings(limit)
+    walk = walk_layers(rebuilt, published, layers, "published", prove_all=same_config)
+    names = layer_names(rebuilt.config)
+    explained = {i for i, s in walk.status.items() if s == "explained"}
+    docs = [*diff_index(rebuilt, published),
+            *diff_manifest(rebuilt.manifest, published.manifest, walk.status, names),
+            *diff_config(rebuilt.config, published.config, explained, names)]
+    content_same = (same_config and len(rebuilt.layers) == len(published.layers)
+                    and all(s in ("same", "compression") for s in walk.status.values()))
+    if content_same:
+        n = sum(1 for s in walk.status.values() if s == "compression")
+        verdict: Verdict = "reproduced-content"
+        reason = (f"the config digests are equal and every published layer decompresses to the "
+                  f"rebuilt diff_id; {n} of {len(rebuilt.layers)} layer blobs are compressed "
+                  "differently")
+    else:
+        verdict, reason = "mismatch", "the published image differs from the rebuild"
+    return _report(verdict, reason, rebuilt, published, lock_side, docs, layers,
+                   walk.content_digests, notes)
+
+
+def _against_lock(rebuilt: Image, expected: ExpectedImage, lock_side: SideIdentity,
+                  limit: int) -> Report:
+    findings = Findings(limit)
+    notes: list[str] = []
+    proofs: dict[int, str] = {}
+    if rebuilt.manifest_digest == expected.manifest_digest:
+        verdict: Verdict = "reproduced"
+        reason = "the rebuild has the lock's manifest digest: bit for bit what the lock expects"
+    else:
+        findings.extend(diff_lock(expected, rebuilt))
+        if rebuilt.config_digest == expected.config_digest:
+            # The lock only has digests: prove the rebuild's own blobs carry its diff_ids.
+            ids = diff_ids_of(rebuilt.config)
+            for i, blob in enumerate(rebuilt.layers):
+                proof = prove_content(blob, "rebuilt")
+                if proof.content_digest is not None:
+                    proofs[i] = proof.content_digest
+                if proof.content_digest != (ids[i] if i < len(ids) else None):
+                    raise _Inconsistent(
+                        f"rebuilt layer {i} decompresses to {proof.content_digest or proof.error},"
+                        " not to the diff_id its config names",
+                        "this is a bug in the builder: please report it")
+            verdict = "reproduced-content"
+            reason = ("the rebuild has the lock's config digest (same content); its compressed "
+                      "blobs differ from the lock's")
+        else:
+            verdict = "mismatch"
+            reason = "the rebuild's config digest is not the lock's"
+            notes.append("without the published image only digests can be compared: rerun with "
+                         "the image to see which files and fields differ")
+    return _report(verdict, reason, rebuilt, None, lock_side, [], findings, proofs, notes,
+                   proofs_side="rebuilt")
+
+
+def _lock_notes(rebuilt: Image, published: Image, expected: ExpectedImage | None) -> list[str]:
+    if expected is None:
+        return []
+    notes = []
+    for image, who in ((published, "the published image"), (rebuilt, "the rebuild")):
+        if image.manifest_digest == expected.manifest_digest:
+            notes.append(f"{who} has the lock's manifest digest")
+        elif image.config_digest == expected.config_digest:
+            notes.append(f"{who} has the lock's config digest, not its manifest digest")
+        else:
+            notes.append(f"{who} does not have the lock's config digest "
+                         f"({expected.config_digest})")
+    return notes
+
+
+def _report(verdict: Verdict, reason: str, rebuilt: Image, published: Image | None,
+            lock_side: SideIdentity | None, docs: list[Difference], layers: Findings,
+            proofs: dict[int, str], notes: list[str], proofs_side: Side = "published") -> Report:
+    differences = [*docs, *layers.items]
+    counts = Counter(layers.counts)
+    counts.update(d.category for d in docs if not d.derived)
+    by_category = {c: counts[c] for c in CATEGORIES if counts[c]}
+    total = sum(by_category.values())
+    first = [describe(d) for d in differences if not d.derived][:FIRST]
+    if verdict == "mismatch":
+        reason += f": {total} difference{'s' if total != 1 else ''} (" + ", ".join(
+            f"{c} {n}" for c, n in by_category.items()) + ")"
+    rebuilt_proofs = proofs if proofs_side == "rebuilt" else None
+    published_proofs = proofs if proofs_side == "published" else None
+    return Report(
+        verdict=verdict, reason=reason,
+        expected_side="rebuilt" if published is not None else "lock",
+        got_side="published" if published is not None else "rebuilt",
+        rebuilt=side_identity(rebuilt, "rebuilt", rebuilt_proofs),
+        published=side_identity(published, "published", published_proofs)
+        if published is not None else None,
+        lock=lock_side,
+        summary=Summary(total=total, by_category=by_category, first=first,
+                        omitted=layers.omitted),
+        differences=differences, notes=notes,
+    )
+
+
+# --- human output ----------------------------------------------------------------------------
+
+def describe(d: Difference) -> str:
+    """One difference in one line: `[category] where: what`."""
+    if d.scope == "layer":
+        where = f"layer {d.layer}" + (f" ({d.layer_name})" if d.layer_name else "")
+        if d.path:
+            where += f" {d.path}"
+    else:
+        where = d.scope
+    fld = "" if d.field == "entry" else f"{d.field} "
+    if d.change == "added":
+        what = f"{fld}added: {d.got}"
+    elif d.change == "removed":
+        what = f"{fld}removed: {d.expected}"
+    elif d.change == "moved":
+        what = f"{fld}moved: {d.expected} -> {d.got}"
+    else:
+        what = f"{d.field}: {d.expected} -> {d.got}"
+    return f"[{d.category}] {where}: {what}"
+
+
+HEADLINES = {"reproduced": "REPRODUCED", "reproduced-content": "REPRODUCED (content)",
+             "mismatch": "MISMATCH", "error": "ERROR"}
+
+
+def render(report: Report, verbose: bool = False) -> str:
+    """The report for a terminal: verdict and identities, a summary, then the detail
+    (non-derived differences, the first HUMAN_DETAIL of them unless `verbose`)."""
+    lines = [f"{HEADLINES[report.verdict]}: {report.reason}"]
+    for side in (report.rebuilt, report.published, report.lock):
+        if side is not None:
+            lines.append(f"  {side.side:<9} manifest {side.manifest_digest}")
+            lines.append(f"  {'':<9} config   {side.config_digest}")
+    if report.error is not None:
+        lines.append(f"error: {report.error.message}")
+        if report.error.hint:
+            lines.append(f"  hint: {report.error.hint}")
+    s = report.summary
+    if s.total:
+        lines.append(f"{s.total} difference{'s' if s.total != 1 else ''}: "
+                     + ", ".join(f"{c} {n}" for c, n in s.by_category.items())
+                     + f" ({report.expected_side} -> {report.got_side})")
+        shown = [d for d in report.differences if verbose or not d.derived]
+        limit = len(shown) if verbose else HUMAN_DETAIL
+        for d in shown[:limit]:
+            lines.append("  " + describe(d) + ("  (follows from the above)" if d.derived else ""))
+        hidden = len(shown) - limit + (s.omitted if not verbose else 0)
+        if hidden > 0:
+            lines.append(f"  ... and {hidden} more: use --verbose or --json to see them all")
+        if verbose and s.omitted:
+            lines.append(f"  ... and {s.omitted} more not kept in the report (size limit)")
+    for note in report.notes:
+        lines.append(f"note: {note}")
+    if report.diffoscope is not None:
+        lines += _render_diffoscope(report.diffoscope)
+    return "\n".join(lines)
+
+
+def _render_diffoscope(res: DiffoscopeResult) -> list[str]:
+    if not res.available or res.note:
+        return [f"diffoscope: {res.note}"]
+    lines = [f"diffoscope: {len(res.pairs)} file(s) compared, output in {res.out_dir}"]
+    for p in res.pairs:
+        lines.append(f"  layer {p.layer} {p.path}: {p.output}")
+        lines += ["    " + x for x in p.excerpt.splitlines()[:10]]
+    return lines
+
+
+# --- --diffoscope and --keep -----------------------------------------------------------------
+
+def run_diffoscope(report: Report, rebuilt: Image, published: Image, out_dir: Path, *,
+                   max_pairs: int = DIFFOSCOPE_PAIRS) -> Report:
+    """Extract each file whose content differs from both images into `out_dir` (which must be
+    empty or absent) and run diffoscope on each pair; returns the report with `diffoscope` set.
+
+    Nothing is written outside `out_dir`, no link is followed or created. Without diffoscope
+    on PATH nothing is extracted and the result says how to install it.
+    """
+    def done(res: DiffoscopeResult) -> Report:
+        return report.model_copy(update={"diffoscope": res})
+
+    tool = shutil.which("diffoscope")
+    if tool is None:
+        return done(DiffoscopeResult(available=False, note="diffoscope is not installed: "
+                                     "`apt-get install diffoscope-minimal` (Debian, Ubuntu) or "
+                                     "`pip install diffoscope`"))
+    if report.got_side != "published":
+        return done(DiffoscopeResult(available=True, note="diffoscope needs the published image"))
+    changed: dict[int, set[str]] = {}
+    for d in report.differences:
+        if (d.scope == "layer" and d.field == "content" and d.change == "changed" and d.path
+                and sum(len(v) for v in changed.values()) < max_pairs):
+            changed.setdefault(d.layer or 0, set()).add(d.path)
+    if not changed:
+        return done(DiffoscopeResult(available=True, note="no file's content differs"))
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise InputError(f"{out_dir} is not empty", hint="give a new or empty directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pairs: list[DiffoscopePair] = []
+    for layer, paths in sorted(changed.items()):
+        sub = Path(f"layer-{layer}")
+        a = extract_files(rebuilt.layers[layer], paths, out_dir / "rebuilt" / sub, "rebuilt")
+        b = extract_files(published.layers[layer], paths, out_dir / "published" / sub,
+                          "published")
+        for path in sorted(paths):
+            if path not in a or path not in b:
+                continue
+            out = out_dir / "diffoscope" / sub / f"{safe_relpath(path)}.txt"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pair = DiffoscopePair(layer=layer, path=path, expected_file=str(a[path]),
+                                  got_file=str(b[path]), output=str(out))
+            try:
+                r = subprocess.run([tool, "--no-progress", "--text", str(out), str(a[path]),
+                                    str(b[path])], check=False, capture_output=True, text=True,
+                                   timeout=DIFFOSCOPE_TIMEOUT, stdin=subprocess.DEVNULL)
+                excerpt = "\n".join(out.read_text(errors="replace").splitlines()[:20]) \
+                    if out.is_file() else r.stderr.strip()[:2000]
+                pair = pair.model_copy(update={"exit_code": r.returncode, "excerpt": excerpt})
+            except subprocess.TimeoutExpired:
+                pair = pair.model_copy(update={"excerpt": f"timed out after "
+                                               f"{DIFFOSCOPE_TIMEOUT} s"})
+            pairs.append(pair)
+    return done(DiffoscopeResult(available=True, out_dir=str(out_dir), pairs=pairs))
+
+
+def keep_images(rebuilt: Image, published: Image | None, dest: Path) -> dict[str, Path]:
+    """Write the rebuild (and the published image) as OCI layouts `dest/rebuilt` and
+    `dest/published`, so they can be inspected with skopeo, umoci or diffoscope later."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=dest) as tmp:
+        for image, side in ((rebuilt, "rebuilt"), (published, "published")):
+            if image is None:
+                continue
+            staged = _with_blob_files(image, Path(tmp) / side)
+            write_layout([staged], dest / side)
+            out[side] = dest / side
+    return out
+
+
+def _with_blob_files(image: Image, staging: Path) -> Image:
+    """The image with every blob in a file (write_layout links or copies files), streamed and
+    checked against its digest for blobs that only had an opener (a registry)."""
+    layers: list[Blob] = []
+    for blob in image.layers:
+        if blob.path is not None:
+            layers.append(blob)
+            continue
+        staging.mkdir(parents=True, exist_ok=True)
+        path = staging / blob.digest.split(":", 1)[1]
+        h = hashlib.sha256()
+        with blob.open() as src, open(path, "wb") as dst:
+            while data := src.read(1 << 20):
+                h.update(data)
+                dst.write(data)
+        if "sha256:" + h.hexdigest() != blob.digest:
+            raise IntegrityError(f"blob {blob.digest} read as sha256:{h.hexdigest()}",
+                                 hint="fetch the image again")
+        layers.append(Blob(blob.digest, blob.size, blob.media_type, path=path))
+    return Image(manifest=image.manifest, config=image.config, layers=layers, name=image.name,
+                 tag=image.tag, platform=image.platform)

@@ -1,0 +1,51 @@
+"""One entry point for "an image, wherever it is": `oci:DIR[:NAME]`, `docker-archive:FILE[:NAME:TAG]`,
+`docker://HOST/REPO[:TAG|@DIGEST]`, or a bare path (a directory is a layout, a file an archive).
+
+The transports are written as skopeo writes them, so a user can pass the same string to both.
+Whatever the source, the caller gets the same checked `Image`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+from .archive_read import read_docker_archive
+from .image import Image
+from .layout_read import read_layout
+
+
+def read_image(
+    location: str | Path,
+    *,
+    platform: str | None = None,
+    workdir: Path | None = None,
+    insecure: bool = False,
+) -> Image:
+    """Read the image at `location`. A registry image is pulled into `workdir` (an OCI layout is
+    written there and its blobs back the returned image), so `workdir` is needed for
+    `docker://`."""
+    text = str(location)
+    if text.startswith("docker://"):
+        if workdir is None:
+            raise InputError(f"reading {text} needs a directory to pull it into",
+                             hint="internal: pass workdir= to read_image")
+        from .registry import pull  # the registry client is only loaded when it is used
+
+        return pull(text, workdir, platform=platform, insecure=insecure)
+    transport, sep, rest = text.partition(":")
+    if sep and transport == "oci":
+        path, _, ref = rest.partition(":")
+        return read_layout(path, ref=ref or None, platform=platform)
+    if sep and transport == "docker-archive":
+        path, _, ref = rest.partition(":")
+        return read_docker_archive(path, ref=ref or None, platform=platform)
+    p = Path(text)
+    if p.is_dir():
+        return read_layout(p, platform=platform)
+    if p.is_file():
+        return read_docker_archive(p, platform=platform)
+    raise InputError(
+        f"{text!r} is neither an image path nor a reference imagelock reads",
+        hint="write oci:DIR[:NAME], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO:TAG",
+    )
