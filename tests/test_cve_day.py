@@ -96,3 +96,15 @@ def test_upgrading_only_libssl3_moves_only_libssl3(tmp_path: Path, shared_store:
     allowed |= {"usr/" + p for p in listed if p.split("/")[0] in ("lib", "bin", "sbin", "lib64")}
     unexpected = sorted(p for p in differing if p not in allowed)
     assert unexpected == [], unexpected
+
+
+def test_unknown_package_is_named_with_near_names(tmp_path: Path, shared_store: Path) -> None:
+    d = tmp_path / "img"
+    d.mkdir()
+    (d / "imagelock.yaml").write_text(
+        "version: 1\nimage: {name: t}\nsources:\n  bookworm: {kind: debian, suites: [bookworm]}\n"
+        "contents:\n  debian:\n    packages: [pyhton3]\n")
+    r = run(["lock", str(d)], env={"IMAGELOCK_STORE": str(shared_store)})
+    assert r.returncode == 2, r.stderr
+    assert "pyhton3" in r.stderr and "python3" in r.stderr and "Traceback" not in r.stderr
+    assert not (d / "imagelock.lock").exists()
