@@ -10,7 +10,7 @@ import pytest
 
 from helpers import REPO  # noqa: F401  (re-exported for tests)
 
-pytest_plugins = ["conftest_debian"]
+pytest_plugins = ["conftest_debian", "registry_fixture", "oci_helpers"]
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
 """A real registry (docker-registry 2.8, the CNCF distribution registry) on loopback, for tests.
 
 `start_registry` runs one with its own config, storage and port, optionally behind htpasswd basic
-auth; the session-scoped `registry` fixture shares one anonymous registry with every test that
-only needs somewhere to push and pull. The registry speaks plain HTTP, which imagelock allows for
-loopback hosts only.
+auth or behind bearer tokens from a small token service run here (the registry checks the tokens'
+signatures against our certificate, as it would a real token service's); the session-scoped
+`registry` fixture shares one anonymous registry with every test that only needs somewhere to
+push and pull. The registry speaks plain HTTP, which imagelock allows for loopback hosts only.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import requests
+from token_service import token_service
 
 READY_SECONDS = 10.0
 
@@ -31,6 +33,7 @@ class Registry:
     host: str  # "127.0.0.1:PORT", the host part of image references
     storage: Path
     log: Path
+    token_requests: list[str] = field(default_factory=list)  # scopes asked of the token service
 
     def blob_file(self, digest: str) -> Path:
         """The file in the registry's storage holding a blob (to tamper with it in tests)."""
@@ -44,7 +47,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(storage: Path, port: int, htpasswd: Path | None) -> str:
+def _config(storage: Path, port: int, htpasswd: Path | None, token: str) -> str:
     text = (
         "version: 0.1\n"
         "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
@@ -53,7 +56,7 @@ def _config(storage: Path, port: int, htpasswd: Path | None) -> str:
     )
     if htpasswd is not None:
         text += f"auth:\n  htpasswd:\n    realm: imagelock-test\n    path: {htpasswd}\n"
-    return text
+    return text + token
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], expect: int) -> bool:
@@ -72,10 +75,23 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], expect: int) -> bool:
 
 @contextmanager
 def start_registry(
-    workdir: Path, *, users: dict[str, str] | None = None
+    workdir: Path, *, users: dict[str, str] | None = None, token_users: dict[str, str] | None = None
 ) -> Iterator[Registry]:
-    """Run a registry on 127.0.0.1 with storage under `workdir`; with `users`, behind basic auth
-    (an htpasswd file made with `htpasswd -Bbn`). Stops it on exit."""
+    """Run a registry on 127.0.0.1 with storage under `workdir`. With `users`, behind basic auth
+    (an htpasswd file made with `htpasswd -Bbn`); with `token_users`, behind bearer tokens that
+    only those users get. Stops it on exit."""
+    if token_users is None:
+        yield from _run(workdir, users, "", [])
+        return
+    with token_service(workdir, token_users) as svc:
+        token = (f"auth:\n  token:\n    realm: {svc.realm}\n    service: {svc.service}\n"
+                 f"    issuer: {svc.issuer}\n    rootcertbundle: {svc.cert}\n")
+        yield from _run(workdir, None, token, svc.requests)
+
+
+def _run(
+    workdir: Path, users: dict[str, str] | None, token: str, token_requests: list[str]
+) -> Iterator[Registry]:
     binary = shutil.which("docker-registry")
     if binary is None:
         raise AssertionError("docker-registry is not installed: run ./scripts/setup (it installs it)")
@@ -98,14 +114,14 @@ def start_registry(
     for _attempt in range(3):  # another process may take the free port before the registry does
         port = _free_port()
         cfg = workdir / "config.yml"
-        cfg.write_text(_config(storage, port, htpasswd))
+        cfg.write_text(_config(storage, port, htpasswd, token))
         with open(log, "ab") as logf:
             proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=logf, stderr=logf,
                                     stdin=subprocess.DEVNULL)
         try:
-            expect = 401 if users is not None else 200
+            expect = 401 if users is not None or token else 200
             if _wait_ready(f"http://127.0.0.1:{port}/v2/", proc, expect):
-                yield Registry(f"127.0.0.1:{port}", storage, log)
+                yield Registry(f"127.0.0.1:{port}", storage, log, token_requests)
                 return
         finally:
             proc.terminate()
@@ -120,6 +136,6 @@ def start_registry(
 @pytest.fixture(scope="session")
 def registry() -> Iterator[Registry]:
     """One anonymous registry on loopback for the whole test session."""
-    with tempfile.TemporaryDirectory(prefix="imagelock-registry-") as tmp:
-        with start_registry(Path(tmp)) as reg:
-            yield reg
+    with (tempfile.TemporaryDirectory(prefix="imagelock-registry-") as tmp,
+          start_registry(Path(tmp)) as reg):
+        yield reg

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from helpers import IMAGELOCK, copy_example, need
 from imagelock.build import sandbox as sb
 from imagelock.build.sandbox import Change, Sandbox, build_in_sandbox, build_sandbox
 from imagelock.building import build_lock
-from imagelock.errors import StaleLockError, ToolUnavailable
+from imagelock.errors import FetchError, StaleLockError, ToolUnavailable
 from imagelock.store import Store
 
 pytestmark = pytest.mark.tools
@@ -41,7 +40,7 @@ def inside(box: Sandbox, code: str) -> subprocess.CompletedProcess[bytes]:
 
 def probe(box: Sandbox, code: str) -> object:
     """Run `code`, which sets `out`; return `out` as JSON from inside."""
-    r = inside(box, code + "\nimport json as _j; print(_j.dumps(out))")
+    r = inside(box, textwrap.dedent(code) + "\nimport json as _j; print(_j.dumps(out))")
     assert r.returncode == 0, r.stderr.decode()
     return json.loads(r.stdout)
 
@@ -140,6 +139,18 @@ def test_store_is_read_only_and_readable(box: Sandbox, tmp_path: Path) -> None:
     assert sorted(os.listdir(store / "sha256")) == ["obj"]
 
 
+def test_build_sandbox_keeps_no_capability_and_cannot_remount(box: Sandbox) -> None:
+    out = probe(box, """
+        import ctypes, os
+        caps = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")]
+        libc = ctypes.CDLL(None, use_errno=True)
+        MS_REMOUNT, MS_BIND = 32, 4096  # a bind remount without MS_RDONLY: make /usr writable
+        rc = libc.mount(None, b"/usr", None, MS_REMOUNT | MS_BIND, None)
+        out = [caps[0], rc, os.strerror(ctypes.get_errno())]
+    """)
+    assert out == ["0000000000000000", -1, "Operation not permitted"]
+
+
 def test_environment_is_clean_and_fixed(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGELOCK_TEST_LEAK", "must-not-pass")
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")
@@ -173,11 +184,18 @@ def test_tmp_is_empty_and_private(tmp_path: Path, disk_backed: bool) -> None:
     assert os.listdir(host_tmp) == (["written-inside"] if disk_backed else [])
 
 
-def _locked_hello(tmp_path: Path, store: Path) -> Path:
+def _locked_hello(tmp_path: Path, store: Path, download: Path | None = None) -> Path:
+    """examples/hello copied and locked afresh; with `download`, also a file:// download."""
     ctx = copy_example("hello", tmp_path / "hello")
     (ctx / "imagelock.lock").unlink()
-    r = subprocess.run([IMAGELOCK, "lock", str(ctx), "--store", str(store)], capture_output=True,
-                       text=True, stdin=subprocess.DEVNULL)
+    store.mkdir(exist_ok=True)
+    if download is not None:
+        spec = ctx / "imagelock.yaml"
+        spec.write_text(spec.read_text().replace(
+            "contents:\n", f"contents:\n  downloads:\n    - {{url: 'file://{download}', "
+            "dest: /usr/share/hello/blob}\n", 1))
+    r = subprocess.run([IMAGELOCK, "lock", str(ctx), "--store", str(store)], check=False,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     return ctx / "imagelock.lock"
 
@@ -207,6 +225,23 @@ def test_build_in_sandbox_writes_a_docker_archive_in_place(tmp_path: Path) -> No
     assert res["verdict"] == "reproduced"
     assert (tmp_path / "image.tar").is_file()
     assert sorted(os.listdir(tmp_path)) == ["hello", "image.tar", "store"]
+
+
+def test_build_in_sandbox_takes_downloads_from_the_store_only(tmp_path: Path) -> None:
+    served = tmp_path / "served" / "blob"  # reachable at lock time, never bound in the sandbox
+    served.parent.mkdir()
+    served.write_bytes(b"pinned download\n" * 100)
+    store = tmp_path / "store"
+    lock = _locked_hello(tmp_path, store, download=served)
+    res = build_in_sandbox(lock, None, store, tmp_path / "out", "oci")
+    assert res["verdict"] == "reproduced"
+    objects = list((store / "sha256").iterdir())
+    assert len(objects) == 1
+    for obj in objects:
+        obj.unlink()
+    with pytest.raises(FetchError) as e:
+        build_in_sandbox(lock, None, store, tmp_path / "out2", "oci")
+    assert e.value.exit_code == 3 and "not in the store" in e.value.message
 
 
 def test_an_error_inside_is_raised_outside_as_the_same_class(tmp_path: Path) -> None:
@@ -259,7 +294,9 @@ def as_root() -> None:
     assert sb.available(rootfs=True), sb._probe(True)
 
 
-def test_rootfs_step_can_chown_to_other_uids_without_network(tiny_root: Path, as_root: None) -> None:
+def test_rootfs_step_can_chown_to_other_uids_without_network(
+    tiny_root: Path, as_root: None
+) -> None:
     r = sb.rootfs_sandbox(tiny_root, source_date_epoch=0).run(["/bin/sh", "-c", """
         busybox touch /owned && busybox chown 1234:1234 /owned
         busybox mknod /disk b 253 0 2>/dev/null && echo mknod-allowed

@@ -130,8 +130,12 @@ def compare_images(
     """Compare a rebuild with the published image, or, without one, with the lock's digests.
 
     With a published image, `expected` values in the report are the rebuild's and `got` values
-    the published image's; `expected` (the lock), when given too, only adds notes. Never raises
-    for a mismatch or an unreadable blob: those are verdicts.
+    the published image's; `expected` (the lock), when given too, only adds notes.
+
+    A mismatch, a blob that cannot be read (OSError) or is not the bytes its digest names, and
+    an image whose manifest does not name its config and blobs are verdicts, not exceptions.
+    Raises InputError when there is nothing to compare with; other errors of a reader's blob
+    stream (a registry that stops answering: FetchError) propagate with their exit code.
     """
     if published is None and expected is None:
         raise InputError("nothing to compare the rebuild with",
@@ -148,6 +152,8 @@ def compare_images(
         return _against_published(rebuilt, published, expected, lock_side, limit)
     except (UnverifiableBlob, _Inconsistent) as e:
         message, hint = e.message, e.hint
+    except IntegrityError as e:  # a reader's verifying stream caught bytes that do not hash
+        message, hint = e.message, e.hint or "fetch the image again"
     except OSError as e:
         message, hint = (f"a layer blob could not be read: {e}",
                          "check that the image's blobs are all present and readable")
@@ -171,7 +177,10 @@ def _against_published(rebuilt: Image, published: Image, expected: ExpectedImage
     layers = Findings(limit)
     walk = walk_layers(rebuilt, published, layers, "published", prove_all=same_config)
     names = layer_names(rebuilt.config)
-    explained = {i for i, s in walk.status.items() if s == "explained"}
+    # Layers walked, and layers only one side has, are explained in the layer differences.
+    unpaired = range(min(len(rebuilt.layers), len(published.layers)),
+                     max(len(rebuilt.layers), len(published.layers)))
+    explained = {i for i, s in walk.status.items() if s == "explained"} | set(unpaired)
     docs = [*diff_index(rebuilt, published),
             *diff_manifest(rebuilt.manifest, published.manifest, walk.status, names),
             *diff_config(rebuilt.config, published.config, explained, names)]
@@ -181,7 +190,7 @@ def _against_published(rebuilt: Image, published: Image, expected: ExpectedImage
         n = sum(1 for s in walk.status.values() if s == "compression")
         verdict: Verdict = "reproduced-content"
         reason = (f"the config digests are equal and every published layer decompresses to the "
-                  f"rebuilt diff_id; {n} of {len(rebuilt.layers)} layer blobs are compressed "
+                  f"rebuilt diff_id; {n} of {len(rebuilt.layers)} layer blobs are stored (compressed) "
                   "differently")
     else:
         verdict, reason = "mismatch", "the published image differs from the rebuild"
@@ -288,6 +297,7 @@ def describe(d: Difference) -> str:
     return f"[{d.category}] {where}: {what}"
 
 
+DERIVED = "(follows from the differences below)"
 HEADLINES = {"reproduced": "REPRODUCED", "reproduced-content": "REPRODUCED (content)",
              "mismatch": "MISMATCH", "error": "ERROR"}
 
@@ -306,13 +316,14 @@ def render(report: Report, verbose: bool = False) -> str:
             lines.append(f"  hint: {report.error.hint}")
     s = report.summary
     if s.total:
-        lines.append(f"{s.total} difference{'s' if s.total != 1 else ''}: "
-                     + ", ".join(f"{c} {n}" for c, n in s.by_category.items())
-                     + f" ({report.expected_side} -> {report.got_side})")
+        if report.verdict != "mismatch":  # a mismatch's reason already counts them
+            lines.append(f"{s.total} difference{'s' if s.total != 1 else ''}: "
+                         + ", ".join(f"{c} {n}" for c, n in s.by_category.items()))
+        lines.append(f"differences ({report.expected_side} -> {report.got_side}):")
         shown = [d for d in report.differences if verbose or not d.derived]
         limit = len(shown) if verbose else HUMAN_DETAIL
         for d in shown[:limit]:
-            lines.append("  " + describe(d) + ("  (follows from the above)" if d.derived else ""))
+            lines.append("  " + describe(d) + (f"  {DERIVED}" if d.derived else ""))
         hidden = len(shown) - limit + (s.omitted if not verbose else 0)
         if hidden > 0:
             lines.append(f"  ... and {hidden} more: use --verbose or --json to see them all")

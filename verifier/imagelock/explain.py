@@ -355,7 +355,7 @@ def _when(t: float) -> str:
         iso = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return repr(t)
-    return f"{t:g} ({iso})" if t == int(t) else f"{t!r} ({iso})"
+    return f"{int(t)} ({iso})" if t == int(t) else f"{t!r} ({iso})"
 
 
 def describe_entry(e: EntryInfo) -> str:
@@ -602,7 +602,7 @@ def diff_manifest(expected: bytes, got: bytes, layer_status: dict[int, str],
             out.append(_d(category, "manifest", f"layers[{i}].digest",
                           f"{a.get('digest')} ({a.get('size')} bytes)",
                           f"{b.get('digest')} ({b.get('size')} bytes)", layer=i, layer_name=name,
-                          derived=status in ("explained", "unexplained")))
+                          derived=status == "explained"))
         ea, ga = a.get("annotations") or {}, b.get("annotations") or {}
         for key in sorted(set(ea) | set(ga)):
             if ea.get(key) != ga.get(key):
@@ -714,6 +714,14 @@ def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, 
     def name(i: int) -> str | None:
         return names[i] if i < len(names) else None
 
+    def moved_from(content: str, i: int) -> int | None:
+        """The expected position of a layer found at `i`, if it moved there (the got image no
+        longer has it at that position: a copy of a layer that is still in place did not move)."""
+        if content not in exp_ids or exp_ids.index(content) == i:
+            return None
+        j = exp_ids.index(content)
+        return j if j >= len(got_ids) or got_ids[j] != exp_ids[j] else None
+
     def add(category: Category, i: int, fld: str, change: Change, a: str | None,
             b: str | None, path: str | None = None) -> None:
         findings.add(Difference(category=category, scope="layer", layer=i, layer_name=name(i),
@@ -737,14 +745,18 @@ def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, 
             if proof.content_digest == want:
                 walk.status[i] = "same" if eb.digest == gb.digest else "compression"
                 continue
-            if proof.content_digest in exp_ids:
-                j = exp_ids.index(proof.content_digest)
+            j = moved_from(proof.content_digest, i)
+            if j is not None:
                 add("ordering", i, "layer", "moved", f"layer {i}: {want}",
                     f"layer {i}: the expected layer {j} ({proof.content_digest})")
                 walk.status[i] = "explained"
                 continue
         e_idx = index_layer(eb, "rebuilt" if got_side == "published" else "expected")
         g_idx = index_layer(gb, got_side)
+        if e_idx.error is not None:
+            raise UnverifiableBlob(f"the expected side's layer {i} cannot be read: {e_idx.error}",
+                                   hint="this is a bug in the builder or the image reader: "
+                                   "please report it")
         walk.content_digests[i] = g_idx.content_digest
         walk.status[i] = "explained"
         if g_idx.error is not None:
@@ -752,8 +764,8 @@ def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, 
                 "compression"
             add(category, i, "blob", "changed", "a valid compressed tar", g_idx.error)
             continue
-        if g_idx.content_digest in exp_ids and g_idx.content_digest != want:
-            j = exp_ids.index(g_idx.content_digest)
+        j = moved_from(g_idx.content_digest, i)
+        if j is not None:
             add("ordering", i, "layer", "moved", f"layer {i}: {want}",
                 f"layer {i}: the expected layer {j} ({g_idx.content_digest})")
             continue

@@ -46,8 +46,6 @@ ROOTFS_CAPS = (
     "CAP_SETUID", "CAP_SETPCAP", "CAP_SETFCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
     "CAP_AUDIT_WRITE",
 )
-# Mount points bwrap creates in a rootfs-mode root when they are missing (see overlay_run).
-ROOTFS_MOUNTS = ("/dev", "/proc", "/run", "/tmp")
 
 _NAMESPACES = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                "--unshare-cgroup", "--hostname", HOSTNAME, "--die-with-parent", "--new-session"]

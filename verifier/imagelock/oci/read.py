@@ -22,9 +22,9 @@ def read_image(
     workdir: Path | None = None,
     insecure: bool = False,
 ) -> Image:
-    """Read the image at `location`. A registry image is pulled into `workdir` (an OCI layout is
-    written there and its blobs back the returned image), so `workdir` is needed for
-    `docker://`."""
+    """Read the image at `location`. A registry image is pulled into `workdir` (a new or empty
+    directory: an OCI layout is written there and its blobs back the returned image), so
+    `workdir` is needed for `docker://`."""
     text = str(location)
     if text.startswith("docker://"):
         if workdir is None:

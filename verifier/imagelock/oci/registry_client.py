@@ -19,17 +19,26 @@ import json
 import os
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Self
 
 import requests
 
 from .. import __version__
 from ..digest import CHUNK
-from ..errors import FetchError, ImagelockError, IntegrityError, UnsafeContentError
+from ..errors import FetchError, ImagelockError, InputError, IntegrityError, UnsafeContentError
 from ..formats.oci import MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_INDEX, MT_MANIFEST
 from ..store import Store
-from .blobio import MAX_DOCUMENT, digest_hex
-from .reference import Reference
+from .blobio import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MAX_DOCUMENT,
+    check_document_size,
+    digest_hex,
+    hash_digest,
+    parse_json,
+)
+from .reference import Reference, parse_reference
 from .registry_auth import Credentials, find_credentials, parse_challenge
 
 ACCEPT_MANIFESTS = f"{MT_MANIFEST}, {MT_INDEX}, {MT_DOCKER_MANIFEST}, {MT_DOCKER_LIST}"
@@ -72,8 +81,10 @@ class UploadBody:
         data = self._f.read(CHUNK if n is None or n < 0 else max(n, CHUNK))
         if not data:
             self._f.read()  # reach the end, so a verifying stream checks its digest
-            self._f.close()
         return data
+
+    def close(self) -> None:
+        self._f.close()
 
     def __iter__(self) -> Iterator[bytes]:
         while data := self.read(CHUNK):
@@ -238,20 +249,25 @@ class RegistryClient:
         scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
         creds: Credentials | None = None
         for attempt in range(2):
+            data = body() if callable(body) else body
             try:
                 r = self._session.request(
                     method, url, headers={**(headers or {}), **self._auth_headers(url, scope)},
-                    params=params, data=body() if callable(body) else body, stream=stream,
-                    timeout=_timeout(), verify=not self.insecure,
+                    params=params, data=data, stream=stream, timeout=_timeout(),
+                    verify=not self.insecure,
                 )
             except requests.RequestException as e:
                 raise FetchError(f"{method} {what} at {self.host}/{repository} failed: {e}",
                                  hint="check the network and the registry") from e
+            finally:
+                if isinstance(data, UploadBody):
+                    data.close()
             if r.status_code != 401:
                 break
+            detail = registry_errors(r)
             r.close()
             if attempt == 1:
-                raise self._refused(creds, registry_errors(r))
+                raise self._refused(creds, detail)
             creds = self._authenticate(r.headers.get("WWW-Authenticate", ""), repository, scope)
         if r.status_code in ok:
             return r
@@ -279,10 +295,22 @@ class RegistryClient:
 
     def get_manifest(self, repository: str, target: str) -> tuple[bytes, str, str | None]:
         """A manifest or index by tag or digest: (bytes, media type, Docker-Content-Digest)."""
+        got = self.find_manifest(repository, target)
+        if got is None:  # pragma: no cover - find_manifest raises for a required manifest
+            raise FetchError(f"manifest {target} is not in {self.host}/{repository}")
+        return got
+
+    def find_manifest(
+        self, repository: str, target: str, *, missing_ok: bool = False
+    ) -> tuple[bytes, str, str | None] | None:
+        """`get_manifest`, or None for a manifest that is not there when `missing_ok`."""
         what = f"manifest {target}"
         r = self.request("GET", repository, f"manifests/{target}", what=what,
-                         headers={"Accept": ACCEPT_MANIFESTS}, stream=True)
+                         headers={"Accept": ACCEPT_MANIFESTS}, stream=True,
+                         ok=(200, 404) if missing_ok else (200,))
         with r:
+            if r.status_code == 404:
+                return None
             data = _read_limited(r, what, f"{self.host}/{repository}")
             media_type = r.headers.get("Content-Type", "").split(";")[0].strip()
             return data, media_type, r.headers.get("Docker-Content-Digest")
@@ -328,6 +356,20 @@ class RegistryClient:
                 raise IntegrityError(
                     e.message, hint="the registry served bytes that are not the image's (corrupt "
                     "or tampered with); nothing was kept") from e
+
+    def read_blob(self, repository: str, digest: str, size: int, what: str) -> bytes:
+        """A small blob (an attestation) into memory, checked against its digest and size."""
+        where = f"{self.host}/{repository}"
+        check_document_size(size, what, where)
+        r = self.request("GET", repository, f"blobs/{digest}", what=what, stream=True)
+        with r:
+            data = _read_limited(r, what, where)
+        if len(data) != size or hash_digest(data) != digest:
+            raise IntegrityError(
+                f"{where} serves {what} as {len(data)} bytes with digest {hash_digest(data)}, "
+                f"not {size} bytes of {digest}",
+                hint="the registry served bytes that are not the artifact's: do not use them")
+        return data
 
     def upload_blob(
         self,
@@ -412,3 +454,59 @@ def _read_limited(r: requests.Response, what: str, where: str) -> bytes:
 def _basic_header(creds: Credentials) -> str:
     raw = f"{creds.username}:{creds.password}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    """What a reference points at: the manifest or index's bytes, media type and digest."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def as_reference(ref: str | Reference) -> Reference:
+    return ref if isinstance(ref, Reference) else parse_reference(ref)
+
+
+def client_for(
+    ref: Reference, *, insecure: bool = False, credentials: Credentials | None = None
+) -> RegistryClient:
+    return RegistryClient(ref.host, insecure=insecure, credentials=credentials)
+
+
+def get_checked(client: RegistryClient, ref: Reference, *, size: int | None = None) -> ManifestRef:
+    """GET a manifest; it must hash to the digest asked for (or, by tag, to the one the registry
+    names in Docker-Content-Digest) and be a manifest or index."""
+    data, content_type, said = client.get_manifest(ref.repository, ref.target)
+    digest = hash_digest(data)
+    what = f"manifest {ref.target} from {ref.name}"
+    expected = ref.digest or (said if said and said.startswith("sha256:") else None)
+    if expected is not None and digest != expected:
+        raise IntegrityError(f"{what} has digest {digest}, not {expected}",
+                             hint="the registry (or something between us) altered the manifest: "
+                             "do not use it")
+    if size is not None and len(data) != size:
+        raise IntegrityError(f"{what} has {len(data)} bytes, not the {size} its index says",
+                             hint="the registry serves altered content: do not use it")
+    return ManifestRef(data, _media_type(data, content_type, what, ref.name), digest)
+
+
+def _media_type(data: bytes, content_type: str, what: str, where: str) -> str:
+    doc = parse_json(data, what, where)
+    if not isinstance(doc, dict):
+        raise InputError(f"{what} is not a JSON object", hint="the registry serves something else")
+    declared = doc.get("mediaType")
+    if isinstance(declared, str) and declared:
+        if content_type in MANIFEST_TYPES | INDEX_TYPES and content_type != declared:
+            raise InputError(f"{what} says it is {declared} but was served as {content_type}",
+                             hint="the manifest was crafted to be read two ways: do not use it")
+        return declared
+    if content_type in MANIFEST_TYPES | INDEX_TYPES:
+        return content_type
+    # OCI allows a manifest without mediaType; its shape decides.
+    return MT_INDEX if "manifests" in doc else MT_MANIFEST
