@@ -259,6 +259,190 @@ def build(
     _run(json_out, body)
 
 
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure-registry", help="Allow plain HTTP to a registry that is not on "
+                       "loopback (loopback registries always may use it).")
+]
+
+
+@app.command()
+def rebuild(
+    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
+                         "directory. Default: ./imagelock.lock.")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="REF", help="The published image "
+                     "to compare with: oci:DIR[:TAG], docker-archive:FILE, HOST[:PORT]/REPO:TAG or "
+                     "HOST/REPO@sha256:... Without it, compare with the lock's digests only.")] = None,
+    no_sandbox: Annotated[bool, typer.Option("--no-sandbox", help="Build without the bubblewrap "
+                          "sandbox (the result says so). By default a missing sandbox is an "
+                          "error (exit 4).")] = False,
+    platform: Annotated[str | None, typer.Option("--platform", help="Platform to rebuild and "
+                        "compare. Default: the lock's first.")] = None,
+    keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help="Keep both images as "
+                    "OCI layouts in DIR/rebuilt and DIR/published for inspection.")] = None,
+    diffoscope: Annotated[Path | None, typer.Option("--diffoscope", metavar="DIR", help="On a "
+                          "mismatch, hand each changed file to diffoscope (when installed), "
+                          "writing its reports to DIR.")] = None,
+    sign: Annotated[Path | None, typer.Option("--sign", metavar="KEY", help="On reproduced or "
+                    "reproduced-content, sign a SLSA Verification Summary (VSA) with this private "
+                    "key.")] = None,
+    sign_failures: Annotated[bool, typer.Option("--sign-failures", help="With --sign, also sign a "
+                             "FAILED VSA on a mismatch.")] = False,
+    attestation_out: Annotated[Path | None, typer.Option("--attestation-out", metavar="FILE",
+                               help="Where to append the signed VSA. Default: beside a local "
+                               "image (PATH.intoto.jsonl), else ./rebuild.intoto.jsonl.")] = None,
+    push_attestation: Annotated[bool, typer.Option("--push-attestation", help="Also attach the "
+                                "signed VSA to a registry image as an OCI 1.1 referrer.")] = False,
+    verifier_id: Annotated[str | None, typer.Option("--verifier-id", help="Your identity as a "
+                           "rebuilder (a URI), written into the VSA.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="List every difference.")] = False,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    offline: OfflineOpt = False,
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rebuild the image a lock describes, in isolation, and compare it with the published image
+    (or the lock): fetch every pinned input (hashes checked), build in a bubblewrap sandbox with
+    no network and the store read-only, compare both identities, explain any difference down to
+    the file, and optionally sign the verdict.
+
+    Verdicts: reproduced (bit-identical, exit 0); reproduced-content (same content, other
+    compression, proven by decompressing the published blobs, exit 0); mismatch (exit 1);
+    error (the published image could not be read or checked, exit 3)."""
+
+    def body() -> None:
+        from .rebuilding import rebuild as do_rebuild
+        from .rebuilding import scratch
+
+        key = _load_signing_key(sign) if sign is not None else None
+        with scratch() as tmp:
+            res = do_rebuild(_lock_path(lock_file), image=image, store=_store(store),
+                             cli_mirrors=mirror or [], offline=offline, sandbox=not no_sandbox,
+                             platform=platform, workdir=Path(tmp), insecure=insecure, keep=keep,
+                             diffoscope=diffoscope)
+            data = res.as_json()
+            human = res.human(verbose)
+            matched = res.verdict in ("reproduced", "reproduced-content")
+            if key is not None and (matched or (sign_failures and res.verdict == "mismatch")):
+                from .oci.read import local_path
+                from .signing import sign_rebuild
+
+                local = local_path(image) if image else None
+                out = attestation_out or (
+                    local.with_name(local.name + ".intoto.jsonl") if local is not None
+                    else Path("rebuild.intoto.jsonl"))
+                line = sign_rebuild(res, key, out=out, verifier_id=verifier_id)
+                data["attestation"] = str(out)
+                human += f"\nsigned {'PASSED' if matched else 'FAILED'} VSA -> {out}"
+                if push_attestation:
+                    from .errors import InputError
+                    from .verifying import push_attestation as push_att
+
+                    if image is None or local is not None:
+                        raise InputError("--push-attestation needs --image naming a registry image")
+                    digest = push_att(image, line, insecure=insecure)
+                    data["referrer"] = digest
+                    human += f"\nattached to {image} as referrer {digest}"
+        _emit(json_out, data, human)
+        if res.verdict == "mismatch":
+            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+        if res.verdict == "error":
+            raise typer.Exit(3)
+
+    _run(json_out, body)
+
+
+@app.command()
+def push(
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="An OCI layout directory, a "
+                     "docker-archive file, or oci:DIR[:TAG] / docker-archive:FILE.")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="HOST[:PORT]/REPO[:TAG].")],
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Push an image to a registry (blobs, then the manifest, then the tag); prints the manifest
+    digest. Credentials come from the usual container auth files."""
+
+    def body() -> None:
+        from .oci.read import registry_form
+        from .oci.registry import push as do_push
+
+        digest = do_push(image, registry_form(ref).removeprefix("docker://"), insecure=insecure)
+        _emit(json_out, {"ref": ref, "digest": digest}, f"pushed {ref}\n  manifest {digest}")
+
+    _run(json_out, body)
+
+
+@app.command()
+def pull(
+    ref: Annotated[str, typer.Argument(metavar="REF", help="HOST[:PORT]/REPO:TAG or "
+                   "HOST[:PORT]/REPO@sha256:...")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="OCI layout directory to write.")],
+    platform: Annotated[str | None, typer.Option("--platform", help="Platform to pull from an "
+                        "index. Default: linux/amd64.")] = None,
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pull an image from a registry into an OCI layout, checking every blob's digest while it
+    streams."""
+
+    def body() -> None:
+        from .oci.read import registry_form
+        from .oci.registry import pull as do_pull
+
+        img = do_pull(registry_form(ref).removeprefix("docker://"), output, platform=platform,
+                      insecure=insecure)
+        _emit(json_out, {"ref": ref, "output": str(output), "manifest_digest": img.manifest_digest,
+                         "config_digest": img.config_digest},
+              f"pulled {ref} -> {output}\n  config   {img.config_digest}\n"
+              f"  manifest {img.manifest_digest}")
+
+    _run(json_out, body)
+
+
+@app.command()
+def verify(
+    image: Annotated[str, typer.Argument(metavar="REF", help="The image to check: a layout "
+                     "directory, a docker-archive, oci:DIR[:TAG], docker-archive:FILE, or a "
+                     "registry reference.")],
+    policy: Annotated[Path, typer.Option("--policy", help="The policy (policy.yaml).")],
+    attestations: Annotated[list[Path] | None, typer.Argument(metavar="[ATTESTATION]...",
+                            help="Attestation files (DSSE envelopes, .intoto.jsonl, sigstore "
+                            "bundles), besides those found beside the image or in the "
+                            "registry.")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="Platform of an index to "
+                        "check. Default: linux/amd64.")] = None,
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The consumer's gate before deployment: check the image's attestations (signatures,
+    subject digest, predicate types, age, rebuild verdicts) against a policy that names trusted
+    vendors and rebuilders with a threshold. Fails closed. Exit 0 when the policy is met, 1 when
+    it refuses (the failed rule and why are printed), 2 for a malformed policy or attestation."""
+
+    def body() -> None:
+        from .attest import utc_now
+        from .rebuilding import scratch
+        from .verifying import verify as do_verify
+
+        with scratch() as tmp:
+            result = do_verify(image, policy, attestations or [], now=utc_now(),
+                               workdir=Path(tmp), insecure=insecure, platform=platform)
+        data = result.model_dump(mode="json")
+        lines = [f"{'PASSED' if result.passed else 'REFUSED'}: {image} ({result.subject_digest})"]
+        for o in result.rules:
+            lines.append(f"  [{'ok' if o.passed else 'FAIL'}] {o.rule}: {o.reason}")
+        for a in result.attestations:
+            who = ", ".join(a.signers) or "no trusted signer"
+            lines.append(f"  {'counted' if a.counted else 'ignored'}: {a.source} "
+                         f"({a.predicate_type or '?'}; {who}): {a.reason}")
+        _emit(json_out, data, "\n".join(lines))
+        if not result.passed:
+            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+
+    _run(json_out, body)
+
+
 class KeyAlgorithm(str, Enum):
     ecdsa_p256 = "ecdsa-p256"
     ed25519 = "ed25519"

@@ -7,6 +7,7 @@ Whatever the source, the caller gets the same checked `Image`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import InputError
@@ -25,7 +26,7 @@ def read_image(
     """Read the image at `location`. A registry image is pulled into `workdir` (a new or empty
     directory: an OCI layout is written there and its blobs back the returned image), so
     `workdir` is needed for `docker://`."""
-    text = str(location)
+    text = registry_form(str(location))
     if text.startswith("docker://"):
         if workdir is None:
             raise InputError(f"reading {text} needs a directory to pull it into",
@@ -49,3 +50,28 @@ def read_image(
         f"{text!r} is neither an image path nor a reference imagelock reads",
         hint="write oci:DIR[:NAME], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO:TAG",
     )
+
+
+_REGISTRY_REF = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?/[^:@]+(?::[A-Za-z0-9_][A-Za-z0-9_.-]*|@sha256:[0-9a-f]{64})$")
+
+
+def registry_form(text: str) -> str:
+    """`HOST[:PORT]/REPO:TAG` or `...@sha256:...` without a transport means the registry, unless
+    a file or directory of that name exists."""
+    if text.startswith(("docker://", "oci:", "docker-archive:")) or Path(text).exists():
+        return text
+    host = text.split("/", 1)[0]
+    if _REGISTRY_REF.match(text) and ("." in host or ":" in host or host == "localhost"):
+        return "docker://" + text
+    return text
+
+
+def local_path(location: str) -> Path | None:
+    """The file or directory of a local image reference (for attestations kept beside it)."""
+    text = registry_form(location)
+    if text.startswith("docker://"):
+        return None
+    transport, sep, rest = text.partition(":")
+    if sep and transport in ("oci", "docker-archive"):
+        return Path(rest.partition(":")[0])
+    return Path(text)

@@ -1,0 +1,91 @@
+"""`imagelock rebuild` as a rebuilder runs it: against tampered images (verdict, class, path,
+exit code), recompressed images, without a sandbox, and with the sandbox missing."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from helpers import REPO, copy_example, run
+from imagelock.oci.layout import write_layout
+from imagelock.oci.layout_read import read_layout
+from tamper import change_byte, chmod, edit_config, edit_layer, recompress
+
+
+def _setup(tmp: Path) -> tuple[Path, Path, dict[str, str]]:
+    ex = copy_example("hello", tmp / "hello")
+    env = {"IMAGELOCK_STORE": str(tmp / "store")}
+    r = run(["build", str(ex), "-o", str(tmp / "published")], env=env)
+    assert r.returncode == 0, r.stderr
+    return ex, tmp / "published", env
+
+
+def _rebuild(ex: Path, image: Path, env: dict[str, str], *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    r = run(["rebuild", str(ex), "--image", f"oci:{image}", "--json", *extra], env=env)
+    assert "Traceback" not in r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def test_untouched_image_is_reproduced_in_the_sandbox(tmp_path: Path) -> None:
+    ex, published, env = _setup(tmp_path)
+    code, rep = _rebuild(ex, published, env)
+    assert (code, rep["verdict"], rep["sandbox"]) == (0, "reproduced", "bubblewrap")
+
+
+def test_one_changed_byte_is_a_mismatch_naming_the_file(tmp_path: Path) -> None:
+    ex, published, env = _setup(tmp_path)
+    img = edit_layer(read_layout(published), 0, tmp_path / "w", change_byte("usr/local/bin/hello", 100))
+    write_layout([img], tmp_path / "tampered")
+    code, rep = _rebuild(ex, tmp_path / "tampered", env)
+    assert code == 1 and rep["verdict"] == "mismatch"
+    real = [d for d in rep["differences"] if not d["derived"]]
+    assert [(d["category"], d["path"]) for d in real] == [("content", "/usr/local/bin/hello")]
+    human = run(["rebuild", str(ex), "--image", f"oci:{tmp_path / 'tampered'}"], env=env)
+    assert human.returncode == 1 and "usr/local/bin/hello" in human.stdout
+
+
+def test_mode_and_config_changes_are_classified(tmp_path: Path) -> None:
+    ex, published, env = _setup(tmp_path)
+    img = edit_layer(read_layout(published), 0, tmp_path / "w1", chmod("etc/passwd", 0o666))
+    img = edit_config(img, tmp_path / "w2", lambda c: c["config"]["Env"].append("EVIL=1"))
+    write_layout([img], tmp_path / "tampered")
+    code, rep = _rebuild(ex, tmp_path / "tampered", env)
+    assert code == 1
+    cats = {(d["category"], d["path"] or d["field"]) for d in rep["differences"] if not d["derived"]}
+    assert ("permissions", "/etc/passwd") in cats
+    assert any(c == "metadata" and "Env" in str(f) for c, f in cats)
+
+
+def test_recompressed_image_is_reproduced_content_with_exit_0(tmp_path: Path) -> None:
+    ex, published, env = _setup(tmp_path)
+    write_layout([recompress(read_layout(published), tmp_path / "w", level=9)], tmp_path / "re")
+    code, rep = _rebuild(ex, tmp_path / "re", env)
+    assert (code, rep["verdict"]) == (0, "reproduced-content")
+
+
+def test_no_sandbox_is_said_and_a_missing_sandbox_is_exit_4(tmp_path: Path) -> None:
+    ex, published, env = _setup(tmp_path)
+    code, rep = _rebuild(ex, published, env, "--no-sandbox")
+    assert code == 0 and rep["sandbox"] == "none (--no-sandbox)"
+    # Without bwrap on PATH the rebuild refuses instead of silently running unisolated.
+    r = run(["rebuild", str(ex), "--image", f"oci:{published}"], env={**env, "PATH": "/nonexistent"})
+    assert r.returncode == 4, r.stderr
+    assert "bubblewrap" in r.stderr and "--no-sandbox" in r.stderr
+
+
+def test_rebuild_signs_a_vsa_only_on_a_match(tmp_path: Path) -> None:
+    ex, published, env = _setup(tmp_path)
+    r = run(["keygen", "-o", str(tmp_path / "rb.key"), "--no-passphrase"], env=env)
+    assert r.returncode == 0, r.stderr
+    code, rep = _rebuild(ex, published, env, "--sign", str(tmp_path / "rb.key"))
+    assert code == 0 and Path(rep["attestation"]) == tmp_path / "published.intoto.jsonl"
+    assert len((tmp_path / "published.intoto.jsonl").read_text().splitlines()) == 1
+    img = edit_layer(read_layout(published), 0, tmp_path / "w", change_byte("etc/group"))
+    write_layout([img], tmp_path / "bad")
+    code, rep = _rebuild(ex, tmp_path / "bad", env, "--sign", str(tmp_path / "rb.key"))
+    assert code == 1 and "attestation" not in rep and not (tmp_path / "bad.intoto.jsonl").exists()
+    code, rep = _rebuild(ex, tmp_path / "bad", env, "--sign", str(tmp_path / "rb.key"), "--sign-failures")
+    assert code == 1 and (tmp_path / "bad.intoto.jsonl").is_file()
+    os.remove(tmp_path / "bad.intoto.jsonl")
+    assert REPO.is_dir()
