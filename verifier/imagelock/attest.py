@@ -11,9 +11,13 @@ import hashlib
 from datetime import datetime
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .atomic import atomic_file
-from .formats.lock import Lock
-from .trust import Pin
+from .trust.provenance import Pin
+
+if TYPE_CHECKING:
+    from .formats.lock import Lock
 
 
 def attestations_path(image: Path) -> Path:

@@ -21,7 +21,7 @@ import typer
 
 from . import __version__
 from .errors import EXIT_VERIFICATION_FAILED, ImagelockError
-from .lockfile import LOCK_FILENAME, SPEC_FILENAME
+from .names import LOCK_FILENAME, SPEC_FILENAME
 
 EXIT_INTERNAL = 70
 
@@ -422,10 +422,9 @@ def verify(
 
     def body() -> None:
         from .attest import utc_now
-        from .rebuilding import scratch
         from .verifying import verify as do_verify
 
-        with scratch() as tmp:
+        with tempfile.TemporaryDirectory(prefix="imagelock-verify-") as tmp:
             result = do_verify(image, policy, attestations or [], now=utc_now(),
                                workdir=Path(tmp), insecure=insecure, platform=platform)
         data = result.model_dump(mode="json")

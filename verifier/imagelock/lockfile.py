@@ -41,8 +41,7 @@ from .resolve.debian import debian_arch, lock_debian
 from .resolve.downloads import pin_download
 from .store import Store
 
-SPEC_FILENAME = "imagelock.yaml"
-LOCK_FILENAME = "imagelock.lock"
+from .names import LOCK_FILENAME, SPEC_FILENAME  # noqa: E402,F401  (re-exported)
 DEFAULT_ORDER = ("debian", "python", "files")
 
 

@@ -33,8 +33,8 @@ from sigstore_models.trustroot.v1 import SigningConfig as _SigningConfigModel
 from sigstore_models.trustroot.v1 import TrustedRoot as _TrustedRootModel
 
 from ..errors import FetchError, InputError, VerificationFailed
+from .bundle_kind import BUNDLE_MEDIA_TYPE_PREFIX, is_sigstore_bundle
 
-BUNDLE_MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle"
 TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 
 
@@ -76,12 +76,6 @@ def load_trusted_root(path: str | Path) -> TrustedRoot:
             path=path,
             hint="give a trusted_root.json (`sigstore` and `cosign` distribute it through TUF)",
         ) from exc
-
-
-def is_sigstore_bundle(doc: Mapping[str, Any]) -> bool:
-    """Whether a parsed JSON document claims to be a sigstore bundle (by its mediaType)."""
-    media_type = doc.get("mediaType")
-    return isinstance(media_type, str) and media_type.startswith(BUNDLE_MEDIA_TYPE_PREFIX)
 
 
 def load_bundle(

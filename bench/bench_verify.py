@@ -1,0 +1,86 @@
+"""`imagelock verify` with 10 attestations (a vendor's provenance and 9 rebuilders' VSAs, each
+signed with its own key), timed as a whole process: what a consumer's pipeline step costs.
+
+Run: ./bench/run verify
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from imagelock.trust import (
+    build_provenance,
+    build_vsa,
+    envelope_json,
+    generate,
+    sign_envelope,
+    statement_bytes,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGELOCK = str(Path(sys.executable).parent / "imagelock")
+
+
+def main() -> None:
+    # An installed package carries its bytecode; an editable checkout under
+    # PYTHONDONTWRITEBYTECODE=1 would recompile imagelock on every run.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "verifier" / "imagelock")],
+                   check=True)
+    work = Path(tempfile.mkdtemp(prefix="imagelock-bench-verify-"))
+    env = {**os.environ, "IMAGELOCK_STORE": str(work / "store")}
+    subprocess.run([IMAGELOCK, "build", str(REPO / "examples/hello"), "-o", str(work / "img")],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    index = (work / "img" / "index.json").read_text()
+    import json
+
+    digest = json.loads(index)["manifests"][0]["digest"]
+    lock_hex = hashlib.sha256((REPO / "examples/hello/imagelock.lock").read_bytes()).hexdigest()
+    now = datetime.now(UTC).replace(microsecond=0)
+    lines = []
+    vendor = generate()
+    (work / "vendor.pub").write_bytes(vendor.public.pem())
+    st = build_provenance(subject_name="imagelock/hello", manifest_digest=digest,
+                          lock_digest=lock_hex, pins=[("context:hello", "0" * 64)], finished_on=now)
+    lines.append(envelope_json(sign_envelope(statement_bytes(st), [vendor])))
+    trusted = []
+    for i in range(9):
+        k = generate()
+        (work / f"r{i}.pub").write_bytes(k.public.pem())
+        trusted.append(f"    - {{name: r{i}, key: r{i}.pub}}")
+        vsa = build_vsa(subject_name="imagelock/hello", manifest_digest=digest, lock_digest=lock_hex,
+                        lock_uri="imagelock.lock", time_verified=now, match="distribution")
+        lines.append(envelope_json(sign_envelope(statement_bytes(vsa), [k])))
+    (work / "img.intoto.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (work / "policy.yaml").write_text(
+        "version: 1\nvendors:\n  - {name: vendor, key: vendor.pub}\nrebuilders:\n  threshold: 9\n"
+        "  trusted:\n" + "\n".join(trusted) + "\nmax_age: 1d\n")
+    times = []
+    for _ in range(7):
+        t = time.perf_counter()
+        r = subprocess.run([IMAGELOCK, "verify", str(work / "img"), "--policy",
+                            str(work / "policy.yaml")], env=env, capture_output=True, text=True)
+        times.append(time.perf_counter() - t)
+        assert r.returncode == 0, r.stdout + r.stderr
+    base = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        base.append(time.perf_counter() - t)
+    print("| measurement | median (ms) | min (ms) |\n|---|---:|---:|")
+    print(f"| imagelock verify, 10 attestations, whole process | {statistics.median(times) * 1000:.0f} "
+          f"| {min(times) * 1000:.0f} |")
+    print(f"| python -c pass (interpreter start, for scale) | {statistics.median(base) * 1000:.0f} "
+          f"| {min(base) * 1000:.0f} |")
+    print("\ntarget: verify with 10 attestations under 300 ms")
+
+
+if __name__ == "__main__":
+    main()
