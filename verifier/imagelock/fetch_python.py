@@ -58,7 +58,8 @@ class PipConfig:
 def pip_config(python: str = sys.executable) -> PipConfig:
     """pip's configured index URLs (index-url, then extra-index-urls) and find-links."""
     try:
-        r = subprocess.run([python, "-c", _PIP_OPTIONS], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([python, "-c", _PIP_OPTIONS], check=False, capture_output=True,
+                           text=True, timeout=60)
         if r.returncode != 0:
             raise ToolUnavailable(
                 f"could not read pip's configuration with {python}: {r.stderr.strip()[-500:]}",
@@ -125,7 +126,7 @@ def parse_simple_page(data: bytes, base_url: str) -> list[IndexFile]:
         out.append(IndexFile(
             filename=name,
             url=parsed._replace(fragment="").geturl(),
-            sha256=(frag.get("sha256") or [None])[0],
+            sha256=frag["sha256"][0] if frag.get("sha256") else None,
             requires_python=attrs.get("data-requires-python"),
             yanked="data-yanked" in attrs,
         ))

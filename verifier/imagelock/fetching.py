@@ -85,6 +85,28 @@ def fetch_pins(
     for platform_pins in lock.debian.values():
         for deb in platform_pins.packages:
             debs[deb.sha256] = deb
+    wheels = {}
+    for platform_wheels in lock.python.values():
+        for w in platform_wheels:
+            wheels[w.sha256] = w
+    if wheels:
+        from .fetch_python import fetch_wheel, indexes_for
+
+        indexes: dict[str, object] = {}
+        for w in wheels.values():
+            if store.has(w.sha256):
+                store.verify(w.sha256, w.size, f"wheel {w.filename}")
+                report.present += 1
+                continue
+            if offline:
+                raise FetchError(f"wheel {w.filename} (sha256 {w.sha256}) is not in the store "
+                                 "and --offline was given",
+                                 hint="run `imagelock fetch` with network access first")
+            if w.source not in indexes:
+                indexes[w.source] = indexes_for(w.source, sources, cli_mirrors)
+            fetch_wheel(w, store, indexes[w.source])  # type: ignore[arg-type]
+            report.downloaded += 1
+            report.bytes_downloaded += w.size
     for deb in debs.values():
         _fetch_one(store, report, sha256=deb.sha256, size=deb.size,
                    what=f"package {deb.name} {deb.version} ({deb.architecture})", offline=offline,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,11 +35,13 @@ from .formats.lock import (
     ToolInfo,
 )
 from .formats.debian import DebianLayout, DebianPlatformLock, DebianSource
+from .formats.python import PythonInstall, WheelPin
 from .formats.spec import HttpSource, Spec
 from .oci.image import Image
 from .resolve.context import pin_file_input
 from .resolve.debian import debian_arch, lock_debian
 from .resolve.downloads import pin_download
+from .resolve.python import lock_python, requirements_file_sha256
 from .store import Store
 
 from .names import LOCK_FILENAME, SPEC_FILENAME  # noqa: E402,F401  (re-exported)
@@ -85,6 +88,8 @@ def layer_order(spec: Spec) -> list[str]:
         used.append((d.layer or "files", f"contents.downloads[{i}].layer"))
     for i, p in enumerate(spec.paths):
         used.append((p.layer or "files", f"paths[{i}].layer"))
+    if spec.contents.python is not None:
+        used.insert(0, (spec.contents.python.layer or "python", "contents.python.layer"))
     deb = spec.contents.debian
     if deb is not None:
         used.insert(0, (deb.layer or "debian", "contents.debian.layer"))
@@ -180,6 +185,7 @@ def make_lock(
     ]
     lock_dir = lock_dir or spec_path.parent
     debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade)
+    python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian)
     if spec.accounts.users or spec.accounts.groups:
         if not debian:
             raise InputError("accounts need a Debian base (the base-passwd package)",
@@ -204,6 +210,8 @@ def make_lock(
         paths=[PathPin(**{**p.model_dump(), "layer": p.layer or "files"}) for p in spec.paths],
         debian=debian,
         debian_layout=debian_layout,
+        python=python,
+        python_install=python_install,
         accounts=spec.accounts,
         config=normalise_config(spec.config),
         expected={},
@@ -250,6 +258,46 @@ def _lock_debian(
     return out, DebianLayout(layer=deb.layer or "debian", groups=deb.groups)
 
 
+def _lock_python(
+    spec: Spec,
+    spec_path: Path,
+    store: Store,
+    cli_mirrors: Mapping[str, list[str]],
+    debian: Mapping[str, DebianPlatformLock],
+) -> tuple[dict[str, list[WheelPin]], PythonInstall | None]:
+    py = spec.contents.python
+    if py is None:
+        return {}, None
+    if py.python_version is None:
+        py = py.model_copy(update={"python_version": _debian_python(debian)})
+    ctx = context_dir(spec, spec_path)
+    out = {
+        platform: lock_python(py, ctx, store, cli_mirrors, sources=spec.sources, platform=platform)
+        for platform in spec.image.platforms
+    }
+    install = PythonInstall(
+        layer=py.layer or "python", python_version=py.version,
+        site_packages=py.site_packages_dir(), scripts_dir=py.scripts_dir, prefix=py.prefix,
+        interpreter=py.interpreter_path(), compile=py.compile,
+        requirements_file_sha256=requirements_file_sha256(py, ctx),
+    )
+    return out, install
+
+
+def _debian_python(debian: Mapping[str, DebianPlatformLock]) -> str:
+    """The MAJOR.MINOR of the image's Debian interpreter package (`python3.11` -> 3.11)."""
+    versions = sorted({m.group(1) for pl in debian.values() for p in pl.packages
+                       if (m := re.match(r"^python(3\.[0-9]+)$", p.name))})
+    if len(versions) != 1:
+        raise InputError(
+            "cannot tell the image's Python version from its Debian packages "
+            f"({'none' if not versions else ', '.join(versions)} found)",
+            field="contents.python.python_version",
+            hint='set contents.python.python_version, e.g. "3.11"',
+        )
+    return versions[0]
+
+
 def expected_of(images: list[Image]) -> dict[str, ExpectedImage]:
     out = {}
     for img in images:
@@ -288,6 +336,14 @@ def check_fresh(lock: Lock, lock_path: Path, *, require_spec: bool = False) -> P
             path=lock_path,
             hint=f"run `imagelock lock {spec_path}` to update the lock, then review its diff",
         )
+    if lock.python_install is not None and spec.contents.python is not None:
+        now_req = requirements_file_sha256(spec.contents.python, context_dir(spec, spec_path))
+        if now_req != lock.python_install.requirements_file_sha256:
+            raise StaleLockError(
+                f"the lock is stale: the requirements file "
+                f"{spec.contents.python.requirements_file} changed since it was made",
+                path=lock_path, hint=f"run `imagelock lock {spec_path}` to update the lock",
+            )
     now = {(p.type, p.src, p.dest) for p in pin_context(spec, spec_path, hash_files=False)}
     then = {(p.type, p.src, p.dest) for p in lock.files}
     if now != then:

@@ -22,6 +22,7 @@ from .debian_root import Group, User, debian_entries
 from .inputs import Placement, context_entries, download_entries, path_entries
 from .layer import LayerBlob, write_layer
 from .tree import Tree
+from .wheels import wheel_entries
 
 
 def _debian_placements(lock: Lock, platform: str, store: Store, staging: Path) -> Iterator[Placement]:
@@ -42,10 +43,29 @@ def _debian_placements(lock: Lock, platform: str, store: Store, staging: Path) -
         yield e, layout.layer, "contents.debian (generated)"
 
 
-def _debian_layers(lock: Lock) -> set[str]:
-    if lock.debian_layout is None:
-        return set()
-    return {lock.debian_layout.layer, *(g.layer for g in lock.debian_layout.groups)}
+def _wheel_placements(lock: Lock, platform: str, store: Store, staging: Path,
+                      notes: list[str]) -> Iterator[Placement]:
+    inst = lock.python_install
+    pins = lock.python.get(platform)
+    if inst is None or pins is None:
+        return
+    entries, notices = wheel_entries(
+        pins, store, staging, site_packages=inst.site_packages, scripts_dir=inst.scripts_dir,
+        interpreter=inst.interpreter, python_version=inst.python_version, compile=inst.compile,
+        prefix=inst.prefix)
+    notes.extend(n for n in notices if n not in notes)
+    for e in entries:
+        yield e, inst.layer, "contents.python"
+
+
+def _platform_layers(lock: Lock) -> set[str]:
+    """Layers whose content depends on the platform (packages and wheels are per architecture)."""
+    out = set()
+    if lock.debian_layout is not None:
+        out |= {lock.debian_layout.layer, *(g.layer for g in lock.debian_layout.groups)}
+    if lock.python_install is not None:
+        out.add(lock.python_install.layer)
+    return out
 
 
 def build_images(
@@ -55,16 +75,21 @@ def build_images(
     store: Store,
     workdir: Path,
     keep_tars: bool = False,
+    notes: list[str] | None = None,
 ) -> list[Image]:
-    """Build every platform of `lock` into `workdir` (blobs stay there; oci/ writes them out)."""
+    """Build every platform of `lock` into `workdir` (blobs stay there; oci/ writes them out).
+
+    `notes` collects what the user should know (e.g. bytecode not compiled)."""
+    notes = notes if notes is not None else []
     shared: dict[str, tuple[LayerBlob, Path | None]] = {}
-    platform_specific = _debian_layers(lock)
+    platform_specific = _platform_layers(lock)
     images = []
     for p, platform in enumerate(lock.platforms):
         tree = Tree(lock.layers)
         staging = workdir / f"staging-{p}"
         for entry, layer, origin in chain(
             _debian_placements(lock, platform, store, staging / "debian"),
+            _wheel_placements(lock, platform, store, staging / "wheels", notes),
             context_entries(lock.files, context),
             download_entries(lock.downloads, store, staging / "downloads"),
             path_entries(lock.paths),

@@ -28,12 +28,13 @@ import os
 import posixpath
 import subprocess
 import sys
+import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from installer import install
 from installer.destinations import WheelDestination
@@ -49,6 +50,9 @@ from ..errors import InputError, UnsafeContentError
 from ..formats.python import WheelPin
 from ..store import Store
 from .entry import Entry, FileContent, normalize_path
+
+if TYPE_CHECKING:
+    from installer.scripts import ScriptSection
 
 INSTALLER = b"imagelock\n"
 FILE_MODE = 0o644
@@ -218,11 +222,10 @@ class _StagingDestination(WheelDestination):
             self.modules.append(image)
         return RecordEntry(path, Hash("sha256", digest), size)
 
-    def write_script(self, name: str, module: str, attr: str, section: str) -> RecordEntry:  # type: ignore[override]
+    def write_script(self, name: str, module: str, attr: str, section: ScriptSection) -> RecordEntry:
         if "/" in name or "\\" in name:
             raise UnsafeContentError(f"wheel {self.pin.filename}: entry point name {name!r} is a path")
-        script_name, data = Script(name, module, attr, section).generate(  # type: ignore[arg-type]
-            self.interpreter, "posix")
+        script_name, data = Script(name, module, attr, section).generate(self.interpreter, "posix")
         image = self._image_path(Scheme("scripts"), script_name)
         digest, size = self._write(image, io.BytesIO(data), True)
         return RecordEntry(script_name, Hash("sha256", digest), size)
@@ -264,7 +267,7 @@ def compile_modules(jobs: list[tuple[Path, Path, str]]) -> list[str]:
     env = {"PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "PATH": os.environ.get("PATH", "/usr/bin")}
     # No -E/-I: they would drop PYTHONHASHSEED; the environment is clean instead.
     r = subprocess.run([sys.executable, "-s", "-S", "-B", "-W", "ignore", "-c", _COMPILE],
-                       input=payload, capture_output=True, text=True, env=env, cwd="/")
+                       check=False, input=payload, capture_output=True, text=True, env=env, cwd="/")
     if r.returncode != 0:
         raise InputError(f"byte-compiling failed: {r.stderr.strip()[-800:]}",
                          hint="set `compile: false` to install without bytecode")
@@ -296,6 +299,32 @@ def _write_record(inst: _Installed, layout: Layout, root: Path, pycs: list[str],
     placed[image] = _Placed(target, len(data), "", False, inst.pin.filename)
 
 
+def _compile_installed(installed: list[_Installed], root: Path, python_version: str,
+                       placed: dict[str, _Placed]) -> tuple[set[str], list[str]]:
+    """Byte-compile every installed module when this Python is the image's; returns the modules
+    that got a .pyc, and notices."""
+    build = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if build != python_version or sys.implementation.name != "cpython":
+        why = (f"bytecode not compiled: the build runs {sys.implementation.name} {build}, the "
+               f"image's Python is {python_version}; modules compile at first import if their "
+               "directory is writable")
+        return set(), [why]
+    nodot = python_version.replace(".", "")
+    owner = {m: inst.pin.filename for inst in installed for m in inst.modules}
+    modules = sorted(owner)
+    failed = set(compile_modules([(root / m, root / _pyc_path(m, nodot), "/" + m) for m in modules]))
+    compiled = {m for m in modules if "/" + m not in failed}
+    for m in sorted(compiled):
+        pyc = _pyc_path(m, nodot)
+        placed[pyc] = _Placed(root / pyc, (root / pyc).stat().st_size, "", False, owner[m])
+    notices = []
+    if failed:
+        shown = ", ".join(sorted(failed)[:5]) + (" ..." if len(failed) > 5 else "")
+        notices.append(f"{len(failed)} module{'s' * (len(failed) != 1)} did not compile for "
+                       f"Python {python_version} (left as source): {shown}")
+    return compiled, notices
+
+
 def wheel_entries(
     pins: list[WheelPin],
     store: Store,
@@ -315,39 +344,20 @@ def wheel_entries(
     """
     layout = Layout(normalize_path(site_packages), normalize_path(scripts_dir),
                     normalize_path(prefix), python_version)
-    root = staging / "wheels"
-    root.mkdir(parents=True, exist_ok=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(dir=staging, prefix="wheels-"))  # one per call: no collisions
     placed: dict[str, _Placed] = {}
     notices: list[str] = []
     installed = [_install_one(pin, store, layout, root, interpreter, placed, notices)
                  for pin in sorted(pins, key=lambda p: (p.name, p.filename))]
-
-    pycs: dict[str, list[str]] = {}
+    compiled: set[str] = set()
+    if compile:
+        compiled, more = _compile_installed(installed, root, python_version, placed)
+        notices += more
     nodot = python_version.replace(".", "")
-    build = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if compile and (build != python_version or sys.implementation.name != "cpython"):
-        notices.append(f"bytecode not compiled: the build runs {sys.implementation.name} {build}, "
-                       f"the image's Python is {python_version}; modules compile at first import "
-                       "if their directory is writable")
-    elif compile:
-        modules = sorted({m for inst in installed for m in inst.modules})
-        owner = {m: inst for inst in installed for m in inst.modules}
-        jobs = [(root / m, root / _pyc_path(m, nodot), "/" + m) for m in modules]
-        failed = set(compile_modules(jobs))
-        for m in modules:
-            if "/" + m in failed:
-                continue
-            pyc = _pyc_path(m, nodot)
-            data = (root / pyc).stat()
-            placed[pyc] = _Placed(root / pyc, data.st_size, "", False, owner[m].pin.filename)
-            pycs.setdefault(owner[m].pin.filename, []).append(pyc)
-        if failed:
-            shown = ", ".join(sorted(failed)[:5])
-            notices.append(f"{len(failed)} modules did not compile for Python {python_version} "
-                           f"(left as source): {shown}{' ...' if len(failed) > 5 else ''}")
-
     for inst in installed:
-        _write_record(inst, layout, root, pycs.get(inst.pin.filename, []), placed)
+        pycs = [_pyc_path(m, nodot) for m in inst.modules if m in compiled]
+        _write_record(inst, layout, root, pycs, placed)
 
     entries = [
         Entry(path, "file", EXEC_MODE if p.executable else FILE_MODE, 0, 0,

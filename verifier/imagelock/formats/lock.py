@@ -14,6 +14,7 @@ from pydantic import Field
 
 from .common import Digest, ImagePath, Mode, Owner, Sha256Hex, Strict
 from .debian import DebianLayout, DebianPlatformLock
+from .python import PythonInstall, WheelPin
 from .spec import Accounts, ImageConfig, PathEntry
 
 LOCK_VERSION = 1
@@ -120,6 +121,12 @@ class Lock(Strict):
     )
     debian_layout: DebianLayout | None = Field(
         default=None, description="Which layers the Debian packages and database go into."
+    )
+    python: dict[str, list[WheelPin]] = Field(
+        default_factory=dict, description="Wheel pins per platform (absent without Python contents)."
+    )
+    python_install: PythonInstall | None = Field(
+        default=None, description="How the wheels are installed."
     )
     accounts: Accounts = Field(default_factory=Accounts, description="Extra users and groups.")
     config: ImageConfig = Field(description="Runtime configuration, normalised (PATH defaulted).")

@@ -82,9 +82,11 @@ class PythonContents(Strict):
         "in lock locations. Default `pypi`: the machine's pip configuration unless the spec "
         "declares a source of that name.",
     )
-    python_version: str = Field(
+    python_version: str | None = Field(
+        default=None,
         pattern=_PY_VERSION,
-        description='The image\'s Python as MAJOR.MINOR, e.g. "3.11" (Debian bookworm).',
+        description='The image\'s Python as MAJOR.MINOR, e.g. "3.11". Default: the version of '
+        "the image's Debian `pythonX.Y` package (e.g. 3.11 on bookworm); required without one.",
     )
     platforms: list[str] | None = Field(
         default=None,
@@ -173,17 +175,26 @@ class PythonContents(Strict):
     # --- the target, with defaults filled in -------------------------------------------------
 
     @property
+    def version(self) -> str:
+        """The target version; `lock` fills it in from the Debian packages when not given."""
+        if self.python_version is None:
+            raise InputError("the target Python version is unknown",
+                             field="contents.python.python_version",
+                             hint='set python_version (e.g. "3.11"), or install python3 from Debian')
+        return self.python_version
+
+    @property
     def nodot(self) -> str:
-        return self.python_version.replace(".", "")
+        return self.version.replace(".", "")
 
     def abi_tag(self) -> str:
         return self.abi or f"{self.implementation}{self.nodot}"
 
     def site_packages_dir(self) -> str:
-        return self.site_packages or f"/usr/local/lib/python{self.python_version}/dist-packages"
+        return self.site_packages or f"/usr/local/lib/python{self.version}/dist-packages"
 
     def interpreter_path(self) -> str:
-        return self.interpreter or f"/usr/bin/python{self.python_version}"
+        return self.interpreter or f"/usr/bin/python{self.version}"
 
     def platform_tags(self, platform: str) -> list[str]:
         """The wheel platform tags for an image platform, most preferred first, expanded."""
@@ -276,3 +287,19 @@ class WheelPin(Strict):
     @property
     def source(self) -> str:
         return self.location.split(":", 1)[0]
+
+
+class PythonInstall(Strict):
+    """How the build installs the pinned wheels (the spec's settings with defaults resolved)."""
+
+    layer: str = Field(description="Layer of the installed wheels.")
+    python_version: str = Field(pattern=_PY_VERSION, description="Target Python, MAJOR.MINOR.")
+    site_packages: ImagePath = Field(description="Where packages go.")
+    scripts_dir: ImagePath = Field(description="Where console scripts go.")
+    prefix: ImagePath = Field(description="Root of `.data/data` files.")
+    interpreter: ImagePath = Field(description="Interpreter in script shebangs.")
+    compile: bool = Field(description="Whether to byte-compile (hash-based .pyc).")
+    requirements_file_sha256: str | None = Field(
+        default=None, description="sha256 of the requirements file, when the spec names one: a "
+        "changed file makes the lock stale."
+    )

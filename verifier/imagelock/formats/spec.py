@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .common import ImagePath, Mode, Owner, Sha256Hex, Strict
 from .debian import DebianContents, DebianSource
+from .python import PythonContents, PythonIndexSource
 
 LAYER_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 PLATFORM = re.compile(r"^linux/(amd64|arm64|arm|386|ppc64le|s390x|riscv64)(/v[5-8])?$")
@@ -160,6 +161,9 @@ class Contents(Strict):
     debian: DebianContents | None = Field(
         default=None, description="Debian packages from the spec's `debian` sources."
     )
+    python: PythonContents | None = Field(
+        default=None, description="Python requirements, installed from pinned wheels."
+    )
 
 
 class User(Strict):
@@ -229,7 +233,7 @@ class ImageConfig(Strict):
         return out
 
 
-Source = Annotated[HttpSource | DebianSource, Field(discriminator="kind")]
+Source = Annotated[HttpSource | DebianSource | PythonIndexSource, Field(discriminator="kind")]
 
 
 class Spec(Strict):

@@ -36,10 +36,24 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import InputError, ToolUnavailable
 from ..fetch import fetch_to_store
-from ..fetch_python import IndexFile, Indexes, file_project, indexes_for, pip_config
-from ..formats.python import PythonContents, WheelPin, forbidden_file_option
+from ..fetch_python import Indexes, IndexFile, file_project, indexes_for, pip_config
+from ..formats.python import PLATFORM_MACHINE, PythonContents, WheelPin, forbidden_file_option
 from ..store import Store
 
+# pip evaluates environment markers (`; python_version < "3.12"`, `platform_machine == ...`) for
+# the interpreter it runs in, even with --python-version; the image's may differ. So pip runs with
+# the marker environment of the target laid over its own (the report's `environment` shows it).
+_PIP_MAIN = r"""
+import json, os, sys
+try:
+    import pip._vendor.packaging.markers as markers
+    _host, _target = markers.default_environment, json.loads(os.environ["IMAGELOCK_PIP_MARKERS"])
+    markers.default_environment = lambda: {**_host(), **_target}
+except ImportError:
+    pass
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
 _NOT_FOUND = re.compile(r"Could not find a version that satisfies the requirement (\S+)")
 _SHOWN_VERSIONS = 5
 _SHOWN_TAGS = 4
@@ -87,13 +101,26 @@ def pip_args(contents: PythonContents, platform: str, report: Path, target: Path
     return args
 
 
-def _pip_env(indexes: Indexes) -> dict[str, str]:
+def target_markers(contents: PythonContents, platform: str) -> dict[str, str]:
+    """PEP 508 marker values of the image's interpreter that can differ from the build's."""
+    out = {"python_version": contents.python_version, "os_name": "posix", "sys_platform": "linux",
+           "platform_system": "Linux", "implementation_name": "cpython",
+           "platform_python_implementation": "CPython"}
+    if contents.python_version != f"{sys.version_info[0]}.{sys.version_info[1]}":
+        # Only MAJOR.MINOR is known; the patch level of the image's Python is not.
+        out["python_full_version"] = out["implementation_version"] = contents.python_version + ".0"
+    if platform in PLATFORM_MACHINE:
+        out["platform_machine"] = PLATFORM_MACHINE[platform]
+    return out
+
+
+def _pip_env(indexes: Indexes, markers: dict[str, str]) -> dict[str, str]:
     """The caller's environment, with the source's indexes when they are not pip's own.
 
     pip ignores an empty PIP_EXTRA_INDEX_URL (the configured extra indexes would come back), so
     a single mirror is given as the extra index too: the same index twice lists the same files.
     """
-    env = dict(os.environ)
+    env = {**os.environ, "IMAGELOCK_PIP_MARKERS": json.dumps(markers)}
     if tuple(indexes.index_urls) == pip_config().index_urls:
         return env
     if indexes.index_urls:
@@ -118,17 +145,26 @@ def run_pip_report(
         reqs += ["-r", str(req_file)]
     with tempfile.TemporaryDirectory(prefix="imagelock-pip-") as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", *pip_args(contents, platform, report, Path(tmp) / "t"),
-               *reqs]
+        cmd = [sys.executable, "-c", _PIP_MAIN,
+               *pip_args(contents, platform, report, Path(tmp) / "t"), *reqs]
+        markers = target_markers(contents, platform)
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, env=_pip_env(indexes),
+            r = subprocess.run(cmd, check=False, capture_output=True, text=True,
+                               env=_pip_env(indexes, markers),
                                cwd=context_dir, timeout=3600)
         except OSError as e:
             raise ToolUnavailable(f"could not run pip: {e}", hint="install pip") from None
         if r.returncode != 0:
             raise _pip_failure(r.stderr, contents, platform, indexes)
         data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
-        return data
+    seen = data.get("environment", {})
+    wrong = {k: seen.get(k) for k, v in markers.items() if seen.get(k) != v}
+    if wrong:
+        raise ToolUnavailable(
+            f"pip evaluated environment markers for {wrong}, not for the image's {markers}",
+            hint=f"run imagelock with Python {contents.python_version}, or a pip whose vendored "
+            "packaging can be told the target (pip >= 22.2)")
+    return data
 
 
 def _pip_failure(stderr: str, contents: PythonContents, platform: str, indexes: Indexes) -> InputError:
@@ -207,9 +243,9 @@ def explain_missing(
     if shown:
         lines = []
         for v in shown:
-            tags = _closest_first(wheels[v], accepted)
-            more = f" (+{len(tags) - _SHOWN_TAGS} more)" if len(tags) > _SHOWN_TAGS else ""
-            lines.append(f"{v}: {', '.join(tags[:_SHOWN_TAGS])}{more}")
+            near = _closest_first(wheels[v], accepted)
+            more = f" (+{len(near) - _SHOWN_TAGS} more)" if len(near) > _SHOWN_TAGS else ""
+            lines.append(f"{v}: {', '.join(near[:_SHOWN_TAGS])}{more}")
         src = f"; source distributions only: {_versions([v for v in in_spec if v not in wheels])}" \
             if any(v not in wheels for v in in_spec) else ""
         return InputError(
