@@ -259,6 +259,50 @@ def build(
     _run(json_out, body)
 
 
+@app.command()
+def check(
+    spec: Annotated[Path | None, typer.Argument(help="The spec (its lock beside it), or their "
+                                                "directory. Default: ./imagelock.yaml.")] = None,
+    builds: Annotated[int, typer.Option("-n", "--builds", help="Builds to compare: a control "
+                      "and N-1 under every variation at once.")] = 2,
+    variation: Annotated[list[str] | None, typer.Option("--variation", help="Only this variation "
+                         "(repeatable): wall-clock, timezone, locale, umask, hostname, file-order, "
+                         "home, build-path, cpu-count. Default: all.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The vendor's gate before publishing: build the lock several times under reprotest-style
+    variations (wall clock, time zone, locale, umask, host name, context file order, HOME, build
+    path, CPU count) and report which variation changes which file. When builds differ, each
+    variation is tried alone, and a second plain build shows what changes in every build (random
+    bytes, the build's own clock). Exit 0 when every build is the same, 1 when any differs."""
+
+    def body() -> None:
+        from .checking import VARIATIONS
+        from .checking import check as do_check
+        from .errors import InputError
+        from .fetching import fetch_lock
+        from .lockfile import read_lock
+        from .mirrors import parse_cli_mirrors
+
+        unknown = [v for v in variation or [] if v not in VARIATIONS]
+        if unknown:
+            raise InputError(f"unknown variation {', '.join(unknown)}",
+                             hint="choose from " + ", ".join(VARIATIONS))
+        spec_path = _spec_path(spec)
+        lock_path = spec_path.parent / LOCK_FILENAME
+        st = _store(store)
+        fetch_lock(read_lock(lock_path), lock_path, st, cli_mirrors=parse_cli_mirrors(mirror or []),
+                   offline=False)
+        res = do_check(lock_path, store=st.root, builds=builds, names=variation)
+        _emit(json_out, res.as_json(), res.human())
+        if not res.reproducible:
+            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+
+    _run(json_out, body)
+
+
 InsecureOpt = Annotated[
     bool, typer.Option("--insecure-registry", help="Allow plain HTTP to a registry that is not on "
                        "loopback (loopback registries always may use it).")

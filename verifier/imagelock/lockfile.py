@@ -95,6 +95,8 @@ def layer_order(spec: Spec) -> list[str]:
         used.insert(0, (deb.layer or "debian", "contents.debian.layer"))
         for i, g in enumerate(deb.groups):
             used.insert(i, (g.layer, f"contents.debian.groups[{i}].layer"))
+    steps = [(st.layer or st.name, f"steps[{i}].layer") for i, st in enumerate(spec.steps)]
+    used += steps
     if spec.image.layers is not None:
         declared = spec.image.layers
         if len(set(declared)) != len(declared):
@@ -117,6 +119,15 @@ def layer_order(spec: Spec) -> list[str]:
         for u, _ in used:
             if u not in names:
                 names.append(u)
+    step_layers = [n for n, _ in steps]
+    if steps:
+        last_content = max((names.index(u) for u, _ in used if u not in step_layers), default=-1)
+        first_step = min(names.index(n) for n in step_layers)
+        if first_step < last_content or names[-len(step_layers):] != step_layers:
+            raise InputError("step layers must come last, in the order of `steps`",
+                             field="image.layers",
+                             hint="steps run on the assembled image: list their layers after "
+                             "every other layer")
     if deb is not None:
         db_layer = names.index(deb.layer or "debian")
         for i, g in enumerate(deb.groups):
@@ -212,6 +223,7 @@ def make_lock(
         debian_layout=debian_layout,
         python=python,
         python_install=python_install,
+        steps=[st.model_copy(update={"layer": st.layer or st.name}) for st in spec.steps],
         accounts=spec.accounts,
         config=normalise_config(spec.config),
         expected={},

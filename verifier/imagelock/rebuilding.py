@@ -37,6 +37,7 @@ class RebuildResult:
     published: Image | None
     image_ref: str | None
     notes: list[str] = field(default_factory=list)
+    isolation: str = "bubblewrap"
 
     @property
     def verdict(self) -> str:
@@ -44,7 +45,7 @@ class RebuildResult:
 
     def as_json(self) -> dict[str, Any]:
         data = self.report.model_dump(mode="json")
-        data["sandbox"] = "bubblewrap" if self.sandboxed else "none (--no-sandbox)"
+        data["sandbox"] = self.isolation
         data["image"] = self.image_ref
         data["lock"] = str(self.lock_path)
         data["platform"] = self.platform
@@ -53,7 +54,7 @@ class RebuildResult:
 
     def human(self, verbose: bool) -> str:
         head = (f"rebuild of {self.lock_path} ({self.platform}) "
-                f"{'in a bubblewrap sandbox' if self.sandboxed else 'WITHOUT a sandbox (--no-sandbox)'}"
+                f"{'isolated: ' + self.isolation if self.sandboxed else 'WITHOUT a sandbox (--no-sandbox)'}"
                 f", compared with {self.image_ref or 'the lock only'}")
         return "\n".join([head, render(self.report, verbose=verbose),
                           *[f"note: {n}" for n in self.notes]])
@@ -91,10 +92,17 @@ def rebuild(
     fetch_lock(lock, lock_path, store, cli_mirrors=parse_cli_mirrors(cli_mirrors), offline=offline)
     # Phase 2, build: no network, the store read-only.
     out = workdir / "rebuilt"
-    if sandbox:
+    isolation = "none (--no-sandbox)"
+    if sandbox and lock.steps:
+        from .build.sandbox import build_in_netns
+
+        build_in_netns(lock_path, store.root, out)
+        isolation = "network namespace; each build step in a bubblewrap rootfs sandbox"
+    elif sandbox:
         from .build.sandbox import build_in_sandbox
 
         build_in_sandbox(lock_path, None, store.root, out, "oci")
+        isolation = "bubblewrap"
     else:
         build_lock(lock_path, output=out, fmt="oci", store=store, cli_mirrors=[], offline=True)
     rebuilt = read_layout(out, platform=plat)
@@ -108,7 +116,8 @@ def rebuild(
     if keep is not None:
         kept = keep_images(rebuilt, published, keep)
         notes.append("kept " + ", ".join(f"{k}: {v}" for k, v in kept.items()))
-    return RebuildResult(lock, lock_path, plat, report, sandbox, rebuilt, published, image, notes)
+    return RebuildResult(lock, lock_path, plat, report, sandbox, rebuilt, published, image, notes,
+                         isolation)
 
 
 def sandbox_unavailable_hint(e: ToolUnavailable) -> ToolUnavailable:

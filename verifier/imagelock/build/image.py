@@ -8,11 +8,13 @@ umask, locale, hostname, paths) can reach the bytes. Layers without platform-spe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 
 from ..digest import sha256_digest
+from ..errors import InputError
 from ..formats.lock import Lock
 from ..formats.oci import MT_LAYER_GZIP
 from ..oci.image import Blob, Image
@@ -21,6 +23,8 @@ from .config import config_bytes, manifest_bytes
 from .debian_root import Group, User, debian_entries
 from .inputs import Placement, context_entries, download_entries, path_entries
 from .layer import LayerBlob, write_layer
+from .entry import Entry
+from .steps import run_steps
 from .tree import Tree
 from .wheels import wheel_entries
 
@@ -65,7 +69,25 @@ def _platform_layers(lock: Lock) -> set[str]:
         out |= {lock.debian_layout.layer, *(g.layer for g in lock.debian_layout.groups)}
     if lock.python_install is not None:
         out.add(lock.python_install.layer)
+    out |= {st.layer or st.name for st in lock.steps}
     return out
+
+
+_HOST_PLATFORM = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
+
+
+def _steps(lock: Lock, platform: str, per_layer: dict[str, list[Entry]], workdir: Path) -> None:
+    """Run the lock's build steps on the assembled layers; add one layer per step."""
+    if not lock.steps:
+        return
+    host = _HOST_PLATFORM.get(os.uname().machine)
+    if platform != host:
+        raise InputError(f"build steps run the image's own programs, which this {host} machine "
+                         f"cannot do for {platform}", field="steps",
+                         hint="build steps' images on a machine of the target platform")
+    step_layers = {st.layer or st.name for st in lock.steps}
+    below = [per_layer[n] for n in lock.layers if n not in step_layers]
+    per_layer.update(run_steps(lock.steps, below, workdir, source_date_epoch=lock.source_date_epoch))
 
 
 def build_images(
@@ -96,6 +118,7 @@ def build_images(
         ):
             tree.add(entry, layer, origin)
         per_layer = tree.layer_entries()
+        _steps(lock, platform, per_layer, workdir / f"steps-{p}")
 
         blobs: list[Blob] = []
         tars: list[Path] = []

@@ -498,9 +498,9 @@ def overlay_run(
         r = _run_bwrap(sandbox.argv(argv, cwd, bwrap=bwrap), mount, stdin=stdin, capture=True,
                        timeout=timeout, what=argv[0])
         if r.returncode != 0:
-            tail = r.stderr.decode(errors="replace").strip().splitlines()[-5:]
-            raise StepFailed(f"{' '.join(argv)} exited with {r.returncode} in the image root",
-                             hint=" / ".join(tail) or None)
+            raise StepFailed(f"{' '.join(argv)} exited with {r.returncode} in the image root"
+                             + _output_tail(r.stdout, r.stderr),
+                             hint="fix the step; nothing was written (no partial image)")
         _remove_mount_points(upper, absent)
     except BaseException:
         shutil.rmtree(upper, ignore_errors=True)
@@ -508,6 +508,16 @@ def overlay_run(
     finally:
         shutil.rmtree(aux, ignore_errors=True)
     return upper
+
+
+def _output_tail(stdout: bytes | None, stderr: bytes | None, lines: int = 15) -> str:
+    """The end of a failed command's output, for the error message."""
+    parts = []
+    for name, data in (("stdout", stdout), ("stderr", stderr)):
+        text = (data or b"").decode(errors="replace").rstrip().splitlines()[-lines:]
+        if text:
+            parts.append(f"\n  {name}:\n" + "\n".join("    " + t for t in text))
+    return "".join(parts)
 
 
 def _absent_in(lower: Path, mount_points: Sequence[str]) -> list[str]:
@@ -583,3 +593,35 @@ __all__ = [
     "Change", "Sandbox", "StepFailed", "available", "build_in_sandbox", "build_sandbox",
     "bwrap_path", "overlay_run", "python_binds", "require", "rootfs_sandbox", "upper_to_changes",
 ]
+
+
+def build_in_netns(lock_path: Path, store: Path, output: Path, *, timeout: float | None = None
+                   ) -> dict[str, Any]:
+    """Build a lock that has build steps: the whole build in a fresh network namespace (no
+    network at all, as root), each step further inside its rootfs-mode sandbox.
+
+    The build-mode sandbox cannot host steps: they mount overlayfs and chown as real root, which
+    its user namespace without capabilities forbids by design.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise ToolUnavailable("unshare (util-linux) is not installed", hint="apt-get install util-linux")
+    if os.geteuid() != 0:
+        raise ToolUnavailable("a rebuild with build steps needs root (steps run as real root in "
+                              "their sandbox)", hint="run as root, or rebuild with --no-sandbox")
+    lock_path = Path(os.path.abspath(lock_path))
+    from ..lockfile import read_lock
+
+    lock = read_lock(lock_path)
+    cmd = [unshare, "--net", "--", sys.executable, "-I", "-B", "-m", "imagelock.sandboxed_build",
+           "--lock", str(lock_path), "--context", str(Path(os.path.abspath(lock_path.parent / lock.context))),
+           "--store", str(os.path.abspath(store)), "--out", str(os.path.abspath(output)),
+           "--format", "oci"]
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "IMAGELOCK_DEBUG", "TMPDIR")}
+    env.update({"TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/nonexistent"})
+    try:
+        r = subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, cwd="/",
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise StepFailed("the build with steps ran out of time") from None
+    return _result(r)

@@ -15,7 +15,7 @@ from pydantic import Field
 from .common import Digest, ImagePath, Mode, Owner, Sha256Hex, Strict
 from .debian import DebianLayout, DebianPlatformLock
 from .python import PythonInstall, WheelPin
-from .spec import Accounts, ImageConfig, PathEntry
+from .spec import Accounts, ImageConfig, PathEntry, Step
 
 LOCK_VERSION = 1
 
@@ -127,6 +127,9 @@ class Lock(Strict):
     )
     python_install: PythonInstall | None = Field(
         default=None, description="How the wheels are installed."
+    )
+    steps: list[Step] = Field(
+        default_factory=list, description="Build steps, with `layer` resolved, in order."
     )
     accounts: Accounts = Field(default_factory=Accounts, description="Extra users and groups.")
     config: ImageConfig = Field(description="Runtime configuration, normalised (PATH defaulted).")

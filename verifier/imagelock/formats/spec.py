@@ -233,6 +233,33 @@ class ImageConfig(Strict):
         return out
 
 
+class Step(Strict):
+    """A hermetic build command run inside the image's root file system (no network, a clean
+    environment, SOURCE_DATE_EPOCH, a fixed host name, all uids usable). Its changes become a
+    layer of their own."""
+
+    name: str = Field(pattern=LAYER_NAME, description="Step name; also its default layer name.")
+    run: list[str] | None = Field(default=None, min_length=1,
+                                  description="Command as an argv list, run as is.")
+    shell: str | None = Field(default=None, min_length=1,
+                              description="Command line run with /bin/sh -c (the image needs a shell).")
+    env: dict[str, str] = Field(default_factory=dict,
+                                description="Extra environment variables for the command.")
+    workdir: str = Field(default="/", pattern=r"^/", description="Working directory in the image.")
+    layer: str | None = Field(default=None, pattern=LAYER_NAME,
+                              description="Layer for the step's changes. Default: the step's name.")
+    timeout: int = Field(default=3600, gt=0, description="Seconds before the step is stopped.")
+
+    @model_validator(mode="after")
+    def _command(self) -> Step:
+        if (self.run is None) == (self.shell is None):
+            raise ValueError("give exactly one of `run` (an argv list) or `shell` (a command line)")
+        return self
+
+    def argv(self) -> list[str]:
+        return list(self.run) if self.run is not None else ["/bin/sh", "-c", self.shell or ""]
+
+
 Source = Annotated[HttpSource | DebianSource | PythonIndexSource, Field(discriminator="kind")]
 
 
@@ -259,12 +286,28 @@ class Spec(Strict):
     )
     contents: Contents = Field(default_factory=Contents, description="What goes into the image.")
     paths: list[PathEntry] = Field(default_factory=list, description="Extra directories and links.")
+    steps: list[Step] = Field(
+        default_factory=list,
+        description="Hermetic build steps, run in order after every other layer is assembled; "
+        "each one's changes (with whiteouts for deletions) form its own layer, on top.",
+    )
     accounts: Accounts = Field(
         default_factory=Accounts,
         description="Extra users and groups, written into /etc/passwd and /etc/group of a Debian "
         "image (needs the base-passwd package).",
     )
     config: ImageConfig = Field(default_factory=ImageConfig, description="Runtime configuration.")
+
+    @field_validator("steps")
+    @classmethod
+    def _step_names(cls, v: list[Step]) -> list[Step]:
+        names = [s.name for s in v]
+        if len(set(names)) != len(names):
+            raise ValueError("two steps have the same name")
+        layers = [s.layer or s.name for s in v]
+        if len(set(layers)) != len(layers):
+            raise ValueError("each step needs a layer of its own")
+        return v
 
     @field_validator("sources")
     @classmethod
