@@ -108,3 +108,11 @@ def test_unknown_package_is_named_with_near_names(tmp_path: Path, shared_store: 
     assert r.returncode == 2, r.stderr
     assert "pyhton3" in r.stderr and "python3" in r.stderr and "Traceback" not in r.stderr
     assert not (d / "imagelock.lock").exists()
+
+
+def test_lock_offline_refuses_debian_contents_instead_of_using_the_network(tmp_path: Path) -> None:
+    d = tmp_path / "img"
+    d.mkdir()
+    (d / "imagelock.yaml").write_text(SPEC.format(security=""))
+    r = run(["lock", str(d), "--offline"], env={"IMAGELOCK_STORE": str(tmp_path / "s")})
+    assert r.returncode == 2 and "--offline cannot lock Debian" in r.stderr

@@ -89,3 +89,34 @@ def test_rebuild_signs_a_vsa_only_on_a_match(tmp_path: Path) -> None:
     assert code == 1 and (tmp_path / "bad.intoto.jsonl").is_file()
     os.remove(tmp_path / "bad.intoto.jsonl")
     assert REPO.is_dir()
+
+
+def test_signing_needs_the_sandbox_and_a_registry_for_push(tmp_path: Path) -> None:
+    ex, published, env = _setup(tmp_path)
+    assert run(["keygen", "-o", str(tmp_path / "k"), "--no-passphrase"], env=env).returncode == 0
+    r = run(["rebuild", str(ex), "--image", f"oci:{published}", "--no-sandbox", "--sign",
+             str(tmp_path / "k")], env=env)
+    assert r.returncode == 2 and "isolated rebuild" in r.stderr
+    r = run(["rebuild", str(ex), "--image", f"oci:{published}", "--sign", str(tmp_path / "k"),
+             "--push-attestation"], env=env)
+    assert r.returncode == 2 and "registry image" in r.stderr
+    assert not (tmp_path / "published.intoto.jsonl").exists()
+
+
+def test_provenance_beside_a_docker_archive_verifies(tmp_path: Path) -> None:
+    ex, _, env = _setup(tmp_path)
+    assert run(["keygen", "-o", str(tmp_path / "v"), "--no-passphrase"], env=env).returncode == 0
+    r = run(["build", str(ex), "-o", str(tmp_path / "img.tar"), "--format", "docker-archive",
+             "--sign", str(tmp_path / "v")], env=env)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "policy.yaml").write_text(
+        "version: 1\nvendors:\n  - {name: v, key: v.pub}\nrebuilders:\n  threshold: 0\n"
+        "  trusted: []\n")
+    r = run(["verify", str(tmp_path / "img.tar"), "--policy", str(tmp_path / "policy.yaml"),
+             "--json"], env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_keygen_into_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    r = run(["keygen", "-o", str(tmp_path / "nope" / "key"), "--no-passphrase"])
+    assert r.returncode == 2 and "does not exist" in r.stderr

@@ -103,10 +103,12 @@ def test_the_same_through_a_registry_with_referrers(world: dict, registry: objec
     by_digest = f"{host}/e2e/python-base@{digest}"
     # The vendor attaches its provenance; the rebuilders rebuild against the registry image and
     # attach their VSAs.
-    from imagelock.verifying import push_attestation
-
-    vendor_line = (tmp / "published.intoto.jsonl").read_bytes().splitlines()[0]
-    push_attestation(by_digest, vendor_line, insecure=False)
+    r = run(["attach", by_digest, str(tmp / "published.intoto.jsonl"), "--json"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["referrers"]) == 1
+    # An attestation made for another image is not attached.
+    r = run(["attach", f"{host}/e2e/other:1", str(tmp / "published.intoto.jsonl")], env=env)
+    assert r.returncode in (2, 3) and "Traceback" not in r.stderr
     for who in ("alice", "bob"):
         r = run(["rebuild", str(tmp / f"{who}-checkout"), "--image", by_digest, "--sign",
                  str(tmp / f"{who}.key"), "--attestation-out", str(tmp / f"{who}-reg.jsonl"),

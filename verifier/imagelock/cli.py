@@ -358,6 +358,17 @@ def rebuild(
         from .rebuilding import rebuild as do_rebuild
         from .rebuilding import scratch
 
+        from .errors import InputError
+        from .oci.read import local_path
+
+        if sign is not None and no_sandbox:
+            raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
+                             hint="rebuild in the sandbox to sign, or drop --sign")
+        if push_attestation and (image is None or local_path(image) is not None):
+            raise InputError("--push-attestation needs --image naming a registry image",
+                             hint="e.g. --image registry.example.com/app@sha256:...")
+        if push_attestation and sign is None:
+            raise InputError("--push-attestation needs --sign KEY")
         key = _load_signing_key(sign) if sign is not None else None
         with scratch() as tmp:
             res = do_rebuild(_lock_path(lock_file), image=image, store=_store(store),
@@ -368,7 +379,6 @@ def rebuild(
             human = res.human(verbose)
             matched = res.verdict in ("reproduced", "reproduced-content")
             if key is not None and (matched or (sign_failures and res.verdict == "mismatch")):
-                from .oci.read import local_path
                 from .signing import sign_rebuild
 
                 local = local_path(image) if image else None
@@ -379,11 +389,9 @@ def rebuild(
                 data["attestation"] = str(out)
                 human += f"\nsigned {'PASSED' if matched else 'FAILED'} VSA -> {out}"
                 if push_attestation:
-                    from .errors import InputError
                     from .verifying import push_attestation as push_att
 
-                    if image is None or local is not None:
-                        raise InputError("--push-attestation needs --image naming a registry image")
+                    assert image is not None
                     digest = push_att(image, line, insecure=insecure)
                     data["referrer"] = digest
                     human += f"\nattached to {image} as referrer {digest}"
@@ -486,6 +494,31 @@ def verify(
     _run(json_out, body)
 
 
+@app.command()
+def attach(
+    image: Annotated[str, typer.Argument(metavar="REF", help="A registry image, "
+                     "HOST[:PORT]/REPO@sha256:... or :TAG.")],
+    attestations: Annotated[list[Path], typer.Argument(metavar="ATTESTATION...", help="Files of "
+                            "DSSE envelopes (.intoto.jsonl: one per line), e.g. what `build "
+                            "--sign` wrote.")],
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Attach attestations to an image in a registry as OCI 1.1 referrers (with the tag-scheme
+    fallback on registries without the referrers API), so `verify REF` finds them. Each envelope
+    must name the image's manifest digest as its subject."""
+
+    def body() -> None:
+        from .verifying import attach_files
+
+        pushed = attach_files(image, attestations, insecure=insecure)
+        _emit(json_out, {"ref": image, "referrers": pushed},
+              "\n".join([f"attached {len(pushed)} attestation(s) to {image}",
+                         *[f"  {d}" for d in pushed]]))
+
+    _run(json_out, body)
+
+
 class KeyAlgorithm(str, Enum):
     ecdsa_p256 = "ecdsa-p256"
     ed25519 = "ed25519"
@@ -515,6 +548,9 @@ def keygen(
                              hint="set IMAGELOCK_KEY_PASSPHRASE, run on a terminal, or pass "
                              "--no-passphrase for a throw-away key")
         key = generate(algorithm.value)  # type: ignore[arg-type]
+        if not output.parent.is_dir():
+            raise InputError(f"directory {output.parent} does not exist",
+                             hint="create it first, or choose another -o path")
         pub = output.with_name(output.name + ".pub")
         write_key_pair(key, output, pub, passphrase)
         _emit(json_out, {"private": str(output), "public": str(pub), "keyid": key.public.keyid,

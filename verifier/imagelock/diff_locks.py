@@ -165,7 +165,21 @@ def diff_locks(old: Lock, new: Lock) -> LockDiff:
         o = old.debian.get(platform)
         n = new.debian.get(platform)
         debian[platform] = diff_debian(o.packages if o else [], n.packages if n else [])
-    inputs = (
+    indexes: list[str] = []
+    for platform in sorted(old.debian.keys() | new.debian.keys()):
+        o = old.debian.get(platform)
+        n = new.debian.get(platform)
+
+        def keyed(pins: object) -> dict[str, dict[str, object]]:
+            return {f"{p.source}/{p.suite}/{p.packages_path} ({platform})":  # type: ignore[attr-defined]
+                    p.model_dump(mode="json") for p in pins}  # type: ignore[attr-defined]
+
+        indexes += _dict_changes("index", keyed(o.indexes if o else []), keyed(n.indexes if n else []))
+    for platform in sorted(old.python.keys() | new.python.keys()):
+        indexes += _dict_changes(f"wheel ({platform})",
+                                 _keyed(old.python.get(platform, []), "name"),
+                                 _keyed(new.python.get(platform, []), "name"))
+    inputs = indexes + (
         _dict_changes("file", _keyed(old.files, "dest"), _keyed(new.files, "dest"))
         + _dict_changes("download", _keyed(old.downloads, "dest"), _keyed(new.downloads, "dest"))
         + _dict_changes("path", _keyed(old.paths, "path"), _keyed(new.paths, "path"))
@@ -175,7 +189,12 @@ def diff_locks(old: Lock, new: Lock) -> LockDiff:
     for f in sorted(oc.keys() | nc.keys()):
         if oc.get(f) != nc.get(f):
             config.append(f"~ config.{f}: {oc.get(f)} -> {nc.get(f)}")
-    for f in ("source_date_epoch", "image", "platforms", "layers", "compression", "accounts"):
+    if old.spec_digest != new.spec_digest:
+        changed = sorted(k for k in old.spec_sections.keys() | new.spec_sections.keys()
+                         if old.spec_sections.get(k) != new.spec_sections.get(k))
+        config.append(f"~ spec changed: {', '.join(changed)}")
+    for f in ("source_date_epoch", "image", "platforms", "layers", "compression", "accounts",
+              "steps", "python_install", "debian_layout"):
         a, b = getattr(old, f), getattr(new, f)
         if a != b:
             config.append(f"~ {f}: {_short(a)} -> {_short(b)}")

@@ -195,6 +195,10 @@ def make_lock(
         for i, d in enumerate(spec.contents.downloads)
     ]
     lock_dir = lock_dir or spec_path.parent
+    if offline and (spec.contents.debian is not None or spec.contents.python is not None):
+        raise InputError("--offline cannot lock Debian or Python contents: resolving them reads "
+                         "the archives' signed indexes", hint="lock with network access; build, "
+                         "fetch --offline and rebuild --offline then need none")
     debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade)
     python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian)
     if spec.accounts.users or spec.accounts.groups:

@@ -31,10 +31,19 @@ def sign_build(res: BuildResult, lock_path: Path, key: PrivateKey) -> Path:
     out = attestations_path(res.output)
     digest = lock_digest(lock_path)
     now = utc_now()
+    archive_digest = None
+    if res.fmt == "docker-archive":
+        # A docker-archive has no manifest of its own: readers (and `verify`) identify it by the
+        # canonical OCI manifest of its uncompressed layers, so that is what is signed.
+        from .oci.archive_read import read_docker_archive
+
+        archive_digest = read_docker_archive(res.output).manifest_digest
     for platform, d in res.platforms.items():
+        if archive_digest is not None and platform != res.lock.platforms[0]:
+            continue  # the archive holds the first platform only
         st = build_provenance(
             subject_name=res.lock.image.name,
-            manifest_digest=d["manifest_digest"],
+            manifest_digest=archive_digest or d["manifest_digest"],
             lock_digest=digest,
             lock_uri=lock_path.name,
             pins=lock_pins(res.lock),
@@ -87,7 +96,8 @@ def sign_rebuild(
         match=match,  # type: ignore[arg-type]
         input_attestations=provenance_refs(local_path(res.image_ref) if res.image_ref else None),
         verifier_version={"imagelock": __version__},
-        resource_uri=res.image_ref,
+        # A local path means nothing to others (and says where the rebuilder keeps files).
+        resource_uri=res.image_ref if res.image_ref and local_path(res.image_ref) is None else None,
         **({"verifier_id": verifier_id} if verifier_id else {}),
     )
     line = envelope_json(sign_envelope(statement_bytes(st), [key]))

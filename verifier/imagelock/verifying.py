@@ -79,3 +79,36 @@ def push_attestation(ref: str, envelope: bytes, *, insecure: bool) -> str:
     target = registry_form(ref).removeprefix("docker://")
     return push_referrer(target, Artifact(ARTIFACT_TYPE, ENVELOPE_MEDIA_TYPE, envelope),
                          insecure=insecure)
+
+
+def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
+    """Attach every envelope of `files` to the registry image `ref`; refuse an envelope whose
+    subject is another image (it would never count, and would mislead whoever reads it)."""
+    import base64
+    import json
+
+    from .errors import InputError
+
+    if local_path(ref) is not None:
+        raise InputError(f"{ref} is not a registry image", hint="attestations beside a local "
+                         "image are found as PATH.intoto.jsonl; attach needs HOST/REPO@digest")
+    digest = manifest_digest_of(ref, workdir=Path("/nonexistent"), insecure=insecure, platform=None)
+    pushed = []
+    for f in files:
+        try:
+            lines = [ln for ln in f.read_bytes().splitlines() if ln.strip()]
+        except OSError as e:
+            raise InputError(f"cannot read {f}: {e}", path=f) from None
+        for n, line in enumerate(lines, 1):
+            try:
+                env = json.loads(line)
+                st = json.loads(base64.b64decode(env["payload"]))
+                subjects = {s["digest"]["sha256"] for s in st["subject"]}
+            except (ValueError, KeyError, TypeError):
+                raise InputError("not a DSSE envelope with an in-toto statement", path=f, line=n,
+                                 hint="attach what `build --sign` or `rebuild --sign` wrote") from None
+            if digest.removeprefix("sha256:") not in subjects:
+                raise InputError(f"the attestation's subject is not {ref} ({digest})", path=f,
+                                 line=n, hint="attach it to the image it was made for")
+            pushed.append(push_attestation(ref, line, insecure=insecure))
+    return pushed
