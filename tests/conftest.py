@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO  # noqa: F401  (re-exported for tests)
 
 pytest_plugins = ["conftest_debian", "registry_fixture", "oci_helpers"]

@@ -78,12 +78,12 @@ def copy_example(name: str, dest: Path) -> Path:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *a: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         kind, _, name = self.path.lstrip("/").partition("/")
         self.server.hits.append(self.path)
         f = self.server.root / name

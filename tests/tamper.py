@@ -191,7 +191,7 @@ def with_layers(image: Image, work: Path, layers: list[Blob | bytes], *,
     work.mkdir(parents=True, exist_ok=True)
     blobs, diff_ids = [], []
     old_ids = json.loads(image.config)["rootfs"]["diff_ids"]
-    for i, layer in enumerate(layers):
+    for _i, layer in enumerate(layers):
         if isinstance(layer, Blob):
             blobs.append(layer)
             diff_ids.append(old_ids[image.layers.index(layer)])

@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from helpers import file_server, run
 
 HEAD = 'version: 1\nimage:\n  name: t\n'

@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from imagelock.build.entry import BytesContent, Entry, normalize_path, symlink_stays_inside
 from imagelock.build.layer import write_layer
 from imagelock.build.tarwriter import entry_header, pax_records

@@ -99,7 +99,7 @@ def test_splitter_agrees_with_python_debian_on_the_real_index(
     ours = parse_packages(sample)
     theirs = list(deb822.Packages.iter_paragraphs(sample.splitlines(keepends=True), use_apt_pkg=False))
     assert len(ours) == len(theirs) > 1000
-    for o, t in zip(ours, theirs):
+    for o, t in zip(ours, theirs, strict=False):
         assert o == {k: " ".join(t[k].split()) for k in o}
         assert set(o) == {k for k in t if k in FIELDS}
 

@@ -351,7 +351,7 @@ def test_splitter_agrees_with_python_debian() -> None:
     theirs = [dict(p) for p in deb822.Packages.iter_paragraphs(text.splitlines(keepends=True),
                                                                  use_apt_pkg=False)]
     assert len(ours) == len(theirs) == 3
-    for o, t in zip(ours, theirs):
+    for o, t in zip(ours, theirs, strict=False):
         for k, v in o.items():
             assert " ".join(t[k].split()) == v
 

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import PODMAN_RUN_LIMITS, REPO, copy_example, need, podman_cmd, run
 
 LOCK = json.loads((REPO / "examples/hello/imagelock.lock").read_text())

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import (
     PODMAN_RUN_LIMITS,
     REPO,

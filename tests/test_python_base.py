@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import (
     PODMAN_RUN_LIMITS,
     REPO,
@@ -76,7 +75,7 @@ def test_accounts_and_merged_usr(built: dict) -> None:  # type: ignore[type-arg]
     assert debian["bin"][0] == b"2" and debian["bin"][4] == "usr/bin"  # bin -> usr/bin
     assert not any(p.startswith("bin/") for p in debian)
     passwd = _podman_run(built, "python3", "-c", "print(open('/etc/passwd').read())")
-    assert re.search(r"^app:[!x*]:1000:1000::/home/app:/usr/sbin/nologin$", passwd, re.M)
+    assert re.search(r"^app:[!x*]:1000:1000::/home/app:/usr/sbin/nologin$", passwd, re.MULTILINE)
     assert _podman_run(built, "python3", "-c", "import os; print(os.getuid())").strip() == "1000"
 
 

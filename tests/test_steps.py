@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from helpers import oci_layers, run
 
 pytestmark = pytest.mark.network  # the image's .debs come from the Debian mirror

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from imagelock.errors import IntegrityError
 from imagelock.store import Store
 

@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import copy_example, run
 
 pytestmark = pytest.mark.network  # python-base's .debs come from the Debian mirror

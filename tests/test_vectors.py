@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO
 from imagelock.lockfile import make_lock
 from imagelock.store import Store

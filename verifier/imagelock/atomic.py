@@ -23,14 +23,14 @@ def atomic_dir(dest: Path, *, replaceable: str | None = None) -> Iterator[Path]:
     `replaceable` names a file whose presence marks an existing `dest` as ours to replace.
     """
     dest = dest.absolute()
-    if dest.exists():
-        if not dest.is_dir() or (
-            any(dest.iterdir()) and not (replaceable and (dest / replaceable).exists())
-        ):
-            raise InputError(
-                f"output {dest} exists and is not an earlier output of this kind",
-                hint="choose another -o path or remove it",
-            )
+    if dest.exists() and (
+        not dest.is_dir()
+        or (any(dest.iterdir()) and not (replaceable and (dest / replaceable).exists()))
+    ):
+        raise InputError(
+            f"output {dest} exists and is not an earlier output of this kind",
+            hint="choose another -o path or remove it",
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from .atomic import atomic_file

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -212,7 +212,7 @@ def fetch(
     _run(json_out, body)
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     oci = "oci"
     docker_archive = "docker-archive"
 
@@ -355,11 +355,10 @@ def rebuild(
     error (the published image could not be read or checked, exit 3)."""
 
     def body() -> None:
-        from .rebuilding import rebuild as do_rebuild
-        from .rebuilding import scratch
-
         from .errors import InputError
         from .oci.read import local_path
+        from .rebuilding import rebuild as do_rebuild
+        from .rebuilding import scratch
 
         if sign is not None and no_sandbox:
             raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
@@ -519,7 +518,7 @@ def attach(
     _run(json_out, body)
 
 
-class KeyAlgorithm(str, Enum):
+class KeyAlgorithm(StrEnum):
     ecdsa_p256 = "ecdsa-p256"
     ed25519 = "ed25519"
 
@@ -547,7 +546,7 @@ def keygen(
             raise InputError("no passphrase for the private key",
                              hint="set IMAGELOCK_KEY_PASSPHRASE, run on a terminal, or pass "
                              "--no-passphrase for a throw-away key")
-        key = generate(algorithm.value)  # type: ignore[arg-type]
+        key = generate(algorithm.value)
         if not output.parent.is_dir():
             raise InputError(f"directory {output.parent} does not exist",
                              hint="create it first, or choose another -o path")

@@ -49,7 +49,7 @@ class GzipStream:
         # wbits 31 = gzip container; ISA-L writes the fixed header described above.
         self._c = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: bytes | memoryview) -> bytes:
         return self._c.compress(data)
 
     def flush(self) -> bytes:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from debian.debian_support import Version
 
-from .formats.debian import DebianPackagePin
+from .formats.debian import DebianIndexPin, DebianPackagePin
 from .formats.lock import Lock
 
 Key = tuple[str, str]
@@ -170,9 +170,9 @@ def diff_locks(old: Lock, new: Lock) -> LockDiff:
         o = old.debian.get(platform)
         n = new.debian.get(platform)
 
-        def keyed(pins: object) -> dict[str, dict[str, object]]:
-            return {f"{p.source}/{p.suite}/{p.packages_path} ({platform})":  # type: ignore[attr-defined]
-                    p.model_dump(mode="json") for p in pins}  # type: ignore[attr-defined]
+        def keyed(pins: list[DebianIndexPin], platform: str = platform) -> dict[str, dict[str, object]]:
+            return {f"{p.source}/{p.suite}/{p.packages_path} ({platform})": p.model_dump(mode="json")
+                    for p in pins}
 
         indexes += _dict_changes("index", keyed(o.indexes if o else []), keyed(n.indexes if n else []))
     for platform in sorted(old.python.keys() | new.python.keys()):

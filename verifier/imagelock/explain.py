@@ -587,7 +587,7 @@ def diff_manifest(expected: bytes, got: bytes, layer_status: dict[int, str],
     if len(el) != len(gl):
         out.append(_d("content", "manifest", "layers", f"{len(el)} layers", f"{len(gl)} layers",
                       derived=True))
-    for i, (a, b) in enumerate(zip(el, gl)):
+    for i, (a, b) in enumerate(zip(el, gl, strict=False)):
         name = names[i] if i < len(names) else None
         if not isinstance(a, dict) or not isinstance(b, dict):
             continue
@@ -667,7 +667,7 @@ def diff_config(expected: bytes, got: bytes, explained: set[int],
     eh, gh = _list(e.get("history")), _list(g.get("history"))
     if len(eh) != len(gh):
         out.append(_d("metadata", "config", "history", f"{len(eh)} entries", f"{len(gh)} entries"))
-    for i, (a, b) in enumerate(zip(eh, gh)):
+    for i, (a, b) in enumerate(zip(eh, gh, strict=False)):
         if isinstance(a, dict) and isinstance(b, dict):
             out += _dict_diffs(a, b, "config", f"history[{i}].")
     er, gr = e.get("rootfs") or {}, g.get("rootfs") or {}
@@ -727,7 +727,7 @@ def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, 
         findings.add(Difference(category=category, scope="layer", layer=i, layer_name=name(i),
                                 path=path, field=fld, change=change, expected=a, got=b))
 
-    for i, (eb, gb) in enumerate(zip(expected.layers, got.layers)):
+    for i, (eb, gb) in enumerate(zip(expected.layers, got.layers, strict=False)):
         want = exp_ids[i] if i < len(exp_ids) else None
         claimed = got_ids[i] if i < len(got_ids) else None
         if eb.digest == gb.digest and not prove_all:
@@ -799,7 +799,7 @@ def diff_lock(lock: ExpectedImage, rebuilt: Image) -> list[Difference]:
         out.append(_d("content", "manifest", "layers", f"{len(lock.layers)} layers",
                       f"{len(rebuilt.layers)} layers"))
     content_differs = False
-    for i, (exp, blob) in enumerate(zip(lock.layers, rebuilt.layers)):
+    for i, (exp, blob) in enumerate(zip(lock.layers, rebuilt.layers, strict=False)):
         got_id = ids[i] if i < len(ids) else None
         got_name = names[i] if i < len(names) else None
         if exp.name != got_name:

@@ -27,7 +27,7 @@ def _timeout() -> float:
 
 
 def _backoff(attempt: int) -> float:
-    return float(os.environ.get("IMAGELOCK_HTTP_BACKOFF", "0.5")) * (2**attempt)
+    return float(os.environ.get("IMAGELOCK_HTTP_BACKOFF", "0.5")) * 2.0**attempt
 
 
 _session: requests.Session | None = None

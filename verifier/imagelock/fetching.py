@@ -12,8 +12,8 @@ from pathlib import Path
 
 from .errors import FetchError
 from .fetch import fetch_to_store
-from .formats.lock import Lock
 from .formats.debian import DebianPackagePin, DebianSource
+from .formats.lock import Lock
 from .formats.spec import HttpSource
 from .resolve.debian import package_urls
 from .resolve.downloads import urls_for
@@ -27,7 +27,7 @@ class FetchReport:
     bytes_downloaded: int = 0
 
 
-def sources_of(lock_path: Path, lock: Lock) -> dict[str, HttpSource | DebianSource]:
+def sources_of(lock_path: Path, lock: Lock) -> dict[str, object]:
     """The spec's sources (for their mirrors), or none when the lock travels alone."""
     from .lockfile import load_spec
 
@@ -68,7 +68,7 @@ def fetch_lock(
 
 def fetch_pins(
     lock: Lock,
-    sources: Mapping[str, HttpSource | DebianSource],
+    sources: Mapping[str, object],
     store: Store,
     *,
     cli_mirrors: Mapping[str, list[str]],
@@ -114,9 +114,7 @@ def fetch_pins(
     return report
 
 
-def _debian_sources(
-    sources: Mapping[str, HttpSource | DebianSource], pin: DebianPackagePin
-) -> dict[str, DebianSource]:
+def _debian_sources(sources: Mapping[str, object], pin: DebianPackagePin) -> dict[str, DebianSource]:
     """The spec's Debian sources; without the spec, the pin's suite on the machine's mirrors."""
     out = {k: v for k, v in sources.items() if isinstance(v, DebianSource)}
     name = pin.location.partition(":")[0]

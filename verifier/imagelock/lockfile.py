@@ -22,6 +22,7 @@ from .compress import current as current_compression
 from .digest import canonical_json, sha256_digest
 from .errors import InputError, StaleLockError
 from .fetching import fetch_pins
+from .formats.debian import DebianLayout, DebianPlatformLock, DebianSource
 from .formats.load import load_json_model, load_yaml_model
 from .formats.lock import (
     LOCK_VERSION,
@@ -34,9 +35,9 @@ from .formats.lock import (
     PathPin,
     ToolInfo,
 )
-from .formats.debian import DebianLayout, DebianPlatformLock, DebianSource
 from .formats.python import PythonInstall, WheelPin
 from .formats.spec import HttpSource, Spec
+from .names import LOCK_FILENAME, SPEC_FILENAME  # noqa: F401  (re-exported)
 from .oci.image import Image
 from .resolve.context import pin_file_input
 from .resolve.debian import debian_arch, lock_debian
@@ -44,7 +45,6 @@ from .resolve.downloads import pin_download
 from .resolve.python import lock_python, requirements_file_sha256
 from .store import Store
 
-from .names import LOCK_FILENAME, SPEC_FILENAME  # noqa: E402,F401  (re-exported)
 DEFAULT_ORDER = ("debian", "python", "files")
 
 
@@ -201,11 +201,10 @@ def make_lock(
                          "fetch --offline and rebuild --offline then need none")
     debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade)
     python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian)
-    if spec.accounts.users or spec.accounts.groups:
-        if not debian:
-            raise InputError("accounts need a Debian base (the base-passwd package)",
-                             field="accounts", hint="add Debian contents, or ship /etc/passwd and "
-                             "/etc/group as context files")
+    if (spec.accounts.users or spec.accounts.groups) and not debian:
+        raise InputError("accounts need a Debian base (the base-passwd package)",
+                         field="accounts", hint="add Debian contents, or ship /etc/passwd and "
+                         "/etc/group as context files")
     comp = current_compression()
     lock = Lock(
         lock_version=LOCK_VERSION,

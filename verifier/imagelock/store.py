@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from .digest import CHUNK, is_sha256_hex
-from .errors import IntegrityError, InputError
+from .errors import InputError, IntegrityError
 
 
 def default_root() -> Path:

@@ -286,7 +286,7 @@ def _merge(ordered: Sequence[DebPackage]) -> tuple[View, dict[str, list[Entry]],
                 kept[me][e.path] = e
             else:
                 lost[me].add(e.path)
-    for path, (e, owner) in view.items():
+    for path, (_e, owner) in view.items():
         for parent in parent_dirs(path):
             p = view.get(parent)
             if p is not None and p[0].type != "dir":

@@ -21,9 +21,9 @@ from ..oci.image import Blob, Image
 from ..store import Store
 from .config import config_bytes, manifest_bytes
 from .debian_root import Group, User, debian_entries
+from .entry import Entry
 from .inputs import Placement, context_entries, download_entries, path_entries
 from .layer import LayerBlob, write_layer
-from .entry import Entry
 from .steps import run_steps
 from .tree import Tree
 from .wheels import wheel_entries

@@ -7,6 +7,7 @@ peak memory does not grow with layer size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from ..compress import ENCODER_BLOCK, GzipStream
 from ..digest import CHUNK
@@ -140,10 +141,9 @@ class _Sink:
 
     def abort(self) -> None:
         for stage in (self._hasher, self._compressor):
-            try:
+            # The first error is the one reported; a stage's own error here is a consequence.
+            with contextlib.suppress(BaseException):
                 stage.stop()
-            except BaseException:  # noqa: BLE001 - the first error is the one reported
-                pass
 
 
 def _copy_content(entry: Entry, sink: _Sink) -> None:
@@ -187,7 +187,7 @@ def write_layer(
         with open(blob_path, "wb") as blob, (
             open(tar_path, "wb") if tar_path is not None else _Null()
         ) as tar:
-            sink = _Sink(blob, tar if tar_path is not None else None)
+            sink = _Sink(blob, cast(BinaryIO, tar) if tar_path is not None else None)
             try:
                 _write_entries(ordered, sink, mtime)
             except BaseException:

@@ -73,7 +73,7 @@ def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None
     return line
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:
     msg = str(err.get("msg", "invalid"))
     if err.get("type") == "extra_forbidden":
         return "unknown key (check its spelling and indentation; see spec/README.md for the fields)"
@@ -99,10 +99,10 @@ def validation_error(path: Path, exc: ValidationError, node: yaml.Node | None, w
         lines.append(f"{path}:{line or '?'}: {fld}: {_describe(err)}")
     more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
     message = f"{what} {path} is not valid:\n  " + "\n  ".join(lines) + more
-    err = InputError(message, path=path, line=first_line, field=first_field,
-                     hint=f"fix the {what} and run again; spec/README.md lists every field")
-    err.located = True
-    return err
+    error = InputError(message, path=path, line=first_line, field=first_field,
+                       hint=f"fix the {what} and run again; spec/README.md lists every field")
+    error.located = True
+    return error
 
 
 def load_yaml_model(path: Path, model: type[M], what: str) -> M:

@@ -76,7 +76,7 @@ class DownloadPin(Strict):
 class PathPin(PathEntry):
     """A directory or link from the spec's `paths`, with its layer resolved."""
 
-    layer: str = Field(description="Layer the entry goes into.")  # type: ignore[assignment]
+    layer: str = Field(description="Layer the entry goes into.")
 
 
 class ExpectedLayer(Strict):

@@ -92,7 +92,7 @@ def pip_args(contents: PythonContents, platform: str, report: Path, target: Path
     """`pip install` arguments that resolve for the image's interpreter, wheels only."""
     args = [
         "install", "--dry-run", "--ignore-installed", "--report", str(report),
-        "--only-binary", ":all:", "--python-version", contents.python_version,
+        "--only-binary", ":all:", "--python-version", contents.version,
         "--implementation", contents.implementation, "--abi", contents.abi_tag(),
         "--target", str(target), "--quiet", "--no-input", "--disable-pip-version-check",
     ]
@@ -103,12 +103,12 @@ def pip_args(contents: PythonContents, platform: str, report: Path, target: Path
 
 def target_markers(contents: PythonContents, platform: str) -> dict[str, str]:
     """PEP 508 marker values of the image's interpreter that can differ from the build's."""
-    out = {"python_version": contents.python_version, "os_name": "posix", "sys_platform": "linux",
+    out = {"python_version": contents.version, "os_name": "posix", "sys_platform": "linux",
            "platform_system": "Linux", "implementation_name": "cpython",
            "platform_python_implementation": "CPython"}
-    if contents.python_version != f"{sys.version_info[0]}.{sys.version_info[1]}":
+    if contents.version != f"{sys.version_info[0]}.{sys.version_info[1]}":
         # Only MAJOR.MINOR is known; the patch level of the image's Python is not.
-        out["python_full_version"] = out["implementation_version"] = contents.python_version + ".0"
+        out["python_full_version"] = out["implementation_version"] = contents.version + ".0"
     if platform in PLATFORM_MACHINE:
         out["platform_machine"] = PLATFORM_MACHINE[platform]
     return out
@@ -162,7 +162,7 @@ def run_pip_report(
     if wrong:
         raise ToolUnavailable(
             f"pip evaluated environment markers for {wrong}, not for the image's {markers}",
-            hint=f"run imagelock with Python {contents.python_version}, or a pip whose vendored "
+            hint=f"run imagelock with Python {contents.version}, or a pip whose vendored "
             "packaging can be told the target (pip >= 22.2)")
     return data
 
@@ -181,7 +181,7 @@ def _pip_failure(stderr: str, contents: PythonContents, platform: str, indexes: 
 
 def target_tags(contents: PythonContents, platform: str) -> set[Tag]:
     """Every wheel tag the image's interpreter accepts (what pip was asked for)."""
-    version = tuple(int(x) for x in contents.python_version.split("."))
+    version = tuple(int(x) for x in contents.version.split("."))
     plats = contents.platform_tags(platform)
     interp = f"{contents.implementation}{contents.nodot}"
     return set(cpython_tags(version, [contents.abi_tag()], plats)) | set(
@@ -231,7 +231,7 @@ def explain_missing(
     in_spec = sorted((v for v in set(wheels) | sdists if spec.contains(v, prereleases=True)),
                      reverse=True)
     fitting = sorted((v for v, ws in wheels.items()
-                      if any(tags & accepted and _fits_python(f, contents.python_version)
+                      if any(tags & accepted and _fits_python(f, contents.version)
                              for f, tags in ws)), reverse=True)
     if fitting and not any(v in fitting for v in in_spec):
         return InputError(

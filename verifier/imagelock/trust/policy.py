@@ -20,9 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import ImagelockError, InputError, VerificationFailed
 from ..formats.attestation import (
@@ -40,10 +38,10 @@ from ..formats.policy import (
     RuleOutcome,
     TrustedSigner,
 )
+from .bundle_kind import is_sigstore_bundle
 from .dsse import parse_envelope, payload_of, verified_keyids
 from .keys import PublicKey, load_public_key, load_public_key_file
 from .provenance import lock_digest_of, parse_provenance
-from .bundle_kind import is_sigstore_bundle
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, TrustedRoot

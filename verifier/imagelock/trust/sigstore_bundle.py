@@ -33,7 +33,6 @@ from sigstore_models.trustroot.v1 import SigningConfig as _SigningConfigModel
 from sigstore_models.trustroot.v1 import TrustedRoot as _TrustedRootModel
 
 from ..errors import FetchError, InputError, VerificationFailed
-from .bundle_kind import BUNDLE_MEDIA_TYPE_PREFIX, is_sigstore_bundle
 
 TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 
