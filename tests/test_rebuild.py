@@ -120,3 +120,35 @@ def test_provenance_beside_a_docker_archive_verifies(tmp_path: Path) -> None:
 def test_keygen_into_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     r = run(["keygen", "-o", str(tmp_path / "nope" / "key"), "--no-passphrase"])
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def _token() -> str:
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    return jwt.encode({"iss": "https://token.actions.githubusercontent.com", "sub": "repo:x/y",
+                       "aud": "sigstore", "iat": now, "exp": now + 600, "email": "a@example.com"},
+                      "not-a-real-key", algorithm="HS256")
+
+
+def test_keyless_signing_is_tested_up_to_the_network_boundary(tmp_path: Path) -> None:
+    """sigstore's services are unreachable from here: a well-formed token gets as far as Fulcio
+    and fails with exit 3; a malformed one is bad input, exit 2. Nothing half-written remains."""
+    from helpers import SHARED
+
+    ex, _, env = _setup(tmp_path)
+    trust = SHARED / "fixtures/sigstore/sigstore-python/trust"
+    common = ["--sigstore", "--trusted-root", str(trust / "production.trusted_root.json"),
+              "--signing-config", str(trust / "production.signing_config.v0.2.json")]
+    env = {**env, "IMAGELOCK_HTTP_TIMEOUT": "3"}
+    r = run(["build", str(ex), "-o", str(tmp_path / "a"), *common, "--identity-token", "nonsense"],
+            env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    r = run(["build", str(ex), "-o", str(tmp_path / "b"), *common, "--identity-token", _token()],
+            env=env, timeout=120)
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+    assert list(tmp_path.glob("b.*.sigstore.json")) == []
+    r = run(["build", str(ex), "-o", str(tmp_path / "c"), "--sigstore", "--sign", "k"], env=env)
+    assert r.returncode == 2 and "not both" in r.stderr

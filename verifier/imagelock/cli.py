@@ -97,6 +97,34 @@ def _store(path: Path | None) -> Any:
     return Store(path)
 
 
+SigstoreOpt = Annotated[bool, typer.Option("--sigstore", help="Sign keyless with sigstore: an "
+                       "OIDC identity token (--identity-token, $SIGSTORE_ID_TOKEN, or the CI's "
+                       "ambient credential) gets a short-lived certificate; writes a bundle "
+                       "beside the image as PATH.N.sigstore.json.")]
+TokenOpt = Annotated[str | None, typer.Option("--identity-token", metavar="JWT",
+                     help="OIDC identity token for --sigstore.")]
+TrustedRootOpt = Annotated[Path | None, typer.Option("--trusted-root", help="Sigstore trusted root "
+                           "JSON for --sigstore (with --signing-config). Default: the public "
+                           "instance's, fetched through TUF.")]
+SigningConfigOpt = Annotated[Path | None, typer.Option("--signing-config", help="Sigstore "
+                             "signing config JSON (service URLs) for --sigstore.")]
+
+
+def _signer(key: Path | None, sigstore: bool, token: str | None, root: Path | None,
+            config: Path | None) -> Any:
+    """The signer the options ask for, or None; both a key and --sigstore is a usage error."""
+    from .errors import InputError
+    from .signing import KeySigner, SigstoreSigner
+
+    if key is not None and sigstore:
+        raise InputError("choose --sign KEY or --sigstore, not both")
+    if sigstore:
+        return SigstoreSigner(token, root, config)
+    if token is not None or root is not None or config is not None:
+        raise InputError("--identity-token, --trusted-root and --signing-config go with --sigstore")
+    return KeySigner(_load_signing_key(key)) if key is not None else None
+
+
 def _load_signing_key(path: Path) -> Any:
     """Load a private key, asking for its passphrase only when it is encrypted."""
     from .errors import InputError
@@ -232,6 +260,10 @@ def build(
     sign: Annotated[Path | None, typer.Option("--sign", metavar="KEY", help="Sign SLSA provenance "
                     "for the image with this private key (passphrase from "
                     "$IMAGELOCK_KEY_PASSPHRASE or the terminal); written to OUTPUT.intoto.jsonl.")] = None,
+    sigstore: SigstoreOpt = False,
+    identity_token: TokenOpt = None,
+    trusted_root: TrustedRootOpt = None,
+    signing_config: SigningConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build the image a lock describes, deterministically, and compare it with the lock's
@@ -240,7 +272,7 @@ def build(
     def body() -> None:
         from .building import build_lock
 
-        key = _load_signing_key(sign) if sign is not None else None
+        key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
         lock_path = _lock_path(lock_file)
         res = build_lock(lock_path, output=output, fmt=fmt.value, store=_store(store),
                          cli_mirrors=mirror or [], offline=offline)
@@ -338,6 +370,10 @@ def rebuild(
                                 "signed VSA to a registry image as an OCI 1.1 referrer.")] = False,
     verifier_id: Annotated[str | None, typer.Option("--verifier-id", help="Your identity as a "
                            "rebuilder (a URI), written into the VSA.")] = None,
+    sigstore: SigstoreOpt = False,
+    identity_token: TokenOpt = None,
+    trusted_root: TrustedRootOpt = None,
+    signing_config: SigningConfigOpt = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="List every difference.")] = False,
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
@@ -360,15 +396,16 @@ def rebuild(
         from .rebuilding import rebuild as do_rebuild
         from .rebuilding import scratch
 
-        if sign is not None and no_sandbox:
+        signing = sign is not None or sigstore
+        if signing and no_sandbox:
             raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
                              hint="rebuild in the sandbox to sign, or drop --sign")
         if push_attestation and (image is None or local_path(image) is not None):
             raise InputError("--push-attestation needs --image naming a registry image",
                              hint="e.g. --image registry.example.com/app@sha256:...")
-        if push_attestation and sign is None:
-            raise InputError("--push-attestation needs --sign KEY")
-        key = _load_signing_key(sign) if sign is not None else None
+        if push_attestation and not signing:
+            raise InputError("--push-attestation needs --sign KEY or --sigstore")
+        key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
         with scratch() as tmp:
             res = do_rebuild(_lock_path(lock_file), image=image, store=_store(store),
                              cli_mirrors=mirror or [], offline=offline, sandbox=not no_sandbox,
@@ -384,9 +421,9 @@ def rebuild(
                 out = attestation_out or (
                     local.with_name(local.name + ".intoto.jsonl") if local is not None
                     else Path("rebuild.intoto.jsonl"))
-                line = sign_rebuild(res, key, out=out, verifier_id=verifier_id)
-                data["attestation"] = str(out)
-                human += f"\nsigned {'PASSED' if matched else 'FAILED'} VSA -> {out}"
+                written, line = sign_rebuild(res, key, out=out, verifier_id=verifier_id)
+                data["attestation"] = str(written)
+                human += f"\nsigned {'PASSED' if matched else 'FAILED'} VSA -> {written}"
                 if push_attestation:
                     from .verifying import push_attestation as push_att
 

@@ -6,9 +6,10 @@ import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .atomic import atomic_file
 from .attest import append_line, attestations_path, lock_digest, lock_pins, utc_now
 from .oci.read import local_path
 from .trust import (
@@ -24,10 +25,82 @@ if TYPE_CHECKING:
     from .building import BuildResult
     from .rebuilding import RebuildResult
     from .trust import PrivateKey
+    from .formats.attestation import Statement
 
 
-def sign_build(res: BuildResult, lock_path: Path, key: PrivateKey) -> Path:
-    """SLSA provenance for every platform built, signed, appended beside the output."""
+class Signer:
+    """Signs statements and files them beside an image: a local key appends a DSSE envelope to
+    PATH.intoto.jsonl; sigstore writes a bundle to PATH.N.sigstore.json."""
+
+    def emit(self, st: Statement, out: Path) -> tuple[Path, bytes]:
+        raise NotImplementedError
+
+
+class KeySigner(Signer):
+    def __init__(self, key: PrivateKey) -> None:
+        self.key = key
+
+    def emit(self, st: Statement, out: Path) -> tuple[Path, bytes]:
+        line = envelope_json(sign_envelope(statement_bytes(st), [self.key]))
+        append_line(out, line)
+        return out, line
+
+
+class SigstoreSigner(Signer):
+    """Keyless: an OIDC identity token, Fulcio for a short-lived certificate, Rekor for the log."""
+
+    def __init__(self, token: str | None, trusted_root: Path | None, signing_config: Path | None):
+        from .errors import InputError
+        from .trust import sigstore_bundle as sb
+
+        self.token = token or sb.identity_token_from_env() or _ambient_token()
+        if (trusted_root is None) != (signing_config is None):
+            raise InputError("give both --trusted-root and --signing-config, or neither (the "
+                             "public sigstore instance, fetched through TUF)")
+        if trusted_root is not None and signing_config is not None:
+            self.config = sb.load_trust_config(trusted_root, signing_config)
+        else:
+            self.config = _production_config()
+
+    def emit(self, st: Statement, out: Path) -> tuple[Path, bytes]:
+        from .trust.sigstore_bundle import sign_statement_keyless
+
+        bundle = sign_statement_keyless(statement_bytes(st), identity_token=self.token,
+                                        trust_config=self.config).encode()
+        base = out.name.removesuffix(".intoto.jsonl")
+        n = 0
+        while (path := out.with_name(f"{base}.{n}.sigstore.json")).exists():
+            n += 1
+        with atomic_file(path) as tmp:
+            tmp.write_bytes(bundle)
+        return path, bundle
+
+
+def _ambient_token() -> str | None:
+    """The CI's ambient OIDC credential (GitHub Actions, GitLab, Buildkite, ...), if any."""
+    try:
+        from sigstore.oidc import detect_credential
+
+        return detect_credential()
+    except Exception:  # noqa: BLE001 - no ambient credential is the common case
+        return None
+
+
+def _production_config() -> Any:
+    from .errors import FetchError
+
+    try:
+        from sigstore.models import ClientTrustConfig
+
+        return ClientTrustConfig.production()
+    except Exception as e:  # noqa: BLE001 - TUF refresh failures come in many types
+        raise FetchError(f"cannot fetch the public sigstore instance's trust root: {e}",
+                         hint="pass --trusted-root and --signing-config files, or check the "
+                         "network") from None
+
+
+def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
+    """SLSA provenance for every platform built, signed, filed beside the output."""
     out = attestations_path(res.output)
     digest = lock_digest(lock_path)
     now = utc_now()
@@ -51,9 +124,8 @@ def sign_build(res: BuildResult, lock_path: Path, key: PrivateKey) -> Path:
             platform=platform,
             builder_version={"imagelock": __version__},
         )
-        env = sign_envelope(statement_bytes(st), [key])
-        append_line(out, envelope_json(env))
-    return out
+        written, _ = signer.emit(st, out)
+    return written
 
 
 
@@ -81,8 +153,8 @@ def _payload(line: bytes) -> bytes:
 
 
 def sign_rebuild(
-    res: RebuildResult, key: PrivateKey, *, out: Path, verifier_id: str | None = None
-) -> bytes:
+    res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None
+) -> tuple[Path, bytes]:
     """A VSA for the image the rebuild checked (the published one, else the lock's), signed and
     appended to `out`. PASSED on a match; FAILED only when the caller asks for it."""
     subject = res.published or res.rebuilt
@@ -100,6 +172,4 @@ def sign_rebuild(
         resource_uri=res.image_ref if res.image_ref and local_path(res.image_ref) is None else None,
         **({"verifier_id": verifier_id} if verifier_id else {}),
     )
-    line = envelope_json(sign_envelope(statement_bytes(st), [key]))
-    append_line(out, line)
-    return line
+    return signer.emit(st, out)

@@ -16,6 +16,7 @@ from .oci.read import local_path, read_image, registry_form
 
 ARTIFACT_TYPE = "application/vnd.in-toto+json"
 ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
 def manifest_digest_of(ref: str, *, workdir: Path, insecure: bool, platform: str | None) -> str:
@@ -48,7 +49,9 @@ def gather(ref: str, explicit: list[Path], *, insecure: bool) -> list[Any]:
         from .oci.registry import fetch_referrer, list_referrers
 
         target = registry_form(ref).removeprefix("docker://")
-        for r in list_referrers(target, ARTIFACT_TYPE, insecure=insecure):
+        for r in list_referrers(target, None, insecure=insecure):
+            if r.artifact_type not in (ARTIFACT_TYPE, BUNDLE_TYPE):
+                continue
             art = fetch_referrer(target, r, insecure=insecure)
             out.append(AttestationSource(f"{target} referrer {r.digest}", art.data))
     return out
@@ -73,12 +76,14 @@ def verify(
 
 
 def push_attestation(ref: str, envelope: bytes, *, insecure: bool) -> str:
-    """Attach a DSSE envelope to the image in a registry as an OCI 1.1 referrer."""
+    """Attach a DSSE envelope (or a sigstore bundle) to a registry image as an OCI 1.1 referrer."""
     from .oci.registry import Artifact, push_referrer
 
     target = registry_form(ref).removeprefix("docker://")
-    return push_referrer(target, Artifact(ARTIFACT_TYPE, ENVELOPE_MEDIA_TYPE, envelope),
-                         insecure=insecure)
+    is_bundle = b'"application/vnd.dev.sigstore.bundle' in envelope[:512]
+    artifact = (Artifact(BUNDLE_TYPE, BUNDLE_TYPE, envelope) if is_bundle
+                else Artifact(ARTIFACT_TYPE, ENVELOPE_MEDIA_TYPE, envelope))
+    return push_referrer(target, artifact, insecure=insecure)
 
 
 def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
@@ -96,19 +101,33 @@ def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
     pushed = []
     for f in files:
         try:
-            lines = [ln for ln in f.read_bytes().splitlines() if ln.strip()]
+            data = f.read_bytes()
         except OSError as e:
             raise InputError(f"cannot read {f}: {e}", path=f) from None
-        for n, line in enumerate(lines, 1):
+        try:
+            whole = json.loads(data)
+        except ValueError:
+            whole = None
+        if isinstance(whole, dict) and "dsseEnvelope" in whole:  # a sigstore bundle
+            docs = [(1, data, whole["dsseEnvelope"])]
+        else:
+            docs = []
+            for n, line in enumerate(data.splitlines(), 1):
+                if line.strip():
+                    try:
+                        docs.append((n, line, json.loads(line)))
+                    except ValueError:
+                        docs.append((n, line, None))
+        for n, raw, env in docs:
             try:
-                env = json.loads(line)
                 st = json.loads(base64.b64decode(env["payload"]))
                 subjects = {s["digest"]["sha256"] for s in st["subject"]}
             except (ValueError, KeyError, TypeError):
-                raise InputError("not a DSSE envelope with an in-toto statement", path=f, line=n,
-                                 hint="attach what `build --sign` or `rebuild --sign` wrote") from None
+                raise InputError("not a DSSE envelope or sigstore bundle with an in-toto "
+                                 "statement", path=f, line=n,
+                                 hint="attach what `build` or `rebuild` signed") from None
             if digest.removeprefix("sha256:") not in subjects:
                 raise InputError(f"the attestation's subject is not {ref} ({digest})", path=f,
                                  line=n, hint="attach it to the image it was made for")
-            pushed.append(push_attestation(ref, line, insecure=insecure))
+            pushed.append(push_attestation(ref, raw, insecure=insecure))
     return pushed
