@@ -73,7 +73,7 @@ def build_lock(
     context = lock_path.parent / lock.context
     with tempfile.TemporaryDirectory(prefix="imagelock-build-") as tmp:
         images = build_images(lock, context=context, store=store, workdir=Path(tmp),
-                              keep_tars=fmt == "docker-archive")
+                              keep_tars=fmt == "docker-archive", notes=notes)
         if fmt == "oci":
             write_layout(images, output)
         else:
