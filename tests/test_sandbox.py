@@ -344,3 +344,39 @@ def test_overlay_step_that_fails_raises_with_its_output(tiny_root: Path, as_root
     with pytest.raises(sb.StepFailed) as e:
         sb.overlay_run(tiny_root, ["/bin/sh", "-c", "echo boom >&2; exit 3"])
     assert "exited with 3" in e.value.message and "stderr:\n    boom" in e.value.message
+
+
+def test_a_root_step_cannot_change_kernel_settings(tiny_root: Path, as_root: None) -> None:
+    """Real root in rootfs mode: /proc/sys and friends are read-only, kernel memory hidden."""
+    box = sb.rootfs_sandbox(tiny_root)
+    r = box.run(["/bin/busybox", "sh", "-c",
+                 "v=$(busybox cat /proc/sys/vm/swappiness); echo $v > /proc/sys/vm/swappiness"
+                 " && echo WROTE; echo x > /proc/sysrq-trigger && echo SYSRQ; echo done"])
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert out.strip() == "done", (out, err)
+    assert "Read-only file system" in err
+
+
+def test_step_symlinks_never_lead_the_build_to_host_paths(tmp_path: Path, as_root: None) -> None:
+    """A step that links /x to a host directory, then a step that replaces /x with a fresh
+    directory: applying the changes must not empty or chmod the host directory."""
+    from imagelock.build.entry import Entry
+    from imagelock.build.steps import run_steps
+    from imagelock.formats.spec import Step
+
+    busybox = need("busybox")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep me")
+    os.chmod(victim, 0o700)
+    data = Path(busybox).read_bytes()
+    from imagelock.build.entry import BytesContent
+
+    below = [[Entry("bin", "dir", 0o755), Entry("bin/busybox", "file", 0o755, content=BytesContent(data)),
+              Entry("bin/sh", "symlink", 0o777, linkname="busybox")]]
+    steps = [Step(name="one", run=["/bin/sh", "-c", f"ln -s {victim} /x"]),
+             Step(name="two", run=["/bin/sh", "-c", "rm /x; mkdir /x; chmod 777 /x"])]
+    out = run_steps(steps, below, tmp_path / "work", source_date_epoch=0)
+    assert (victim / "precious").read_text() == "keep me"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o700
+    assert any(e.path == "x" and e.type == "dir" for e in out["two"])

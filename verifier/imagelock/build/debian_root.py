@@ -45,7 +45,7 @@ from typing import Protocol
 
 from debian.debian_support import version_compare
 
-from ..errors import InputError
+from ..errors import ImagelockError, InputError
 from ..store import Store
 from .deb import (
     DebPackage,
@@ -735,20 +735,44 @@ def ld_so_cache(ordered: Sequence[DebPackage], view: View, workdir: Path) -> tup
                     os.link(src, dest)
                 except OSError:
                     shutil.copyfile(src, dest)
-        exe = root / _LDCONFIG
-        if not os.access(exe, os.X_OK):
-            shutil.copyfile(exe, root / "ldconfig.run")
-            exe = root / "ldconfig.run"
-            os.chmod(exe, 0o755)
-        try:
-            subprocess.run(
-                [str(exe), "-X", "-r", str(root)],
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
-                cwd=root, check=True, capture_output=True, timeout=300,
-            )
-        except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-            return [], f"/etc/ld.so.cache left out: the image's ldconfig did not run here ({e})"
-        cache = (root / "etc/ld.so.cache").read_bytes()
+        # The image's ldconfig is a program from a package: it runs in a sandbox (no network,
+        # no capabilities, the staged root read-only), never on the host.
+        out = Path(tempfile.mkdtemp(dir=workdir, prefix="ldout-"))
+        (root / ".imagelock-ld-out").mkdir()
+        (root / "var/cache/ldconfig").mkdir(parents=True, exist_ok=True)
+        exe = root / _LDCONFIG  # a private executable copy: staged files are shared links
+        shutil.copyfile(exe, root / ".imagelock-ldconfig")
+        os.replace(root / ".imagelock-ldconfig", exe)
+        os.chmod(exe, 0o755)
+        from .sandbox import IN_SANDBOX, Sandbox
+
+        if os.environ.get(IN_SANDBOX) == "1":
+            # Already in the build sandbox (no network, no host files, no capabilities but
+            # chroot in its own user namespace): a sandbox cannot nest here, and need not.
+            out = root / ".imagelock-ld-out"  # -C is read inside the chroot
+            try:
+                r = subprocess.run([str(root / _LDCONFIG), "-X", "-r", str(root), "-C",
+                                    "/.imagelock-ld-out/ld.so.cache"], capture_output=True,
+                                   timeout=300, env={"PATH": "/usr/sbin:/usr/bin", "LC_ALL": "C"})
+            except (OSError, subprocess.TimeoutExpired) as e:
+                return [], f"/etc/ld.so.cache left out: the image's ldconfig did not run ({e})"
+        else:
+            box = Sandbox(root=root, writable_root=False, as_root=False,
+                          rw_binds=[(out, "/.imagelock-ld-out")],
+                          tmpfs=["/tmp", "/var/cache/ldconfig"])
+            for mount_point in box.mount_points():  # the root is read-only: bwrap cannot make them
+                mp = root / mount_point.lstrip("/")
+                if not mp.is_symlink():
+                    mp.mkdir(parents=True, exist_ok=True)
+            try:
+                r = box.run(["/" + _LDCONFIG, "-X", "-C", "/.imagelock-ld-out/ld.so.cache"],
+                            timeout=300)
+            except ImagelockError as e:
+                return [], f"/etc/ld.so.cache left out: the image's ldconfig could not run ({e.message})"
+        if r.returncode != 0 or not (out / "ld.so.cache").is_file():
+            err = (r.stderr or b"").decode(errors="replace").strip()[-200:]
+            return [], f"/etc/ld.so.cache left out: the image's ldconfig failed ({err})"
+        cache = (out / "ld.so.cache").read_bytes()
         return [Entry("etc/ld.so.cache", "file", 0o644, content=BytesContent(cache))], ""
     finally:
         shutil.rmtree(root, ignore_errors=True)

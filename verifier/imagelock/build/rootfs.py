@@ -33,25 +33,48 @@ def _parent_is_real(root: Path, path: str) -> Path:
     return target
 
 
+def _is_real_dir(p: Path) -> bool:
+    """A directory, never a symlink to one (which could point anywhere on the host)."""
+    try:
+        return stat.S_ISDIR(p.lstat().st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
+    if _is_real_dir(p):
         shutil.rmtree(p)
     elif os.path.lexists(p):
         p.unlink()
+
+
+def _real_dir(p: Path) -> None:
+    """Make `p` a real directory: a symlink or file in its place is removed, never followed."""
+    if not _is_real_dir(p):
+        if os.path.lexists(p):
+            p.unlink()
+        p.mkdir()
+
+
+def _set_owner_mode(p: Path, uid: int, gid: int, mode: int | None) -> None:
+    """chown/chmod `p` itself, refusing to touch whatever a symlink points at."""
+    st = p.lstat()
+    os.chown(p, uid, gid, follow_symlinks=False)
+    if mode is not None and not stat.S_ISLNK(st.st_mode):
+        os.chmod(p, mode)  # p is not a symlink (checked just above)
 
 
 def materialize(layers: Iterable[list[Entry]], root: Path) -> None:
     """Write the entries of `layers` (bottom first) into the directory `root`."""
     root = Path(os.path.realpath(root))
     root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)  # what a step sees as `/`, whatever the host's umask
     dirs: dict[str, Entry] = {}
     for entries in layers:
         for e in sorted(entries, key=lambda x: x.path.encode()):
             p = _parent_is_real(root, e.path)
             if e.type == "dir":
-                if os.path.lexists(p) and not p.is_dir():
-                    _remove(p)
-                p.mkdir(exist_ok=True)
+                _real_dir(p)
                 dirs[e.path] = e
                 continue
             if os.path.lexists(p):
@@ -65,24 +88,24 @@ def materialize(layers: Iterable[list[Entry]], root: Path) -> None:
                     verify = getattr(src, "verify_rest", None)
                     if verify is not None:
                         verify()
-                os.chown(p, e.uid, e.gid)
-                os.chmod(p, e.mode)
+                _set_owner_mode(p, e.uid, e.gid, e.mode)
             elif e.type == "symlink":
                 os.symlink(e.linkname, p)
-                os.lchown(p, e.uid, e.gid)
+                _set_owner_mode(p, e.uid, e.gid, None)
             elif e.type == "hardlink":
                 os.link(_parent_is_real(root, e.linkname), p, follow_symlinks=False)
             elif e.type == "whiteout":
                 name = p.name
                 if name == ".wh..wh..opq":
-                    for child in p.parent.iterdir():
-                        _remove(child)
+                    if _is_real_dir(p.parent):
+                        for child in p.parent.iterdir():
+                            _remove(child)
                 elif name.startswith(".wh."):
                     _remove(p.parent / name[len(".wh."):])
     for path in sorted(dirs, key=lambda d: -d.count("/")):
         e = dirs[path]
-        os.chown(root / path, e.uid, e.gid)
-        os.chmod(root / path, e.mode)
+        if _is_real_dir(root / path):
+            _set_owner_mode(root / path, e.uid, e.gid, e.mode)
 
 
 def apply_upper(root: Path, upper: Path, changes: Iterable[tuple[str, str]]) -> None:
@@ -95,22 +118,17 @@ def apply_upper(root: Path, upper: Path, changes: Iterable[tuple[str, str]]) -> 
             _remove(dest)
             continue
         if kind == "opaque":
-            if dest.is_dir():
+            if _is_real_dir(dest):
                 for child in dest.iterdir():
                     _remove(child)
             continue
         st = src.lstat()
         if stat.S_ISDIR(st.st_mode):
-            if os.path.lexists(dest) and not dest.is_dir():
-                _remove(dest)
-            dest.mkdir(exist_ok=True)
+            _real_dir(dest)
         else:
-            if os.path.lexists(dest):
-                _remove(dest)
+            _remove(dest)
             if stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(src), dest)
             else:
                 shutil.copyfile(src, dest, follow_symlinks=False)
-        os.lchown(dest, st.st_uid, st.st_gid)
-        if not stat.S_ISLNK(st.st_mode):
-            os.chmod(dest, stat.S_IMODE(st.st_mode))
+        _set_owner_mode(dest, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))

@@ -47,6 +47,15 @@ ROOTFS_CAPS = (
     "CAP_AUDIT_WRITE",
 )
 
+# Set inside the build-mode sandbox: code that would start a sandbox of its own (which cannot
+# nest there) knows it is confined already.
+IN_SANDBOX = "IMAGELOCK_IN_SANDBOX"
+
+# Real root in rootfs mode could otherwise write kernel settings (core_pattern runs a program as
+# host root) or read kernel memory: these are read-only or hidden, as container runtimes do.
+PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
+PROC_MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/kallsyms")
+
 _NAMESPACES = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                "--unshare-cgroup", "--hostname", HOSTNAME, "--die-with-parent", "--new-session"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -125,6 +134,8 @@ class Sandbox:
     tmpfs: list[str] = field(default_factory=lambda: ["/tmp"])
     symlinks: list[tuple[str, str]] = field(default_factory=list)  # (target, path inside)
     env: dict[str, str] = field(default_factory=dict)  # added to (and overriding) the fixed set
+    # Capabilities kept in build mode, within its user namespace only (none reach the host).
+    caps: tuple[str, ...] = ()
     source_date_epoch: int | None = None
     home: str = "/nonexistent"
 
@@ -156,6 +167,8 @@ class Sandbox:
                 a += ["--cap-add", cap]
         else:
             a.append("--unshare-user")
+            for cap in self.caps:
+                a += ["--cap-add", cap]
         if self.root is not None:
             a += ["--bind" if self.writable_root else "--ro-bind", str(self.root), "/"]
         for target, dest in self.symlinks:
@@ -165,6 +178,9 @@ class Sandbox:
         mounts += [(d, ["--ro-bind", str(src), d]) for src, d in self.ro_binds]
         mounts += [(d, ["--bind", str(src), d]) for src, d in self.rw_binds]
         mounts += [(d, ["--tmpfs", d]) for d in self.tmpfs]
+        if self.as_root:
+            mounts += [(d, ["--ro-bind", d, d]) for d in PROC_READ_ONLY if os.path.exists(d)]
+            mounts += [(d, ["--ro-bind", "/dev/null", d]) for d in PROC_MASKED if os.path.exists(d)]
         for _, opts in sorted(mounts, key=lambda m: _depth_key(m[0])):
             a += opts
         if self.root is None:
@@ -312,7 +328,8 @@ def build_sandbox(
         rw.append((tmp, "/tmp"))
         tmpfs = []
     return Sandbox(ro_binds=ro, rw_binds=rw, tmpfs=tmpfs, symlinks=_system_symlinks(),
-                   source_date_epoch=source_date_epoch)
+                   source_date_epoch=source_date_epoch, env={IN_SANDBOX: "1"},
+                   caps=("CAP_SYS_CHROOT",))
 
 
 def _error_classes() -> dict[str, type[ImagelockError]]:
