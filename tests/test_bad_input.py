@@ -131,7 +131,7 @@ def test_download_whose_sha256_differs_is_discarded_with_exit_3(
     with file_server(served) as (base, _srv):
         d = _download_project(tmp_path, f"{base}/files/blob", wrong)
         r = run(["lock", str(d)], env=store_env)
-    assert_clean_error(r, 3, "expected " + wrong, "discarded")
+    assert_clean_error(r, 3, "pinned sha256 " + wrong, "discarded")
     store = Path(store_env["IMAGELOCK_STORE"])
     assert not any((store / "sha256").iterdir()) if (store / "sha256").exists() else True
     assert not any((store / "tmp").iterdir()) if (store / "tmp").exists() else True

@@ -139,7 +139,8 @@ def test_store_is_read_only_and_readable(box: Sandbox, tmp_path: Path) -> None:
     assert sorted(os.listdir(store / "sha256")) == ["obj"]
 
 
-def test_build_sandbox_keeps_no_capability_and_cannot_remount(box: Sandbox) -> None:
+def test_build_sandbox_keeps_only_chroot_and_cannot_remount(box: Sandbox) -> None:
+    """CAP_SYS_CHROOT alone (for the image's ldconfig -r), inside the sandbox's user namespace."""
     out = probe(box, """
         import ctypes, os
         caps = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")]
@@ -148,7 +149,7 @@ def test_build_sandbox_keeps_no_capability_and_cannot_remount(box: Sandbox) -> N
         rc = libc.mount(None, b"/usr", None, MS_REMOUNT | MS_BIND, None)
         out = [caps[0], rc, os.strerror(ctypes.get_errno())]
     """)
-    assert out == ["0000000000000000", -1, "Operation not permitted"]
+    assert out == ["0000000000040000", -1, "Operation not permitted"]
 
 
 def test_environment_is_clean_and_fixed(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,7 +163,7 @@ def test_environment_is_clean_and_fixed(box: Sandbox, monkeypatch: pytest.Monkey
     assert out == [
         {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TZ": "UTC", "LANG": "C.UTF-8",
          "LC_ALL": "C.UTF-8", "HOME": "/nonexistent", "SOURCE_DATE_EPOCH": "1767225600",
-         "PWD": "/"},
+         "IMAGELOCK_IN_SANDBOX": "1", "PWD": "/"},
         "imagelock",
         "0o22",
     ]

@@ -37,6 +37,10 @@ def lock_pins(lock: Lock) -> list[Pin]:
     for d in lock.downloads:
         uri = d.location if "://" in d.location else None
         pins[(d.location, d.sha256)] = Pin(d.location, d.sha256, uri)
+    for wheels in lock.python.values():
+        for w in wheels:
+            name = f"pkg:pypi/{w.name}@{w.version}?filename={w.filename}"
+            pins[(name, w.sha256)] = Pin(name, w.sha256, w.location)
     for platform in lock.debian.values():
         for p in platform.packages:
             name = f"pkg:deb/debian/{p.name}@{p.version}?arch={p.architecture}"

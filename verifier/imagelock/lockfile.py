@@ -195,6 +195,12 @@ def make_lock(
         for i, d in enumerate(spec.contents.downloads)
     ]
     lock_dir = lock_dir or spec_path.parent
+    for what, target in (("spec", spec_path), ("context", context_dir(spec, spec_path))):
+        rel = os.path.relpath(target, lock_dir)
+        if rel.startswith(".."):
+            raise InputError(f"the lock would name its {what} as {rel}, outside its own directory",
+                             hint="write the lock beside the spec (the default) or in a directory "
+                             "above it and its context")
     if offline and (spec.contents.debian is not None or spec.contents.python is not None):
         raise InputError("--offline cannot lock Debian or Python contents: resolving them reads "
                          "the archives' signed indexes", hint="lock with network access; build, "

@@ -70,7 +70,7 @@ class VerifyingReader:
                 raise self._on_mismatch(got, self._read)
             self._path.unlink(missing_ok=True)
             raise IntegrityError(
-                f"store object for {self._what} is corrupt (sha256 {got}, expected "
+                f"store object for {self._what} is corrupt (it does not hash to "
                 f"{self._sha256}); it was deleted",
                 path=str(self._path),
                 hint="run `imagelock fetch` to download it again",
@@ -162,7 +162,7 @@ class Store:
             got = h.hexdigest()
             if sha256 is not None and got != sha256:
                 raise IntegrityError(
-                    f"{what or 'download'} has sha256 {got}, expected {sha256}; discarded",
+                    f"{what or 'download'} does not have the pinned sha256 {sha256}; discarded",
                     hint="the source serves different content than was locked: check the mirror, "
                     "or re-lock if the change is intended",
                 )

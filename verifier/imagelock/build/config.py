@@ -38,7 +38,7 @@ def config_bytes(
     epoch: int,
 ) -> bytes:
     os_, arch, variant = split_platform(platform)
-    runtime: dict[str, object] = {"Env": [f"{k}={v}" for k, v in cfg.env.items()]}
+    runtime: dict[str, object] = {"Env": [f"{k}={v}" for k, v in sorted(cfg.env.items())]}
     if cfg.entrypoint is not None:
         runtime["Entrypoint"] = cfg.entrypoint
     if cfg.cmd is not None:

@@ -147,9 +147,10 @@ class ContextContent:
 
     def open(self) -> BinaryIO:
         def stale(got: str, n: int) -> Exception:
+            # The bytes found are not described: a hostile lock must not learn host files' hashes.
             return StaleLockError(
                 f"context file {self.src!r} changed since the lock was made "
-                f"(sha256 {got}, {n} bytes; locked {self.sha256}, {self.size} bytes)",
+                f"(locked sha256 {self.sha256}, {self.size} bytes)",
                 path=self.path,
                 hint="run `imagelock lock` to pin the new content",
             )

@@ -6,6 +6,7 @@ only referenced: the layer writer streams it and checks each pin's sha256 as it 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +14,20 @@ from ..formats.common import mode_int, owner_ids
 from ..formats.lock import ContextPin, DownloadPin, PathPin
 from ..store import Store
 from .archive import unpack_tar
+from ..errors import UnsafeContentError
 from .entry import ContextContent, Entry, StoreContent, normalize_path
 
 Placement = tuple[Entry, str, str]  # entry, layer, origin
+
+
+def _inside_context(context: Path, src: str) -> Path:
+    """The context file `src`, refusing one whose real path leaves the context (a symlink)."""
+    real_ctx = os.path.realpath(context)
+    real = os.path.realpath(context / src)
+    if real != real_ctx and not real.startswith(real_ctx + os.sep):
+        raise UnsafeContentError(f"context path {src!r} leads outside the build context",
+                                 hint="the lock names files inside its context only")
+    return Path(real)
 
 
 def context_entries(pins: list[ContextPin], context: Path) -> Iterator[Placement]:
@@ -25,7 +37,7 @@ def context_entries(pins: list[ContextPin], context: Path) -> Iterator[Placement
         origin = f"files[{i}] ({pin.src})"
         if pin.type == "file":
             assert pin.sha256 is not None and pin.size is not None and pin.mode is not None
-            content = ContextContent(context / pin.src, pin.src, pin.sha256, pin.size)
+            content = ContextContent(_inside_context(context, pin.src), pin.src, pin.sha256, pin.size)
             yield Entry(path, "file", mode_int(pin.mode), uid, gid, content=content), pin.layer, origin
         elif pin.type == "dir":
             assert pin.mode is not None

@@ -199,6 +199,9 @@ def write_layer(
         if tar_path is not None:
             tar_path.unlink(missing_ok=True)
         raise
+    os.chmod(blob_path, 0o644)  # the same file mode whatever the umask: layouts link to it
+    if tar_path is not None:
+        os.chmod(tar_path, 0o644)
     return LayerBlob(
         diff_id="sha256:" + sink.diff.hexdigest(),
         digest="sha256:" + sink.comp.hexdigest(),

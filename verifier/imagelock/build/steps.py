@@ -62,8 +62,12 @@ def step_entries(upper: Path, lower: Path, step: Step) -> tuple[list[Entry], lis
     for path, kind in changes:
         if _varying(path) or path == FAKETIME_IN_SANDBOX.lstrip("/"):
             continue
-        kept.append((path, kind))
         parent, _, name = path.rpartition("/")
+        if name.startswith(".wh.") and kind not in ("deleted", "opaque"):
+            raise UnsafeContentError(
+                f"step {step.name!r} created /{path}: runtimes read .wh. names as deletions",
+                hint="rename it: names starting with .wh. are reserved in image layers")
+        kept.append((path, kind))
         prefix = parent + "/" if parent else ""
         if kind == "deleted":
             entries.append(Entry(f"{prefix}.wh.{name}", "whiteout", 0o644))

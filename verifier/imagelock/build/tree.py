@@ -33,6 +33,10 @@ class Tree:
         self.by_path: dict[str, Placed] = {}
 
     def add(self, entry: Entry, layer: str, origin: str) -> None:
+        if entry.path.rsplit("/", 1)[-1].startswith(".wh."):
+            raise UnsafeContentError(
+                f"{origin}: /{entry.path} has a name runtimes read as a whiteout (a deletion)",
+                hint="rename it: names starting with .wh. are reserved in image layers")
         if layer not in self.layers:
             raise InputError(f"{origin}: unknown layer {layer!r}", hint=f"declared layers: {self.layers}")
         if entry.type == "symlink" and not symlink_stays_inside(entry.path, entry.linkname):

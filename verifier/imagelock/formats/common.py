@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 _OWNER = re.compile(r"^([0-9]+):([0-9]+)$")
@@ -56,6 +56,16 @@ ImagePath = Annotated[
         pattern=r"^/",
     ),
 ]
+
+
+def _rel_path(value: str) -> str:
+    if not value or value.startswith("/") or ".." in value.split("/") or "\x00" in value:
+        raise ValueError(f"{value!r} must be a relative path without '..' (a lock names nothing "
+                         "outside its own directory)")
+    return value
+
+
+RelPath = Annotated[str, AfterValidator(_rel_path)]
 
 
 def mode_int(mode: str) -> int:

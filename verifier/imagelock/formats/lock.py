@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Digest, ImagePath, Mode, Owner, Sha256Hex, Strict
+from .common import Digest, ImagePath, Mode, Owner, RelPath, Sha256Hex, Strict
 from .debian import DebianLayout, DebianPlatformLock
 from .python import PythonInstall, WheelPin
 from .spec import Accounts, ImageConfig, PathEntry, Step
@@ -47,7 +47,7 @@ class ContextPin(Strict):
     symlink."""
 
     type: Literal["file", "dir", "symlink"] = Field(description="What the entry is.")
-    src: str = Field(description="Path relative to the context directory (`/`-separated).")
+    src: RelPath = Field(description="Path relative to the context directory (`/`-separated).")
     dest: ImagePath = Field(description="Path in the image.")
     sha256: Sha256Hex | None = Field(default=None, description="Content digest (files only).")
     size: int | None = Field(default=None, ge=0, description="Content size in bytes (files only).")
@@ -102,13 +102,14 @@ class Lock(Strict):
 
     lock_version: Literal[1] = Field(description="Lock format version.")
     tool: ToolInfo = Field(description="The tool that wrote this lock.")
-    spec: str = Field(description="Path of the spec, relative to the lock's directory.")
+    spec: RelPath = Field(description="Path of the spec, relative to the lock's directory.")
     spec_digest: Digest = Field(description="Digest of the normalised spec; a different one means "
                                 "the lock is stale.")
     spec_sections: dict[str, Digest] = Field(description="Digest of each top-level spec section, to "
                                              "say which changed.")
-    context: str = Field(description="Context directory, relative to the lock's directory.")
-    source_date_epoch: int = Field(ge=0, description="Timestamp of every entry and of the config.")
+    context: RelPath = Field(description="Context directory, relative to the lock's directory.")
+    source_date_epoch: int = Field(ge=0, le=0o77777777777,
+                                   description="Timestamp of every entry and of the config.")
     image: ImageInfo = Field(description="Name and tag.")
     platforms: list[str] = Field(description="Platforms, in spec order.")
     compression: CompressionInfo = Field(description="Layer compression.")

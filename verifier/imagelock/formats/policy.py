@@ -181,6 +181,10 @@ class Policy(_UserWritten):
             raise ValueError("provenance is required but no vendor is trusted to sign it")
         if VSA_PREDICATE_TYPE in self.required_predicate_types and self.rebuilders.threshold < 1:
             raise ValueError("a VSA is required but rebuilders.threshold is 0")
+        if not self.required_predicate_types and self.rebuilders.threshold < 1:
+            # Fail closed: such a policy would pass an image without a single attestation.
+            raise ValueError("the policy requires nothing: require a predicate type or set "
+                             "rebuilders.threshold to 1 or more")
         return self
 
     def max_age_seconds(self) -> int | None:

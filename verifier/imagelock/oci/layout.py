@@ -48,7 +48,10 @@ def _put(blobs: Path, digest: str, data: bytes | None = None, src: Path | None =
     else:
         assert src is not None
         try:
-            os.link(src, path)  # same file system: no copy of large blobs
+            # Same file system: no copy of large blobs. A linked file keeps its own mode: a
+            # chmod here would change the source (layer blobs we write are 0644 already).
+            os.link(src, path)
+            return
         except OSError:
             shutil.copyfile(src, path)
     os.chmod(path, 0o644)

@@ -145,10 +145,19 @@ def _signer(
 
 
 def _one_name_per_signer(signers: Sequence[Signer], source: str) -> None:
-    """One key or identity may not stand for two names in a role: that would count it twice."""
+    """One key or identity may not stand for two names in a role (it would count twice), nor for
+    a vendor and a rebuilder (a vendor would vouch for its own build as an independent party)."""
     owner: dict[tuple[Role, str], str] = {}
+    roles: dict[str, tuple[Role, str]] = {}
     for s in signers:
         ident = s.key.keyid if s.key else str(s.identity)
+        first = roles.setdefault(ident, (s.role, s.name))
+        if first[0] != s.role:
+            raise InputError(
+                f"{first[0]} {first[1]!r} and {s.role} {s.name!r} share the same "
+                f"{'key' if s.key else 'sigstore identity'}: a vendor cannot be one of its own "
+                "independent rebuilders", path=source, field="rebuilders.trusted",
+                hint="each rebuilder needs a key or identity of its own")
         other = owner.setdefault((s.role, ident), s.name)
         if other != s.name:
             raise InputError(
