@@ -85,6 +85,9 @@ def _describe(err: Any) -> str:
     return msg
 
 
+_REFERENCE = {"policy": "docs/consumer.md (and spec/schema/policy.yaml.schema.json)"}
+
+
 def validation_error(path: Path, exc: ValidationError, node: yaml.Node | None, what: str) -> InputError:
     errors = exc.errors()
     lines = []
@@ -100,7 +103,8 @@ def validation_error(path: Path, exc: ValidationError, node: yaml.Node | None, w
     more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
     message = f"{what} {path} is not valid:\n  " + "\n  ".join(lines) + more
     error = InputError(message, path=path, line=first_line, field=first_field,
-                       hint=f"fix the {what} and run again; spec/README.md lists every field")
+                       hint=f"fix the {what} and run again; {_REFERENCE.get(what, 'spec/README.md')} "
+                       "lists every field")
     error.located = True
     return error
 
