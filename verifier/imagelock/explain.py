@@ -13,6 +13,7 @@ import bisect
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 import zlib
 from collections import Counter, deque
@@ -863,7 +864,12 @@ def extract_files(blob: Blob, paths: set[str], dest: Path, side: str) -> dict[st
                 written[path] = target
             tf.members.clear()
         stream.finish()
-        _check_stored(stream, blob, side)
+        try:
+            _check_stored(stream, blob, side)
+        except BaseException:
+            # Files from a blob that did not verify are not left for anyone to open.
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
     finally:
         stream.close()
     return written

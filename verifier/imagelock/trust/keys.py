@@ -123,7 +123,10 @@ def write_key_pair(
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key.pem(passphrase))
-    public_path.write_bytes(key.public.pem())
+    from ..atomic import atomic_file
+
+    with atomic_file(public_path) as tmp:
+        tmp.write_bytes(key.public.pem())
 
 
 def load_public_key(data: bytes, *, path: str | Path | None = None) -> PublicKey:
