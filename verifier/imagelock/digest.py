@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,10 +23,6 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_digest(data: bytes) -> str:
@@ -48,15 +44,6 @@ def sha256_file(path: str | Path) -> tuple[str, int]:
 def iter_file(f: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:
     while data := f.read(chunk):
         yield data
-
-
-def sha256_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    for c in chunks:
-        h.update(c)
-        size += len(c)
-    return h.hexdigest(), size
 
 
 def is_sha256_hex(value: str) -> bool:

@@ -232,19 +232,25 @@ def wheel_urls(pin: WheelPin, indexes: Indexes) -> list[str]:
     return indexes.wheel_urls(pin)
 
 
+def wheel_sources(pin: WheelPin, indexes: Indexes) -> list[str]:
+    """Where a pinned wheel can be downloaded from; FetchError (exit 3) when nowhere."""
+    urls = indexes.wheel_urls(pin)
+    if not urls:
+        where = len(indexes.index_urls) + len(indexes.find_links)
+        raise FetchError(
+            f"wheel {pin.filename} ({pin.location}) is on none of the {where} configured indexes "
+            "and find-links"
+            + ("; " + "; ".join(indexes.problems[-3:]) if indexes.problems else ""),
+            hint=f"configure an index that holds it (pip config, --mirror {pin.source}=URL, "
+            f"{env_name(pin.source)}) or put the file in a find-links directory",
+        )
+    return urls
+
+
 def fetch_wheel(pin: WheelPin, store: Store, indexes: Indexes) -> Path:
     """The store path of a pinned wheel, downloaded if needed; every byte is hash-checked."""
     what = f"wheel {pin.filename}"
     if store.has(pin.sha256):
         return store.verify(pin.sha256, pin.size, what)
-    urls = indexes.wheel_urls(pin)
-    if not urls:
-        where = len(indexes.index_urls) + len(indexes.find_links)
-        raise FetchError(
-            f"{what} ({pin.location}) is on none of the {where} configured indexes and find-links"
-            + ("; " + "; ".join(indexes.problems[-3:]) if indexes.problems else ""),
-            hint=f"configure an index that holds it (pip config, --mirror {pin.source}=URL, "
-            f"{env_name(pin.source)}) or put the file in a find-links directory",
-        )
-    fetch_to_store(store, urls, sha256=pin.sha256, size=pin.size, what=what)
+    fetch_to_store(store, wheel_sources(pin, indexes), sha256=pin.sha256, size=pin.size, what=what)
     return store.path_for(pin.sha256)

@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import FetchError
 from .fetch import fetch_to_store
 from .formats.debian import DebianPackagePin, DebianSource
+from .formats.python import WheelPin
 from .formats.lock import Lock
 from .formats.spec import HttpSource
 from .resolve.debian import package_urls
@@ -90,23 +91,18 @@ def fetch_pins(
         for w in platform_wheels:
             wheels[w.sha256] = w
     if wheels:
-        from .fetch_python import fetch_wheel, indexes_for
+        from .fetch_python import Indexes, indexes_for, wheel_sources
 
-        indexes: dict[str, object] = {}
-        for w in wheels.values():
-            if store.has(w.sha256):
-                store.verify(w.sha256, w.size, f"wheel {w.filename}")
-                report.present += 1
-                continue
-            if offline:
-                raise FetchError(f"wheel {w.filename} (sha256 {w.sha256}) is not in the store "
-                                 "and --offline was given",
-                                 hint="run `imagelock fetch` with network access first")
-            if w.source not in indexes:
+        indexes: dict[str, Indexes] = {}
+
+        def wheel_urls(w: WheelPin) -> list[str]:
+            if w.source not in indexes:  # pip's configuration is read once per source
                 indexes[w.source] = indexes_for(w.source, sources, cli_mirrors)
-            fetch_wheel(w, store, indexes[w.source])  # type: ignore[arg-type]
-            report.downloaded += 1
-            report.bytes_downloaded += w.size
+            return wheel_sources(w, indexes[w.source])
+
+        for w in wheels.values():
+            _fetch_one(store, report, sha256=w.sha256, size=w.size, what=f"wheel {w.filename}",
+                       offline=offline, urls=lambda w=w: wheel_urls(w))  # type: ignore[misc]
     for deb in debs.values():
         _fetch_one(store, report, sha256=deb.sha256, size=deb.size,
                    what=f"package {deb.name} {deb.version} ({deb.architecture})", offline=offline,

@@ -242,11 +242,3 @@ class _Null:
 
     def write(self, data: bytes) -> int:
         return len(data)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

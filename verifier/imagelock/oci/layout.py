@@ -8,12 +8,13 @@ document and blob digest and refuses anything that does not add up.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 from ..atomic import atomic_dir
-from ..digest import canonical_json, sha256_digest
+from ..digest import canonical_json
 from ..formats.oci import MT_INDEX, MT_MANIFEST, REF_NAME
 from .image import Image
 
@@ -23,13 +24,15 @@ OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 def index_bytes(images: list[Image]) -> bytes:
     manifests = []
     for img in images:
+        # A pulled Docker v2 manifest stays one: converting it would change its digest.
+        media_type = json.loads(img.manifest).get("mediaType") or MT_MANIFEST
         os_, arch, *variant = img.platform.split("/")
         platform: dict[str, str] = {"architecture": arch, "os": os_}
         if variant:
             platform["variant"] = variant[0]
         manifests.append(
             {
-                "mediaType": MT_MANIFEST,
+                "mediaType": media_type,
                 "digest": img.manifest_digest,
                 "size": len(img.manifest),
                 "platform": platform,
@@ -74,7 +77,3 @@ def write_layout(images: list[Image], dest: Path) -> None:
             os.chmod(p, 0o644)
         for d in (tmp / "blobs", blobs):
             os.chmod(d, 0o755)
-
-
-def index_digest(images: list[Image]) -> str:
-    return sha256_digest(index_bytes(images))

@@ -16,10 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..atomic import atomic_dir
-from ..digest import canonical_json
 from ..errors import InputError, IntegrityError
-from ..formats.oci import MT_INDEX, MT_MANIFEST, REF_NAME, ConfigDoc, Index, Manifest, Platform
+from ..formats.oci import MT_MANIFEST, ConfigDoc, Index, Manifest, Platform
 from ..store import Store
 from .blobio import (
     CONFIG_TYPES,
@@ -29,12 +27,11 @@ from .blobio import (
     check_document_size,
     check_media_type,
     digest_hex,
-    hash_digest,
     parse_json,
     parse_model,
 )
 from .image import Blob, Image
-from .layout import OCI_LAYOUT
+from .layout import write_layout
 from .layout_read import MAX_INDEX_DEPTH, check_platform, read_layout
 from .platform import DEFAULT_PLATFORM, parse_platform, pick, platform_string
 from .reference import Reference, parse_reference
@@ -110,7 +107,7 @@ def pull(
         with client_for(r, insecure=insecure, credentials=credentials) as client:
             found, listed = resolve_platform(client, r, platform)
             image = _download(client, r, found, listed, platform, store)
-        _write_layout(image, found.media_type, dest)
+        write_layout([image], Path(dest))
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -153,39 +150,6 @@ def _download(
     return Image(manifest=found.data, config=config, layers=layers, name=ref.name,
                  tag=ref.tag or f"sha256-{digest_hex(found.digest, what)}",
                  platform=platform_string(got.os, got.architecture, got.variant))
-
-
-def _write_layout(image: Image, media_type: str, dest: Path) -> None:
-    """An OCI layout of one pulled image, keeping the manifest's own media type (a Docker v2
-    manifest stays one: converting it would change its digest)."""
-    os_, arch, variant = parse_platform(image.platform)
-    platform: dict[str, str] = {"architecture": arch, "os": os_}
-    if variant:
-        platform["variant"] = variant
-    index = canonical_json({
-        "schemaVersion": 2,
-        "mediaType": MT_INDEX,
-        "manifests": [{"mediaType": media_type, "digest": image.manifest_digest,
-                       "size": len(image.manifest), "platform": platform,
-                       "annotations": {REF_NAME: image.tag}}],
-    })
-    with atomic_dir(dest, replaceable="oci-layout") as tmp:
-        blobs = tmp / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        for blob in image.layers:
-            target = blobs / digest_hex(blob.digest, "layer")
-            if not target.exists():
-                assert blob.path is not None
-                try:
-                    os.link(blob.path, target)
-                except OSError:
-                    shutil.copyfile(blob.path, target)
-        for data in (image.config, image.manifest):
-            (blobs / digest_hex(hash_digest(data), "document")).write_bytes(data)
-        (tmp / "oci-layout").write_bytes(OCI_LAYOUT)
-        (tmp / "index.json").write_bytes(index)
-        for p in blobs.iterdir():
-            os.chmod(p, 0o644)
 
 
 def push(
