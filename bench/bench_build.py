@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from imagelock.compress import GzipStream, current
+from imagelock.tar.compress import GzipStream, current
 
 IMAGELOCK = str(Path(sys.executable).parent / "imagelock")
 FILE_SIZE = 4 << 20
@@ -62,8 +62,8 @@ def floor_seconds(root: Path) -> float:
 PIPELINE = """
 import json, sys, time
 from pathlib import Path
-from imagelock.building import build_lock
-from imagelock.store import Store
+from imagelock.build.from_lock import build_lock
+from imagelock.fetch.store import Store
 t = time.perf_counter()
 build_lock(Path(sys.argv[1]), output=Path(sys.argv[2]), fmt="oci", store=Store(), cli_mirrors=[],
            offline=True)

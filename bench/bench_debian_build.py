@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from imagelock.resolve.debian.apt_sources import machine_mirrors
+from imagelock.fetch.apt_sources import machine_mirrors
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGELOCK = str(Path(sys.executable).parent / "imagelock")

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from debian import deb822
+from imagelock.fetch.store import Store
 from imagelock.formats.debian import DebianContents, DebianPackagePin, DebianSource
-from imagelock.resolve.debian import lock_debian
-from imagelock.resolve.debian.index import parse_packages
-from imagelock.resolve.debian.lock import source_mirrors
-from imagelock.resolve.debian.release import fetch_release
-from imagelock.store import Store
+from imagelock.lock.debian import lock_debian
+from imagelock.lock.debian.index import parse_packages
+from imagelock.lock.debian.lock import source_mirrors
+from imagelock.lock.debian.release import fetch_release
 
 T = TypeVar("T")
 

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from imagelock.build.entry import Entry
 from imagelock.build.wheels import wheel_entries
+from imagelock.fetch.store import Store
 from imagelock.formats.python import PythonContents, WheelPin
-from imagelock.resolve.python import lock_python
-from imagelock.store import Store
+from imagelock.lock.python import lock_python
+from imagelock.tar.entry import Entry
 
 T = TypeVar("T")
 

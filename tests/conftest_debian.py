@@ -14,9 +14,9 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
+from imagelock.fetch.apt_sources import machine_mirrors
+from imagelock.fetch.store import Store
 from imagelock.formats.debian import DEFAULT_KEYRING
-from imagelock.resolve.debian.apt_sources import machine_mirrors
-from imagelock.store import Store
 
 __all__ = ["apt_oracle", "debian_mirror", "debian_store", "security_mirror"]
 

@@ -11,8 +11,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagelock.fetch.store import Store
 from imagelock.formats.debian import DebianPackagePin
-from imagelock.store import Store
 
 
 @dataclass

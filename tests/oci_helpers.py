@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from helpers import REPO, copy_example, need
-from imagelock.building import build_lock
-from imagelock.store import Store
+from imagelock.build.from_lock import build_lock
+from imagelock.fetch.store import Store
 
 LOCK = json.loads((REPO / "examples/hello/imagelock.lock").read_text())
 EXPECTED = LOCK["expected"]["linux/amd64"]

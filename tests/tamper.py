@@ -20,17 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import zstandard
-from imagelock.build.tarwriter import (
-    END_OF_ARCHIVE,
-    entry_header,
-    padding,
-    pax_records,
-    ustar_header,
-)
-from imagelock.compress import gunzip_chunks
-from imagelock.digest import canonical_json, sha256_digest
+from imagelock.core.digest import canonical_json, sha256_digest
 from imagelock.formats.oci import MT_LAYER_GZIP, MT_LAYER_TAR
 from imagelock.oci.image import Blob, Image
+from imagelock.tar.compress import gunzip_chunks
+from imagelock.tar.writer import END_OF_ARCHIVE, entry_header, padding, pax_records, ustar_header
 
 BLOCK = 512
 # USTAR header fields: offset, width.

@@ -9,11 +9,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from imagelock.build.entry import BytesContent, Entry, normalize_path, symlink_stays_inside
 from imagelock.build.layer import write_layer
-from imagelock.build.tarwriter import entry_header, pax_records
 from imagelock.build.tree import Tree
-from imagelock.errors import InputError, UnsafeContentError
+from imagelock.core.errors import InputError, UnsafeContentError
+from imagelock.tar.entry import BytesContent, Entry, normalize_path, symlink_stays_inside
+from imagelock.tar.writer import entry_header, pax_records
 
 
 def _layer(tmp: Path, entries: list[Entry], mtime: int = 1000) -> tuple[bytes, bytes]:

@@ -13,15 +13,18 @@ from typing import BinaryIO
 import pytest
 import tamper
 from helpers import copy_example
+from imagelock.api import lock as make_lock
 from imagelock.build.image import build_images
-from imagelock.compare import compare_images, keep_images, render, run_diffoscope
-from imagelock.digest import sha256_digest
-from imagelock.errors import InputError
-from imagelock.explain import safe_relpath
+from imagelock.compare.diffoscope import keep_images, run_diffoscope
+from imagelock.compare.extract import safe_relpath
+from imagelock.compare.images import compare_images
+from imagelock.compare.render import render
+from imagelock.core.digest import sha256_digest
+from imagelock.core.errors import InputError
+from imagelock.fetch.store import Store
+from imagelock.formats.files import read_lock
 from imagelock.formats.report import Difference, Report
-from imagelock.lockfile import make_lock, read_lock
 from imagelock.oci.image import Blob, Image
-from imagelock.store import Store
 
 TWO_LAYER_SPEC = """\
 version: 1

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from deb_factory import pin_for
-from imagelock.build.deb import MERGED_USR_DIRS, StagedFile, merge_usr_path, read_deb
-from imagelock.build.debian_root import DebianRoot, debian_entries
-from imagelock.build.entry import Entry
-from imagelock.store import Store
+from imagelock.build.debian.deb import MERGED_USR_DIRS, StagedFile, merge_usr_path, read_deb
+from imagelock.build.debian.root import DebianRoot, debian_entries
+from imagelock.fetch.store import Store
+from imagelock.tar.entry import Entry
 
 pytestmark = pytest.mark.network
 

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
-from imagelock.diff_locks import diff_debian, render_debian_diff
-from imagelock.errors import IntegrityError, VerificationFailed
-from imagelock.fetch import fetch_bytes
+from imagelock.core.errors import IntegrityError, VerificationFailed
+from imagelock.fetch.http import fetch_bytes
+from imagelock.fetch.mirrors import join
+from imagelock.fetch.store import Store
 from imagelock.formats.debian import DEFAULT_KEYRING, DebianContents, DebianSource
-from imagelock.mirrors import join
-from imagelock.resolve.debian import lock_debian
-from imagelock.resolve.debian.index import FIELDS, parse_packages
-from imagelock.resolve.debian.lock import load_universe
-from imagelock.resolve.debian.release import fetch_release, verify_inrelease
-from imagelock.resolve.debian.resolver import Universe, resolve
-from imagelock.store import Store
+from imagelock.lock.debian import lock_debian
+from imagelock.lock.debian.index import FIELDS, parse_packages
+from imagelock.lock.debian.lock import load_universe
+from imagelock.lock.debian.release import fetch_release, verify_inrelease
+from imagelock.lock.debian.resolver import Universe, resolve
+from imagelock.lock.diff import diff_debian, render_debian_diff
 
 pytestmark = pytest.mark.network
 

@@ -7,7 +7,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from helpers import layer_index, oci_layers, run
 
 pytestmark = pytest.mark.network

@@ -9,19 +9,15 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
-from imagelock.diff_locks import diff_debian, render_debian_diff
-from imagelock.errors import InputError, IntegrityError, VerificationFailed
+from imagelock.core.errors import InputError, IntegrityError, VerificationFailed
+from imagelock.fetch.apt_sources import machine_mirrors, parse_list_file, parse_sources_file
+from imagelock.fetch.store import Store
 from imagelock.formats.debian import DebianContents, DebianPackagePin, DebianSource
-from imagelock.resolve.debian import lock as lock_mod
-from imagelock.resolve.debian.apt_sources import (
-    machine_mirrors,
-    parse_list_file,
-    parse_sources_file,
-)
-from imagelock.resolve.debian.index import load_index, parse_packages
-from imagelock.resolve.debian.release import IndexFile, Release, parse_release, verify_inrelease
-from imagelock.resolve.debian.resolver import Universe, candidate_from_record, resolve
-from imagelock.store import Store
+from imagelock.lock.debian import lock as lock_mod
+from imagelock.lock.debian.index import load_index, parse_packages
+from imagelock.lock.debian.release import IndexFile, Release, parse_release, verify_inrelease
+from imagelock.lock.debian.resolver import Universe, candidate_from_record, resolve
+from imagelock.lock.diff import diff_debian, render_debian_diff
 from pydantic import ValidationError
 
 SHA = "0" * 64

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from helpers import REPO, copy_example, run
-from imagelock.attest import lock_pins
-from imagelock.lockfile import read_lock
+from imagelock.formats.files import read_lock
+from imagelock.trust.attest import lock_pins
 
 
 def _hostile_lock(tmp: Path, **changes: object) -> Path:

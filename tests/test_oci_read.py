@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagelock.digest import canonical_json
-from imagelock.errors import InputError, IntegrityError, UnsafeContentError
+from imagelock.core.digest import canonical_json
+from imagelock.core.errors import InputError, IntegrityError, UnsafeContentError
 from imagelock.formats.oci import MT_CONFIG, MT_INDEX, MT_LAYER_GZIP, MT_LAYER_TAR, MT_MANIFEST
 from imagelock.oci.archive_read import read_docker_archive
 from imagelock.oci.blobio import MAX_DOCUMENT
 from imagelock.oci.image import Image
 from imagelock.oci.layout_read import read_layout
-from imagelock.oci.read import read_image
+from imagelock.oci.locations import read_image
 from oci_helpers import (
     EXPECTED,
     archive_members,

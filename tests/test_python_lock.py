@@ -14,11 +14,11 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from imagelock.errors import InputError
-from imagelock.fetch_python import fetch_wheel, indexes_for, pip_config
+from imagelock.core.errors import InputError
+from imagelock.fetch.python_index import fetch_wheel, indexes_for, pip_config
+from imagelock.fetch.store import Store
 from imagelock.formats.python import PythonContents, WheelPin
-from imagelock.resolve.python import lock_python
-from imagelock.store import Store
+from imagelock.lock.python import lock_python
 
 pytestmark = pytest.mark.network
 

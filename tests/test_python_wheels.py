@@ -19,13 +19,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from imagelock.build.entry import Entry
 from imagelock.build.wheels import wheel_entries
-from imagelock.errors import EXIT_FETCH_FAILED, InputError, IntegrityError, UnsafeContentError
-from imagelock.fetch_python import Indexes, fetch_wheel
+from imagelock.core.errors import EXIT_FETCH_FAILED, InputError, IntegrityError, UnsafeContentError
+from imagelock.fetch.python_index import Indexes, fetch_wheel
+from imagelock.fetch.store import Store
 from imagelock.formats.python import PythonContents, WheelPin, expand_platform_tags
-from imagelock.resolve.python import requirements_path
-from imagelock.store import Store
+from imagelock.lock.python import requirements_path
+from imagelock.tar.entry import Entry
 from pydantic import ValidationError
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"  # the build's Python: bytecode is compiled

@@ -18,12 +18,15 @@ from pathlib import Path
 import pytest
 import requests
 from helpers import need
-from imagelock.errors import FetchError, InputError, IntegrityError, UnsafeContentError
+from imagelock.core.errors import FetchError, InputError, IntegrityError, UnsafeContentError
 from imagelock.formats.oci import MT_INDEX, MT_LAYER_TAR, MT_MANIFEST
 from imagelock.oci.image import Blob, Image
 from imagelock.oci.layout_read import read_layout
+from imagelock.oci.locations import read_image
 from imagelock.oci.reference import parse_reference
-from imagelock.oci.registry import (
+from imagelock.oci.registry.auth import find_credentials, parse_challenge
+from imagelock.oci.registry.client import RegistryClient
+from imagelock.oci.registry.transfer import (
     Artifact,
     Credentials,
     fetch_referrer,
@@ -33,8 +36,6 @@ from imagelock.oci.registry import (
     push_referrer,
     resolve,
 )
-from imagelock.oci.registry_auth import find_credentials, parse_challenge
-from imagelock.oci.registry_client import RegistryClient
 from oci_helpers import (
     EXPECTED,
 )
@@ -82,7 +83,7 @@ def test_push_then_pull_by_tag_and_by_digest_gives_the_same_manifest(
     registry: Registry, hello: dict[str, Path], tmp_path: Path
 ) -> None:
     ref = f"{registry.host}/hello:1.0"
-    assert push(hello["oci"], ref) == DIGEST
+    assert push(read_image(hello["oci"]), ref) == DIGEST
     by_tag = pull(ref, tmp_path / "by-tag")
     by_digest = pull(f"{registry.host}/hello@{DIGEST}", tmp_path / "by-digest")
     for img in (by_tag, by_digest):
@@ -99,7 +100,7 @@ def test_push_then_pull_by_tag_and_by_digest_gives_the_same_manifest(
 
 
 def test_skopeo_sees_the_digest_we_pushed(registry: Registry, hello: dict[str, Path]) -> None:
-    push(hello["oci"], f"{registry.host}/seen:1.0")
+    push(read_image(hello["oci"]), f"{registry.host}/seen:1.0")
     assert skopeo_digest(f"{registry.host}/seen:1.0") == DIGEST
     assert resolve(f"{registry.host}/seen:1.0").digest == DIGEST
 
@@ -108,8 +109,8 @@ def test_docker_archive_pushed_in_chunks_pulls_back_with_the_same_content(
     registry: Registry, hello: dict[str, Path], tmp_path: Path
 ) -> None:
     ref = f"{registry.host}/archived:1.0"
-    digest = push(hello["archive"], ref, chunk_size=4096)  # the 18 KiB layer goes in 5 PATCHes
-    assert push(hello["archive"], ref) == digest  # again: every blob is there already
+    digest = push(read_image(hello["archive"]), ref, chunk_size=4096)  # the 18 KiB layer goes in 5 PATCHes
+    assert push(read_image(hello["archive"]), ref) == digest  # again: every blob is there already
     img = pull(ref, tmp_path / "out")
     assert img.config_digest == EXPECTED["config_digest"]
     assert [(b.digest, b.media_type) for b in img.layers] == [
@@ -121,7 +122,7 @@ def test_pull_follows_an_index_to_the_platform(
     registry: Registry, hello: dict[str, Path], tmp_path: Path
 ) -> None:
     repo = parse_reference(f"{registry.host}/multi:1.0")
-    push(hello["oci"], repo)
+    push(read_image(hello["oci"]), repo)
     index = json.dumps({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [{
         "mediaType": MT_MANIFEST, "digest": DIGEST, "size": len(read_layout(hello["oci"]).manifest),
         "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
@@ -146,7 +147,7 @@ def test_tampered_blob_or_manifest_in_the_registry_is_refused(
 ) -> None:
     with start_registry(tmp_path / "reg") as reg:  # its own storage: we damage it
         ref = f"{reg.host}/hello:1.0"
-        push(hello["oci"], ref)
+        push(read_image(hello["oci"]), ref)
         layer_file = reg.blob_file(LAYER)
         good = layer_file.read_bytes()
         layer_file.write_bytes(bytes(b ^ 0x55 for b in good))  # same size, other bytes
@@ -210,7 +211,7 @@ def test_referrers_are_pushed_and_listed_through_the_tag_fallback(
     registry: Registry, hello: dict[str, Path]
 ) -> None:
     ref = f"{registry.host}/attested:1.0"
-    push(hello["oci"], ref)
+    push(read_image(hello["oci"]), ref)
     # docker-registry 2.8 has no referrers API: the client must fall back to the tag scheme.
     api = requests.get(f"http://{registry.host}/v2/attested/referrers/{DIGEST}", timeout=10)
     assert api.status_code == 404
@@ -239,8 +240,8 @@ def test_a_referrer_of_another_image_is_refused(
     registry: Registry, hello: dict[str, Path]
 ) -> None:
     a, b = f"{registry.host}/pair:a", f"{registry.host}/pair:b"
-    push(hello["oci"], a)
-    other = push(hello["archive"], b)
+    push(read_image(hello["oci"]), a)
+    other = push(read_image(hello["archive"]), b)
     foreign = push_referrer(b, Artifact(INTOTO, DSSE, b'{"for":"b"}'))
     assert list_referrers(a) == []
     # Someone slips b's attestation into a's fallback index.
@@ -263,11 +264,11 @@ def test_basic_auth_uses_the_auth_file_and_names_a_wrong_password(
     with start_registry(tmp_path / "reg", users={"alice": "wonderland"}) as reg:
         ref = f"{reg.host}/private:1.0"
         with pytest.raises(FetchError, match=f"{reg.host} needs credentials for private") as e:
-            push(hello["oci"], ref)
+            push(read_image(hello["oci"]), ref)
         assert e.value.hint and "REGISTRY_AUTH_FILE" in e.value.hint
         good = auth_file(tmp_path / "auth.json", reg.host, "alice", "wonderland")
         monkeypatch.setenv("REGISTRY_AUTH_FILE", str(good))
-        assert push(hello["oci"], ref) == DIGEST
+        assert push(read_image(hello["oci"]), ref) == DIGEST
         assert pull(ref, tmp_path / "out").manifest_digest == DIGEST
         bad = auth_file(tmp_path / "bad.json", reg.host, "alice", "looking-glass")
         monkeypatch.setenv("REGISTRY_AUTH_FILE", str(bad))
@@ -283,9 +284,9 @@ def test_bearer_tokens_are_fetched_with_credentials_from_the_docker_config(
     with start_registry(tmp_path / "reg", token_users={"bob": "builder"}) as reg:
         ref = f"{reg.host}/tokened:1.0"
         with pytest.raises(FetchError, match="refused anonymous access"):
-            push(hello["oci"], ref)
+            push(read_image(hello["oci"]), ref)
         auth_file(no_real_auth_files / ".docker/config.json", reg.host, "bob", "builder")
-        assert push(hello["oci"], ref) == DIGEST
+        assert push(read_image(hello["oci"]), ref) == DIGEST
         assert pull(ref, tmp_path / "out").manifest_digest == DIGEST
         assert any(r.startswith("bob repository:tokened:pull,push") for r in reg.token_requests)
         with pytest.raises(FetchError, match="refused the credentials of user 'bob'"):
@@ -385,7 +386,7 @@ def test_a_registry_with_the_referrers_api_is_asked_directly(
     registry: Registry, hello: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ref = f"{registry.host}/api:1.0"
-    push(hello["oci"], ref)
+    push(read_image(hello["oci"]), ref)
     put = RegistryClient.put_manifest
 
     def put_with_subject(self: RegistryClient, repo: str, target: str, data: bytes,

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 from helpers import IMAGELOCK, copy_example, need
-from imagelock.build import sandbox as sb
-from imagelock.build.sandbox import Change, Sandbox, build_in_sandbox, build_sandbox
-from imagelock.building import build_lock
-from imagelock.errors import FetchError, StaleLockError, ToolUnavailable
-from imagelock.store import Store
+from imagelock.build.from_lock import build_lock
+from imagelock.core.errors import FetchError, StaleLockError, ToolUnavailable
+from imagelock.fetch.store import Store
+from imagelock.rebuild.sandboxed import build_in_sandbox
+from imagelock.sandbox import bwrap as sb
+from imagelock.sandbox.bwrap import Change, Sandbox, build_sandbox
 
 pytestmark = pytest.mark.tools
 
@@ -361,9 +362,9 @@ def test_a_root_step_cannot_change_kernel_settings(tiny_root: Path, as_root: Non
 def test_step_symlinks_never_lead_the_build_to_host_paths(tmp_path: Path, as_root: None) -> None:
     """A step that links /x to a host directory, then a step that replaces /x with a fresh
     directory: applying the changes must not empty or chmod the host directory."""
-    from imagelock.build.entry import Entry
     from imagelock.build.steps import run_steps
     from imagelock.formats.spec import Step
+    from imagelock.tar.entry import Entry
 
     busybox = need("busybox")
     victim = tmp_path / "victim"
@@ -371,7 +372,7 @@ def test_step_symlinks_never_lead_the_build_to_host_paths(tmp_path: Path, as_roo
     (victim / "precious").write_text("keep me")
     os.chmod(victim, 0o700)
     data = Path(busybox).read_bytes()
-    from imagelock.build.entry import BytesContent
+    from imagelock.tar.entry import BytesContent
 
     below = [[Entry("bin", "dir", 0o755), Entry("bin/busybox", "file", 0o755, content=BytesContent(data)),
               Entry("bin/sh", "symlink", 0o777, linkname="busybox")]]

@@ -6,15 +6,15 @@ import json
 
 import pytest
 from helpers import REPO
-from imagelock.schema import models, render
+from imagelock.formats.schema import models, render
 
 
 @pytest.mark.parametrize("name", sorted(models()))
 def test_committed_schema_matches_the_model(name: str) -> None:
     path = REPO / "spec" / "schema" / f"{name}.schema.json"
-    assert path.is_file(), f"missing {path}: run `python -m imagelock.schema`"
+    assert path.is_file(), f"missing {path}: run `python -m imagelock.formats.schema`"
     assert path.read_text(encoding="utf-8") == render(name, models()[name]), (
-        f"{path} drifted from the model: run `python -m imagelock.schema` and commit the result"
+        f"{path} drifted from the model: run `python -m imagelock.formats.schema` and commit the result"
     )
 
 

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from imagelock.errors import IntegrityError
-from imagelock.store import Store
+from imagelock.core.errors import IntegrityError
+from imagelock.fetch.store import Store
 
 
 def _fill(root: str, data: bytes, n: int) -> str:

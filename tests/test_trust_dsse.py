@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from imagelock.errors import InputError, VerificationFailed
+from imagelock.core.errors import InputError, VerificationFailed
 from imagelock.formats.attestation import (
     PROVENANCE_PREDICATE_TYPE,
     VSA_PREDICATE_TYPE,

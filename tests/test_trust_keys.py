@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from imagelock.errors import EXIT_BAD_INPUT, InputError
+from imagelock.core.errors import EXIT_BAD_INPUT, InputError
 from imagelock.trust import keys
 from imagelock.trust.keys import (
     PASSPHRASE_ENV,

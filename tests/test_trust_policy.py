@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from imagelock.errors import (
+from imagelock.core.errors import (
     EXIT_BAD_INPUT,
     EXIT_VERIFICATION_FAILED,
     InputError,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from imagelock.errors import FetchError, InputError, VerificationFailed
+from imagelock.core.errors import FetchError, InputError, VerificationFailed
 from imagelock.formats.attestation import PROVENANCE_PREDICATE_TYPE
 from imagelock.trust.policy import evaluate, load_policy
 from imagelock.trust.sigstore_bundle import (

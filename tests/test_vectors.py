@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO
-from imagelock.lockfile import make_lock
-from imagelock.store import Store
+from imagelock.api import lock as make_lock
+from imagelock.fetch.store import Store
 
 VECTORS = sorted((REPO / "spec" / "vectors").glob("*/vector.json"))
 

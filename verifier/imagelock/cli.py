@@ -19,9 +19,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from . import __version__
-from .errors import EXIT_VERIFICATION_FAILED, ImagelockError
-from .names import LOCK_FILENAME, SPEC_FILENAME
+from imagelock import __version__
+from imagelock.core.errors import EXIT_VERIFICATION_FAILED, ImagelockError
+from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME
 
 EXIT_INTERNAL = 70
 
@@ -92,7 +92,7 @@ def _emit(json_out: bool, data: dict[str, Any], human: str) -> None:
 
 
 def _store(path: Path | None) -> Any:
-    from .store import Store
+    from imagelock.fetch.store import Store
 
     return Store(path)
 
@@ -113,8 +113,8 @@ SigningConfigOpt = Annotated[Path | None, typer.Option("--signing-config", help=
 def _signer(key: Path | None, sigstore: bool, token: str | None, root: Path | None,
             config: Path | None) -> Any:
     """The signer the options ask for, or None; both a key and --sigstore is a usage error."""
-    from .errors import InputError
-    from .signing import KeySigner, SigstoreSigner
+    from imagelock.core.errors import InputError
+    from imagelock.trust.signing import KeySigner, SigstoreSigner
 
     if key is not None and sigstore:
         raise InputError("choose --sign KEY or --sigstore, not both")
@@ -127,8 +127,8 @@ def _signer(key: Path | None, sigstore: bool, token: str | None, root: Path | No
 
 def _load_signing_key(path: Path) -> Any:
     """Load a private key, asking for its passphrase only when it is encrypted."""
-    from .errors import InputError
-    from .trust import load_private_key_file, passphrase_from_env_or_prompt
+    from imagelock.core.errors import InputError
+    from imagelock.trust import load_private_key_file, passphrase_from_env_or_prompt
 
     try:
         return load_private_key_file(path, None)
@@ -174,9 +174,10 @@ def lock(
     longer needed). The lock is byte-stable: the same inputs write the same bytes."""
 
     def body() -> None:
-        from .errors import InputError
-        from .lockfile import lock_bytes, make_lock, read_lock, write_lock
-        from .mirrors import parse_cli_mirrors
+        from imagelock.api import lock as make_lock
+        from imagelock.core.errors import InputError
+        from imagelock.fetch.mirrors import parse_cli_mirrors
+        from imagelock.formats.files import lock_bytes, read_lock, write_lock
 
         spec_path = _spec_path(spec)
         out = output or spec_path.parent / LOCK_FILENAME
@@ -224,9 +225,9 @@ def fetch(
     """Fill the store with every input the lock pins, checking each sha256."""
 
     def body() -> None:
-        from .fetching import fetch_lock
-        from .lockfile import read_lock
-        from .mirrors import parse_cli_mirrors
+        from imagelock.fetch.mirrors import parse_cli_mirrors
+        from imagelock.fetch.pins import fetch_lock
+        from imagelock.formats.files import read_lock
 
         path = _lock_path(lock_file)
         lk = read_lock(path)
@@ -270,7 +271,7 @@ def build(
     expected digests (exit 1 if they differ). Prints the config and manifest digests."""
 
     def body() -> None:
-        from .building import build_lock
+        from imagelock.build.from_lock import build_lock
 
         key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
         lock_path = _lock_path(lock_file)
@@ -279,7 +280,7 @@ def build(
         data = res.as_json()
         human = res.human()
         if key is not None and res.verdict != "mismatch":
-            from .signing import sign_build
+            from imagelock.trust.signing import sign_build
 
             att = sign_build(res, lock_path, key)
             data["attestations"] = str(att)
@@ -311,12 +312,12 @@ def check(
     bytes, the build's own clock). Exit 0 when every build is the same, 1 when any differs."""
 
     def body() -> None:
-        from .checking import VARIATIONS
-        from .checking import check as do_check
-        from .errors import InputError
-        from .fetching import fetch_lock
-        from .lockfile import read_lock
-        from .mirrors import parse_cli_mirrors
+        from imagelock.core.errors import InputError
+        from imagelock.fetch.mirrors import parse_cli_mirrors
+        from imagelock.fetch.pins import fetch_lock
+        from imagelock.formats.files import read_lock
+        from imagelock.rebuild.check import VARIATIONS
+        from imagelock.rebuild.check import check as do_check
 
         unknown = [v for v in variation or [] if v not in VARIATIONS]
         if unknown:
@@ -391,10 +392,10 @@ def rebuild(
     error (the published image could not be read or checked, exit 3)."""
 
     def body() -> None:
-        from .errors import InputError
-        from .oci.read import local_path
-        from .rebuilding import rebuild as do_rebuild
-        from .rebuilding import scratch
+        from imagelock.core.errors import InputError
+        from imagelock.oci.locations import local_path
+        from imagelock.rebuild.rebuild import rebuild as do_rebuild
+        from imagelock.rebuild.rebuild import scratch
 
         signing = sign is not None or sigstore
         if signing and no_sandbox:
@@ -415,7 +416,7 @@ def rebuild(
             human = res.human(verbose)
             matched = res.verdict in ("reproduced", "reproduced-content")
             if key is not None and (matched or (sign_failures and res.verdict == "mismatch")):
-                from .signing import sign_rebuild
+                from imagelock.trust.signing import sign_rebuild
 
                 local = local_path(image) if image else None
                 out = attestation_out or (
@@ -425,7 +426,7 @@ def rebuild(
                 data["attestation"] = str(written)
                 human += f"\nsigned {'PASSED' if matched else 'FAILED'} VSA -> {written}"
                 if push_attestation:
-                    from .verifying import push_attestation as push_att
+                    from imagelock.trust.gate import push_attestation as push_att
 
                     assert image is not None
                     digest = push_att(image, line, insecure=insecure)
@@ -452,10 +453,10 @@ def push(
     digest. Credentials come from the usual container auth files."""
 
     def body() -> None:
-        from .oci.read import registry_form
-        from .oci.registry import push as do_push
+        from imagelock.oci.locations import read_image, registry_form
+        from imagelock.oci.registry.transfer import push as do_push
 
-        digest = do_push(image, registry_form(ref).removeprefix("docker://"), insecure=insecure)
+        digest = do_push(read_image(image), registry_form(ref).removeprefix("docker://"), insecure=insecure)
         _emit(json_out, {"ref": ref, "digest": digest}, f"pushed {ref}\n  manifest {digest}")
 
     _run(json_out, body)
@@ -475,8 +476,8 @@ def pull(
     streams."""
 
     def body() -> None:
-        from .oci.read import registry_form
-        from .oci.registry import pull as do_pull
+        from imagelock.oci.locations import registry_form
+        from imagelock.oci.registry.transfer import pull as do_pull
 
         img = do_pull(registry_form(ref).removeprefix("docker://"), output, platform=platform,
                       insecure=insecure)
@@ -509,8 +510,8 @@ def verify(
     it refuses (the failed rule and why are printed), 2 for a malformed policy or attestation."""
 
     def body() -> None:
-        from .attest import utc_now
-        from .verifying import verify as do_verify
+        from imagelock.trust.attest import utc_now
+        from imagelock.trust.gate import verify as do_verify
 
         with tempfile.TemporaryDirectory(prefix="imagelock-verify-") as tmp:
             result = do_verify(image, policy, attestations or [], now=utc_now(),
@@ -545,7 +546,7 @@ def attach(
     must name the image's manifest digest as its subject."""
 
     def body() -> None:
-        from .verifying import attach_files
+        from imagelock.trust.gate import attach_files
 
         pushed = attach_files(image, attestations, insecure=insecure)
         _emit(json_out, {"ref": image, "referrers": pushed},
@@ -575,8 +576,8 @@ def keygen(
     DER public key), which policies may pin."""
 
     def body() -> None:
-        from .errors import InputError
-        from .trust import generate, passphrase_from_env_or_prompt, write_key_pair
+        from imagelock.core.errors import InputError
+        from imagelock.trust import generate, passphrase_from_env_or_prompt, write_key_pair
 
         passphrase = None if no_passphrase else passphrase_from_env_or_prompt(confirm=True)
         if passphrase is None and not no_passphrase:
@@ -608,8 +609,8 @@ def diff(
     expected digests. Exit 0 when they are the same, 1 when they differ."""
 
     def body() -> None:
-        from .diff_locks import diff_locks, render_lock_diff
-        from .lockfile import read_lock
+        from imagelock.formats.files import read_lock
+        from imagelock.lock.diff import diff_locks, render_lock_diff
 
         d = diff_locks(read_lock(_lock_path(old)), read_lock(_lock_path(new)))
         _emit(json_out, d.as_json(), render_lock_diff(d))

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..digest import canonical_json
-from ..formats.oci import MT_CONFIG, MT_LAYER_GZIP, MT_MANIFEST
-from ..formats.spec import ImageConfig
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from imagelock.core.digest import canonical_json
+from imagelock.formats.oci import MT_CONFIG, MT_LAYER_GZIP, MT_MANIFEST
+from imagelock.formats.spec import ImageConfig
 
 
 def rfc3339(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def normalise_config(cfg: ImageConfig) -> ImageConfig:
-    """The config as the lock records it: PATH defaulted, env and labels sorted by name."""
-    env = dict(cfg.env)
-    env.setdefault("PATH", DEFAULT_PATH)
-    return cfg.model_copy(
-        update={"env": dict(sorted(env.items())), "labels": dict(sorted(cfg.labels.items()))}
-    )
 
 
 def split_platform(platform: str) -> tuple[str, str, str | None]:

@@ -13,20 +13,21 @@ from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 
-from ..digest import sha256_digest
-from ..errors import InputError
-from ..formats.lock import Lock
-from ..formats.oci import MT_LAYER_GZIP
-from ..oci.image import Blob, Image
-from ..store import Store
-from .config import config_bytes, manifest_bytes
-from .debian_root import Group, User, debian_entries
-from .entry import Entry
-from .inputs import Placement, context_entries, download_entries, path_entries
-from .layer import LayerBlob, write_layer
-from .steps import run_steps
-from .tree import Tree
-from .wheels import wheel_entries
+from imagelock.build.config import config_bytes, manifest_bytes
+from imagelock.build.debian.accounts import Group, User
+from imagelock.build.debian.root import debian_entries
+from imagelock.build.inputs import Placement, context_entries, download_entries, path_entries
+from imagelock.build.layer import LayerBlob, write_layer
+from imagelock.build.steps import run_steps
+from imagelock.build.tree import Tree
+from imagelock.build.wheels import wheel_entries
+from imagelock.core.digest import sha256_digest
+from imagelock.core.errors import InputError
+from imagelock.fetch.store import Store
+from imagelock.formats.lock import Lock
+from imagelock.formats.oci import MT_LAYER_GZIP
+from imagelock.oci.image import Blob, Image
+from imagelock.tar.entry import Entry
 
 
 def _debian_placements(lock: Lock, platform: str, store: Store, staging: Path) -> Iterator[Placement]:

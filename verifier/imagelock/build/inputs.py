@@ -10,12 +10,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..formats.common import mode_int, owner_ids
-from ..formats.lock import ContextPin, DownloadPin, PathPin
-from ..store import Store
-from .archive import unpack_tar
-from ..errors import UnsafeContentError
-from .entry import ContextContent, Entry, StoreContent, normalize_path
+from imagelock.build.content import StoreContent
+from imagelock.core.errors import UnsafeContentError
+from imagelock.fetch.store import Store
+from imagelock.formats.common import mode_int, owner_ids
+from imagelock.formats.lock import ContextPin, DownloadPin, PathPin
+from imagelock.tar.entry import ContextContent, Entry, normalize_path
+from imagelock.tar.unpack import unpack_tar
 
 Placement = tuple[Entry, str, str]  # entry, layer, origin
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from ..compress import ENCODER_BLOCK, GzipStream
-from ..digest import CHUNK
-from ..errors import ImagelockError, InputError
-from .entry import Entry
-from .tarwriter import END_OF_ARCHIVE, entry_header, padding
+from imagelock.core.digest import CHUNK
+from imagelock.core.errors import ImagelockError, InputError
+from imagelock.tar.compress import ENCODER_BLOCK, GzipStream
+from imagelock.tar.entry import Entry
+from imagelock.tar.writer import END_OF_ARCHIVE, entry_header, padding
 
 
 @dataclass(frozen=True)

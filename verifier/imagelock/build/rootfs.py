@@ -14,9 +14,9 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..digest import CHUNK
-from ..errors import UnsafeContentError
-from .entry import Entry
+from imagelock.core.digest import CHUNK
+from imagelock.core.errors import UnsafeContentError
+from imagelock.tar.entry import Entry
 
 
 def _parent_is_real(root: Path, path: str) -> Path:

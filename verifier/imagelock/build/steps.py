@@ -12,11 +12,11 @@ import shutil
 import stat
 from pathlib import Path
 
-from ..errors import InputError, UnsafeContentError
-from ..formats.spec import Step
-from .entry import Entry, FileContent
-from .rootfs import apply_upper, materialize
-from .sandbox import overlay_run, upper_to_changes
+from imagelock.build.rootfs import apply_upper, materialize
+from imagelock.core.errors import InputError, UnsafeContentError
+from imagelock.formats.spec import Step
+from imagelock.sandbox.bwrap import overlay_run, upper_to_changes
+from imagelock.tar.entry import Entry, FileContent
 
 # Files that differ from run to run for reasons that are not the step's output
 # (../shared/FIELD-NOTES.md "Determinism traps"): left out of step layers.

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..errors import InputError, UnsafeContentError
-from .entry import Entry, parent_dirs, symlink_stays_inside
+from imagelock.core.errors import InputError, UnsafeContentError
+from imagelock.tar.entry import Entry, parent_dirs, symlink_stays_inside
 
 DEFAULT_DIR_MODE = 0o755
 

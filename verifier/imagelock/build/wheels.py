@@ -46,10 +46,10 @@ from installer.utils import Scheme, copyfileobj_with_hashing, fix_shebang
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from ..errors import InputError, UnsafeContentError
-from ..formats.python import WheelPin
-from ..store import Store
-from .entry import Entry, FileContent, normalize_path
+from imagelock.core.errors import InputError, UnsafeContentError
+from imagelock.fetch.store import Store
+from imagelock.formats.python import WheelPin
+from imagelock.tar.entry import Entry, FileContent, normalize_path
 
 if TYPE_CHECKING:
     from installer.scripts import ScriptSection

@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import InputError
-from .load import field_path
+from imagelock.core.errors import InputError
+from imagelock.formats.load import field_path
 
 DSSE_INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

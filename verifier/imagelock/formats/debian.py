@@ -3,7 +3,7 @@
 The spec says which suites to trust and which packages to install; the lock records the signed
 index each choice came from (`DebianIndexPin`) and every package with its size and sha256
 (`DebianPackagePin`). A package's `location` is `SOURCE:path-under-the-mirror`, never a host:
-mirrors are configuration (see `imagelock.mirrors`).
+mirrors are configuration (see `imagelock.fetch.mirrors`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import Sha256Hex, Strict
+from imagelock.formats.common import Sha256Hex, Strict
 
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 _LAYER_NAME = r"^[a-z0-9][a-z0-9._-]*$"

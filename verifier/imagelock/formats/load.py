@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import InputError
+from imagelock.core.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Digest, ImagePath, Mode, Owner, RelPath, Sha256Hex, Strict
-from .debian import DebianLayout, DebianPlatformLock
-from .python import PythonInstall, WheelPin
-from .spec import Accounts, ImageConfig, PathEntry, Step
+from imagelock.formats.common import Digest, ImagePath, Mode, Owner, RelPath, Sha256Hex, Strict
+from imagelock.formats.debian import DebianLayout, DebianPlatformLock
+from imagelock.formats.python import PythonInstall, WheelPin
+from imagelock.formats.spec import Accounts, ImageConfig, PathEntry, Step
 
 LOCK_VERSION = 1
 

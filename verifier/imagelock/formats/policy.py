@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .attestation import PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE
+from imagelock.formats.attestation import PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE
 
 KNOWN_PREDICATE_TYPES = (PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE)
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")

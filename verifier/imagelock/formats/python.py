@@ -4,7 +4,7 @@ The spec says what to install (`PythonContents`: requirements, the target interp
 things go in the image); the lock pins every wheel of the resolved set (`WheelPin`) by filename,
 size and sha256. A pin's `location` is `SOURCE:project/filename`: the PEP 503 project page name
 and the wheel's file name, looked up on the source's indexes at fetch time. It never holds a host
-or an index URL: indexes are configuration (pip's own, or mirrors; see `imagelock.mirrors`), and
+or an index URL: indexes are configuration (pip's own, or mirrors; see `imagelock.fetch.mirrors`), and
 the same wheel found anywhere is accepted only with the pinned sha256.
 """
 
@@ -17,8 +17,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from pydantic import Field, field_validator, model_validator
 
-from ..errors import InputError
-from .common import ImagePath, Sha256Hex, Strict
+from imagelock.core.errors import InputError
+from imagelock.formats.common import ImagePath, Sha256Hex, Strict
 
 #: Source name of the machine's pip configuration when the spec declares no `python` source.
 DEFAULT_SOURCE = "pypi"

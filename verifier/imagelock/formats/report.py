@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Strict
+from imagelock.formats.common import Strict
 
 REPORT_VERSION: Literal[1] = 1
 

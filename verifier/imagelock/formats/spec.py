@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import ImagePath, Mode, Owner, Sha256Hex, Strict
-from .debian import DebianContents, DebianSource
-from .python import PythonContents, PythonIndexSource
+from imagelock.formats.common import ImagePath, Mode, Owner, Sha256Hex, Strict
+from imagelock.formats.debian import DebianContents, DebianSource
+from imagelock.formats.python import PythonContents, PythonIndexSource
 
 LAYER_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 PLATFORM = re.compile(r"^linux/(amd64|arm64|arm|386|ppc64le|s390x|riscv64)(/v[5-8])?$")

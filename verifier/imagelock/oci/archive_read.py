@@ -31,10 +31,10 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..digest import canonical_json, is_sha256_hex
-from ..errors import InputError, IntegrityError, UnsafeContentError
-from ..formats.oci import MT_CONFIG, MT_LAYER_TAR, MT_MANIFEST, ConfigDoc, Platform
-from .blobio import (
+from imagelock.core.digest import canonical_json, is_sha256_hex
+from imagelock.core.errors import InputError, IntegrityError, UnsafeContentError
+from imagelock.formats.oci import MT_CONFIG, MT_LAYER_TAR, MT_MANIFEST, ConfigDoc, Platform
+from imagelock.oci.blobio import (
     MAX_DOCUMENT,
     Region,
     check_stream,
@@ -44,9 +44,9 @@ from .blobio import (
     read_limited,
     verified,
 )
-from .image import Blob, Image
-from .layout_read import IMAGE_NAME, choose, read_entry, read_index
-from .platform import describe, matches, platform_string
+from imagelock.oci.image import Blob, Image
+from imagelock.oci.layout_read import IMAGE_NAME, choose, read_entry, read_index
+from imagelock.oci.platform import describe, matches, platform_string
 
 MAX_MEMBERS = 100_000
 MAX_LINK_HOPS = 8

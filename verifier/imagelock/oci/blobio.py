@@ -17,9 +17,9 @@ from typing import Any, BinaryIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..digest import CHUNK, DIGEST
-from ..errors import InputError, IntegrityError, UnsafeContentError
-from ..formats.oci import (
+from imagelock.core.digest import CHUNK, DIGEST
+from imagelock.core.errors import InputError, IntegrityError, UnsafeContentError
+from imagelock.formats.oci import (
     MT_CONFIG,
     MT_DOCKER_CONFIG,
     MT_DOCKER_LAYER_GZIP,

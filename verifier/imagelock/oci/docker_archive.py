@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import atomic_file
-from ..build.entry import BytesContent, Entry, FileContent
-from ..build.tarwriter import END_OF_ARCHIVE, entry_header, padding
-from ..digest import CHUNK, canonical_json
-from ..errors import InputError
-from .image import Image
+from imagelock.core.atomic import atomic_file
+from imagelock.core.digest import CHUNK, canonical_json
+from imagelock.core.errors import InputError
+from imagelock.oci.image import Image
+from imagelock.tar.entry import BytesContent, Entry, FileContent
+from imagelock.tar.writer import END_OF_ARCHIVE, entry_header, padding
 
 
 def archive_entries(image: Image) -> list[Entry]:

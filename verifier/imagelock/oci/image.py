@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from ..digest import sha256_digest
+from imagelock.core.digest import sha256_digest
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import os
 import shutil
 from pathlib import Path
 
-from ..atomic import atomic_dir
-from ..digest import canonical_json
-from ..formats.oci import MT_INDEX, MT_MANIFEST, REF_NAME
-from .image import Image
+from imagelock.core.atomic import atomic_dir
+from imagelock.core.digest import canonical_json
+from imagelock.formats.oci import MT_INDEX, MT_MANIFEST, REF_NAME
+from imagelock.oci.image import Image
 
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 

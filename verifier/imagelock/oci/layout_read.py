@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..errors import InputError, UnsafeContentError
-from ..formats.oci import REF_NAME, ConfigDoc, Descriptor, Index, Manifest, Platform
-from .blobio import (
+from imagelock.core.errors import InputError, UnsafeContentError
+from imagelock.formats.oci import REF_NAME, ConfigDoc, Descriptor, Index, Manifest, Platform
+from imagelock.oci.blobio import (
     CONFIG_TYPES,
     INDEX_TYPES,
     LAYER_TYPES,
@@ -33,8 +33,8 @@ from .blobio import (
     read_limited,
     verified,
 )
-from .image import Blob, Image
-from .platform import DEFAULT_PLATFORM, describe, matches, pick, platform_string
+from imagelock.oci.image import Blob, Image
+from imagelock.oci.platform import DEFAULT_PLATFORM, describe, matches, pick, platform_string
 
 # How deep an index may nest indexes before we call it a loop.
 MAX_INDEX_DEPTH = 4

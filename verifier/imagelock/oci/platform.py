@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import InputError
-from ..formats.oci import REF_NAME, Descriptor, Platform
+from imagelock.core.errors import InputError
+from imagelock.formats.oci import REF_NAME, Descriptor, Platform
 
 DEFAULT_PLATFORM = "linux/amd64"
 

@@ -11,8 +11,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, replace
 
-from ..digest import DIGEST
-from ..errors import InputError
+from imagelock.core.digest import DIGEST
+from imagelock.core.errors import InputError
 
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")

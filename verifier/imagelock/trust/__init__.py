@@ -9,8 +9,8 @@ commands that need them (importing sigstore costs a few hundred milliseconds).
 
 from __future__ import annotations
 
-from .dsse import envelope_json, parse_envelope, sign_envelope, verify_envelope
-from .keys import (
+from imagelock.trust.dsse import envelope_json, parse_envelope, sign_envelope, verify_envelope
+from imagelock.trust.keys import (
     PrivateKey,
     PublicKey,
     generate,
@@ -19,9 +19,9 @@ from .keys import (
     passphrase_from_env_or_prompt,
     write_key_pair,
 )
-from .provenance import BUILD_TYPE, Pin, build_provenance
-from .statement import parse_statement, statement_bytes
-from .vsa import AttestationRef, build_vsa
+from imagelock.trust.provenance import BUILD_TYPE, Pin, build_provenance
+from imagelock.trust.statement import parse_statement, statement_bytes
+from imagelock.trust.vsa import AttestationRef, build_vsa
 
 __all__ = [
     "BUILD_TYPE",

@@ -16,16 +16,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..digest import canonical_json
-from ..errors import InputError, VerificationFailed
-from ..formats.attestation import (
+from imagelock.core.digest import canonical_json
+from imagelock.core.errors import InputError, VerificationFailed
+from imagelock.formats.attestation import (
     DSSE_INTOTO_PAYLOAD_TYPE,
     DSSEEnvelope,
     DSSESignature,
     dump,
     input_error,
 )
-from .keys import PrivateKey, PublicKey
+from imagelock.trust.keys import PrivateKey, PublicKey
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -22,7 +22,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from ..errors import InputError
+from imagelock.core.atomic import atomic_file
+from imagelock.core.errors import InputError
 
 Algorithm = Literal["ecdsa-p256", "ed25519"]
 ALGORITHMS: tuple[Algorithm, ...] = ("ecdsa-p256", "ed25519")
@@ -123,7 +124,6 @@ def write_key_pair(
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key.pem(passphrase))
-    from ..atomic import atomic_file
 
     with atomic_file(public_path) as tmp:
         tmp.write_bytes(key.public.pem())

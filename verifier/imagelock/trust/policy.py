@@ -22,33 +22,34 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ..errors import ImagelockError, InputError, VerificationFailed
-from ..formats.attestation import (
+from imagelock.core.errors import ImagelockError, InputError, VerificationFailed
+from imagelock.formats.attestation import (
     DSSE_INTOTO_PAYLOAD_TYPE,
     PROVENANCE_PREDICATE_TYPE,
     VSA_PREDICATE_TYPE,
     DSSEEnvelope,
     Statement,
 )
-from ..formats.load import load_yaml_model
-from ..formats.policy import (
+from imagelock.formats.load import load_yaml_model
+from imagelock.formats.policy import (
     AttestationNote,
     Policy,
     PolicyResult,
     RuleOutcome,
     TrustedSigner,
 )
-from .bundle_kind import is_sigstore_bundle
-from .dsse import parse_envelope, payload_of, verified_keyids
-from .keys import PublicKey, load_public_key, load_public_key_file
-from .provenance import lock_digest_of, parse_provenance
+from imagelock.trust.bundle_kind import is_sigstore_bundle
+from imagelock.trust.dsse import parse_envelope, payload_of, verified_keyids
+from imagelock.trust.keys import PublicKey, load_public_key, load_public_key_file
+from imagelock.trust.provenance import lock_digest_of, parse_provenance
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, TrustedRoot
 
-    from .sigstore_bundle import SigstoreIdentity
-from .statement import names_subject, parse_statement, sha256_hex
-from .vsa import lock_digest_of_vsa, match_of, parse_vsa
+    # lazy: sigstore costs hundreds of ms to import; only bundles and keyless signers need it
+    from imagelock.trust.sigstore_bundle import SigstoreIdentity
+from imagelock.trust.statement import names_subject, parse_statement, sha256_hex
+from imagelock.trust.vsa import lock_digest_of_vsa, match_of, parse_vsa
 
 Role = Literal["vendor", "rebuilder"]
 CLOCK_SKEW = timedelta(minutes=5)
@@ -109,7 +110,8 @@ def resolve_policy(model: Policy, *, base_dir: Path, source: str = "<policy>") -
     root = None
     if model.trusted_root:
         try:
-            from .sigstore_bundle import load_trusted_root
+            # lazy: sigstore costs hundreds of ms to import; only bundles and keyless signers need it
+            from imagelock.trust.sigstore_bundle import load_trusted_root
 
             root = load_trusted_root(base_dir / model.trusted_root)
         except InputError as exc:
@@ -122,7 +124,8 @@ def _signer(
     entry: TrustedSigner, role: Role, attests_as: str | None, base: Path, field_: str, source: str
 ) -> Signer:
     if entry.sigstore is not None:
-        from .sigstore_bundle import SigstoreIdentity
+        # lazy: sigstore costs hundreds of ms to import; only bundles and keyless signers need it
+        from imagelock.trust.sigstore_bundle import SigstoreIdentity
 
         ident = SigstoreIdentity(entry.sigstore.identity, entry.sigstore.issuer)
         return Signer(entry.name, role, identity=ident, attests_as=attests_as)
@@ -242,7 +245,8 @@ def _parse_doc(label: str, line: int | None, raw: bytes, doc: Any) -> RawAttesta
     source = f"{label}:{line}" if line else label
     digest = hashlib.sha256(raw.strip() if line else raw).hexdigest()
     if isinstance(doc, dict) and is_sigstore_bundle(doc):
-        from .sigstore_bundle import load_bundle
+        # lazy: sigstore costs hundreds of ms to import; only bundles and keyless signers need it
+        from imagelock.trust.sigstore_bundle import load_bundle
 
         return RawAttestation(source, digest, bundle=load_bundle(raw, path=label, line=line))
     if isinstance(doc, dict) and "payloadType" in doc:
@@ -296,7 +300,8 @@ def _signers_of(raw: RawAttestation, policy: LoadedPolicy) -> tuple[str, bytes, 
         signers = [s for s in policy.signers if s.key is not None and s.key.keyid in ids]
         return env.payload_type, payload_of(env), signers
     assert raw.bundle is not None
-    from .sigstore_bundle import is_dsse_bundle, verify_dsse
+    # lazy: sigstore costs hundreds of ms to import; only bundles and keyless signers need it
+    from imagelock.trust.sigstore_bundle import is_dsse_bundle, verify_dsse
 
     if not is_dsse_bundle(raw.bundle):
         raise _NotCounted("a sigstore message-signature bundle signs a file, not an attestation")

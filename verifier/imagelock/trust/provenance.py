@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import InputError
-from ..formats.attestation import (
+from imagelock.core.errors import InputError
+from imagelock.formats.attestation import (
     PROVENANCE_PREDICATE_TYPE,
     BuildDefinition,
     Builder,
@@ -31,7 +31,7 @@ from ..formats.attestation import (
     dump,
     input_error,
 )
-from .statement import make_statement, sha256_hex
+from imagelock.trust.statement import make_statement, sha256_hex
 
 BUILD_TYPE = "https://imagelock.dev/build/v1"
 DEFAULT_BUILDER_ID = "https://imagelock.dev/builders/cli/v1"

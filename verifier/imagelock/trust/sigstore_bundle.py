@@ -32,7 +32,7 @@ from sigstore_models.trustroot.v1 import ClientTrustConfig as _ClientTrustConfig
 from sigstore_models.trustroot.v1 import SigningConfig as _SigningConfigModel
 from sigstore_models.trustroot.v1 import TrustedRoot as _TrustedRootModel
 
-from ..errors import FetchError, InputError, VerificationFailed
+from imagelock.core.errors import FetchError, InputError, VerificationFailed
 
 TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..digest import canonical_json, hex_of, is_sha256_hex
-from ..errors import InputError
-from ..formats.attestation import (
+from imagelock.core.digest import canonical_json, hex_of, is_sha256_hex
+from imagelock.core.errors import InputError
+from imagelock.formats.attestation import (
     STATEMENT_TYPE,
     ResourceDescriptor,
     Statement,

@@ -22,8 +22,8 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from ..errors import InputError
-from ..formats.attestation import (
+from imagelock.core.errors import InputError
+from imagelock.formats.attestation import (
     VSA_PREDICATE_TYPE,
     ResourceDescriptor,
     Statement,
@@ -32,7 +32,7 @@ from ..formats.attestation import (
     dump,
     input_error,
 )
-from .statement import make_statement, sha256_hex
+from imagelock.trust.statement import make_statement, sha256_hex
 
 Match = Literal["distribution", "content"]
 REPRODUCED_DISTRIBUTION = "IMAGELOCK_REPRODUCED_DISTRIBUTION"

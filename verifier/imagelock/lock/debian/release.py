@@ -1,0 +1,211 @@
+"""A suite's InRelease: fetched, its OpenPGP signature verified with gpgv, its Release parsed.
+
+Only the text gpgv itself writes out as signed (`gpgv --output`) is parsed, never our own
+reading of the clearsigned file, so nothing outside the signature can sneak into the index list.
+The Release `Date` is recorded in the lock. An expired `Valid-Until` is not fatal by default:
+mirrors and snapshots serve old suites whose Release legitimately expired (apt here is configured
+the same way), and a lock must stay re-checkable later; pass `check_valid_until=True` to refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import email.utils
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from debian import deb822
+
+from imagelock.core.errors import FetchError, InputError, ToolUnavailable, VerificationFailed
+from imagelock.fetch.http import fetch_bytes
+from imagelock.fetch.mirrors import join
+
+CLEARSIGN_HEADER = b"-----BEGIN PGP SIGNED MESSAGE-----"
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One file listed in a Release: its path under `dists/SUITE/`, sha256 and size."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """What the lock needs from a verified Release file."""
+
+    suite: str  # the suite asked for (a code name or an alias)
+    codename: str
+    archive_suite: str
+    date: str
+    valid_until: str | None
+    architectures: tuple[str, ...]
+    components: tuple[str, ...]
+    acquire_by_hash: bool
+    files: dict[str, IndexFile] = field(default_factory=dict)
+    inrelease_sha256: str = ""
+    signers: tuple[str, ...] = ()  # fingerprints of the keys with a valid signature
+
+
+@dataclass(frozen=True)
+class FetchedRelease:
+    """A verified Release and the mirror base it was fetched from (tried first for its indexes)."""
+
+    release: Release
+    mirror: str
+
+
+def _dearmor(data: bytes) -> bytes:
+    """An ASCII-armored key block to binary, so gpgv reads `.asc` keyrings like apt does."""
+    lines = data.decode("ascii", errors="replace").splitlines()
+    body: list[str] = []
+    inside = headers = False
+    for line in lines:
+        if line.startswith("-----BEGIN PGP PUBLIC KEY BLOCK"):
+            inside = headers = True
+            continue
+        if line.startswith("-----END PGP"):
+            break
+        if not inside:
+            continue
+        if headers:
+            if not line.strip():
+                headers = False
+            elif ":" not in line:
+                headers = False
+                body.append(line.strip())
+            continue
+        if line.startswith("="):  # CRC24 line
+            continue
+        body.append(line.strip())
+    return base64.b64decode("".join(body))
+
+
+def verify_inrelease(data: bytes, keyring: str | Path, *, what: str = "InRelease") -> tuple[bytes, tuple[str, ...]]:
+    """The signed content of a clearsigned InRelease and the fingerprints that signed it.
+
+    Refuses (VerificationFailed) unless at least one signature by a key in `keyring` is good
+    and none is bad. gpgv runs with a private, empty home so no other keyring is consulted.
+    """
+    gpgv = shutil.which("gpgv")
+    if gpgv is None:
+        raise ToolUnavailable("gpgv is not installed; it verifies the archive's signatures",
+                              hint="apt-get install gpgv")
+    keyring = Path(keyring)
+    if not keyring.is_file():
+        raise InputError(f"keyring {keyring} does not exist", field="keyring",
+                         hint="install debian-archive-keyring or point `keyring:` at the "
+                         "archive's OpenPGP keyring")
+    if not data.lstrip().startswith(CLEARSIGN_HEADER):
+        raise VerificationFailed(f"{what} is not a clearsigned file: it carries no signature",
+                                 hint="the mirror serves an unsigned or damaged InRelease; "
+                                 "try another mirror")
+    with tempfile.TemporaryDirectory(prefix="imagelock-gpgv-") as tmp:
+        ring = keyring
+        if keyring.read_bytes()[:5] == b"-----":
+            ring = Path(tmp) / "keyring.gpg"
+            ring.write_bytes(_dearmor(keyring.read_bytes()))
+        signed = Path(tmp) / "InRelease"
+        signed.write_bytes(data)
+        out = Path(tmp) / "Release"
+        proc = subprocess.run(
+            [gpgv, "--homedir", tmp, "--status-fd", "1", "--keyring", str(ring),
+             "--output", str(out), str(signed)],
+            capture_output=True, env={"PATH": "/usr/bin:/bin", "LANG": "C"}, check=False,
+        )
+        status = proc.stdout.decode("utf-8", errors="replace").splitlines()
+        good = [ln.split()[2] for ln in status if ln.startswith("[GNUPG:] VALIDSIG ")]
+        bad = [ln for ln in status if ln.startswith(("[GNUPG:] BADSIG", "[GNUPG:] EXPKEYSIG",
+                                                      "[GNUPG:] REVKEYSIG", "[GNUPG:] EXPSIG"))]
+        if bad or not good or not out.is_file():
+            reason = "a BAD signature" if bad else "no valid signature by a key in the keyring"
+            detail = proc.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
+            raise VerificationFailed(
+                f"{what} has {reason} ({keyring})" + (f": {detail[0]}" if detail else ""),
+                hint="the file was altered or the archive key is not trusted: check the mirror "
+                "and the source's `keyring:`; nothing was locked",
+            )
+        return out.read_bytes(), tuple(good)
+
+
+def parse_release(content: bytes, suite: str) -> Release:
+    """Parse verified Release text; refuses one published for another suite (a replay)."""
+    r = deb822.Release(content)
+    codename, archive_suite = r.get("Codename", ""), r.get("Suite", "")
+    if suite not in (codename, archive_suite):
+        raise VerificationFailed(
+            f"the Release for {suite!r} says it is {codename or archive_suite!r}",
+            hint="the mirror serves the wrong suite's InRelease; check the mirror",
+        )
+    if "Date" not in r:
+        raise VerificationFailed(f"the Release for {suite!r} has no Date field")
+    files: dict[str, IndexFile] = {}
+    for entry in r.get("SHA256", []):
+        files[entry["name"]] = IndexFile(entry["name"], entry["sha256"].lower(), int(entry["size"]))
+    if not files:
+        raise VerificationFailed(f"the Release for {suite!r} lists no SHA256 checksums",
+                                 hint="only archives with SHA256 Release entries are supported")
+    return Release(
+        suite=suite,
+        codename=codename,
+        archive_suite=archive_suite,
+        date=r["Date"],
+        valid_until=r.get("Valid-Until"),
+        architectures=tuple(r.get("Architectures", "").split()),
+        components=tuple(r.get("Components", "").split()),
+        acquire_by_hash=r.get("Acquire-By-Hash", "no").lower() == "yes",
+        files=files,
+    )
+
+
+def is_expired(release: Release, now: float | None = None) -> bool:
+    if not release.valid_until:
+        return False
+    until = email.utils.parsedate_to_datetime(release.valid_until).timestamp()
+    return (time.time() if now is None else now) > until
+
+
+def fetch_release(
+    mirrors: Sequence[str],
+    suite: str,
+    keyring: str | Path,
+    *,
+    check_valid_until: bool = False,
+) -> FetchedRelease:
+    """Fetch `dists/SUITE/InRelease` from the first mirror that serves it, verify and parse it.
+
+    A mirror whose file fails verification is not silently skipped: a bad signature is refused.
+    """
+    if not mirrors:
+        raise FetchError(f"no mirror for suite {suite!r}",
+                         hint="list the suite in the apt sources, give `mirrors:` in the spec, "
+                         "or pass --mirror NAME=URL")
+    problems: list[str] = []
+    for base in mirrors:
+        url = join(base, f"dists/{suite}/InRelease")
+        try:
+            data = fetch_bytes(url, what=f"InRelease of {suite}", limit=64 << 20)
+        except FetchError as e:
+            problems.append(e.message)
+            continue
+        content, signers = verify_inrelease(data, keyring, what=f"InRelease of {suite}")
+        rel = parse_release(content, suite)
+        if check_valid_until and is_expired(rel):
+            raise VerificationFailed(
+                f"the Release for {suite!r} expired ({rel.valid_until})",
+                hint="the mirror is stale or replays an old suite; use a current mirror",
+            )
+        rel = dataclasses.replace(rel, inrelease_sha256=hashlib.sha256(data).hexdigest(),
+                                  signers=signers)
+        return FetchedRelease(rel, base)
+    raise FetchError(f"could not fetch the InRelease of {suite!r}: " + "; ".join(problems),
+                     hint="check the network and the mirrors (--mirror NAME=URL)")

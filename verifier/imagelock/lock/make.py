@@ -1,0 +1,289 @@
+"""The `lock` stage and the lock file itself: spec -> pins -> expected digests -> imagelock.lock.
+
+Also the staleness check every later stage runs first: a lock whose spec changed (by meaning,
+not formatting) or whose context gained or lost files is refused with what changed, never
+silently re-resolved.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from imagelock import __version__
+from imagelock.core.errors import InputError
+from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME  # noqa: F401  (re-exported)
+from imagelock.fetch.store import Store
+from imagelock.formats.debian import DebianLayout, DebianPlatformLock, DebianSource
+from imagelock.formats.files import load_spec
+from imagelock.formats.lock import (
+    LOCK_VERSION,
+    CompressionInfo,
+    ImageInfo,
+    Lock,
+    PathPin,
+    ToolInfo,
+)
+from imagelock.formats.python import PythonInstall, WheelPin
+from imagelock.formats.spec import HttpSource, ImageConfig, Spec
+from imagelock.lock.context import context_dir, pin_context
+from imagelock.lock.debian import debian_arch, lock_debian
+from imagelock.lock.downloads import pin_download
+from imagelock.lock.python import lock_python, requirements_file_sha256
+from imagelock.lock.staleness import spec_digests
+from imagelock.tar.compress import current as current_compression
+
+DEFAULT_ORDER = ("debian", "python", "files")
+
+
+
+
+
+
+
+
+
+
+
+# The PATH an image gets when its spec sets none (the one Docker and Debian images use).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def layer_order(spec: Spec) -> list[str]:
+    """The spec's layer order, checking that every input names a declared layer."""
+    used: list[tuple[str, str]] = []
+    for i, f in enumerate(spec.contents.files):
+        used.append((f.layer or "files", f"contents.files[{i}].layer"))
+    for i, d in enumerate(spec.contents.downloads):
+        used.append((d.layer or "files", f"contents.downloads[{i}].layer"))
+    for i, p in enumerate(spec.paths):
+        used.append((p.layer or "files", f"paths[{i}].layer"))
+    if spec.contents.python is not None:
+        used.insert(0, (spec.contents.python.layer or "python", "contents.python.layer"))
+    deb = spec.contents.debian
+    if deb is not None:
+        used.insert(0, (deb.layer or "debian", "contents.debian.layer"))
+        for i, g in enumerate(deb.groups):
+            used.insert(i, (g.layer, f"contents.debian.groups[{i}].layer"))
+    steps = [(st.layer or st.name, f"steps[{i}].layer") for i, st in enumerate(spec.steps)]
+    used += steps
+    if spec.image.layers is not None:
+        declared = spec.image.layers
+        if len(set(declared)) != len(declared):
+            raise InputError("a layer name is listed twice", field="image.layers")
+        for name, field in used:
+            if name not in declared:
+                raise InputError(f"layer {name!r} is not declared in image.layers", field=field,
+                                 hint=f"add it to image.layers (declared: {declared})")
+        unused = [n for n in declared if n not in {u for u, _ in used}]
+        if unused:
+            raise InputError(f"layers {unused} are declared but no input uses them",
+                             field="image.layers", hint="remove them or put inputs in them")
+        names = list(declared)
+    else:
+        # Debian group layers first (they sit under the layer holding the package database).
+        names = [g.layer for g in deb.groups if g.layer] if deb is not None else []
+        for n in DEFAULT_ORDER:
+            if any(u == n for u, _ in used) and n not in names:
+                names.append(n)
+        for u, _ in used:
+            if u not in names:
+                names.append(u)
+    step_layers = [n for n, _ in steps]
+    if steps:
+        last_content = max((names.index(u) for u, _ in used if u not in step_layers), default=-1)
+        first_step = min(names.index(n) for n in step_layers)
+        if first_step < last_content or names[-len(step_layers):] != step_layers:
+            raise InputError("step layers must come last, in the order of `steps`",
+                             field="image.layers",
+                             hint="steps run on the assembled image: list their layers after "
+                             "every other layer")
+    if deb is not None:
+        db_layer = names.index(deb.layer or "debian")
+        for i, g in enumerate(deb.groups):
+            if names.index(g.layer) > db_layer:
+                raise InputError(
+                    f"Debian group layer {g.layer!r} comes after the package database's layer "
+                    f"{deb.layer or 'debian'!r}", field=f"contents.debian.groups[{i}].layer",
+                    hint="order image.layers so the contents' `layer` comes last among Debian layers",
+                )
+    return names
+
+
+def source_date_epoch(spec: Spec) -> int:
+    if spec.source_date_epoch is not None:
+        return spec.source_date_epoch
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
+        if value < 0:
+            raise InputError("SOURCE_DATE_EPOCH must not be negative")
+        return value
+    return 0
+
+
+
+
+
+
+def resolve_lock(
+    spec_path: Path,
+    *,
+    store: Store,
+    cli_mirrors: Mapping[str, list[str]],
+    offline: bool = False,
+    lock_dir: Path | None = None,
+    previous: Lock | None = None,
+    upgrade: Sequence[str] = (),
+) -> Lock:
+    """Resolve the spec at `spec_path` into a lock whose every input is pinned by sha256.
+
+    The lock's `expected` section is empty: recording the digests its build produces is the build
+    stage's job (`imagelock.build.expected.record_expected`; `imagelock.api.lock` does both).
+
+    `lock_dir` is where the lock will be written (default: beside the spec); the lock names the
+    spec and the context relative to it. With `previous` (the current lock), Debian pins are kept
+    unless named in `upgrade` or no longer needed: re-locking moves only what it must.
+    """
+    spec = load_spec(spec_path)
+    digest, sections = spec_digests(spec)
+    layers = layer_order(spec)
+    http_sources = {k: v for k, v in spec.sources.items() if isinstance(v, HttpSource)}
+    downloads = [
+        pin_download(d, i, store, http_sources, cli_mirrors, "files", offline=offline)
+        for i, d in enumerate(spec.contents.downloads)
+    ]
+    lock_dir = lock_dir or spec_path.parent
+    for what, target in (("spec", spec_path), ("context", context_dir(spec, spec_path))):
+        rel = os.path.relpath(target, lock_dir)
+        if rel.startswith(".."):
+            raise InputError(f"the lock would name its {what} as {rel}, outside its own directory",
+                             hint="write the lock beside the spec (the default) or in a directory "
+                             "above it and its context")
+    if offline and (spec.contents.debian is not None or spec.contents.python is not None):
+        raise InputError("--offline cannot lock Debian or Python contents: resolving them reads "
+                         "the archives' signed indexes", hint="lock with network access; build, "
+                         "fetch --offline and rebuild --offline then need none")
+    debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade)
+    python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian)
+    if (spec.accounts.users or spec.accounts.groups) and not debian:
+        raise InputError("accounts need a Debian base (the base-passwd package)",
+                         field="accounts", hint="add Debian contents, or ship /etc/passwd and "
+                         "/etc/group as context files")
+    comp = current_compression()
+    lock = Lock(
+        lock_version=LOCK_VERSION,
+        tool=ToolInfo(name="imagelock", version=__version__),
+        spec=Path(os.path.relpath(spec_path, lock_dir)).as_posix(),
+        spec_digest=digest,
+        spec_sections=sections,
+        context=Path(os.path.relpath(context_dir(spec, spec_path), lock_dir)).as_posix(),
+        source_date_epoch=source_date_epoch(spec),
+        image=ImageInfo(name=spec.image.name, tag=spec.image.tag),
+        platforms=spec.image.platforms,
+        compression=CompressionInfo(algorithm="gzip", level=comp.level,
+                                    implementation=comp.implementation),
+        layers=layers,
+        files=pin_context(spec, spec_path),
+        downloads=downloads,
+        paths=[PathPin(**{**p.model_dump(), "layer": p.layer or "files"}) for p in spec.paths],
+        debian=debian,
+        debian_layout=debian_layout,
+        python=python,
+        python_install=python_install,
+        steps=[st.model_copy(update={"layer": st.layer or st.name}) for st in spec.steps],
+        accounts=spec.accounts,
+        config=normalise_config(spec.config),
+        expected={},
+    )
+    return lock
+
+
+def _lock_debian(
+    spec: Spec,
+    store: Store,
+    cli_mirrors: Mapping[str, list[str]],
+    previous: Lock | None,
+    upgrade: Sequence[str],
+) -> tuple[dict[str, DebianPlatformLock], DebianLayout | None]:
+    deb = spec.contents.debian
+    if deb is None:
+        if upgrade:
+            raise InputError("--upgrade names packages, but the spec has no Debian contents")
+        return {}, None
+    sources = {k: v for k, v in spec.sources.items() if isinstance(v, DebianSource)}
+    if not sources:
+        raise InputError("contents.debian needs at least one source of kind `debian`",
+                         field="sources", hint="for example: sources: {debian: {kind: debian, "
+                         "suites: [bookworm]}}")
+    out = {}
+    for platform in spec.image.platforms:
+        prev = previous.debian.get(platform) if previous is not None else None
+        indexes, packages = lock_debian(
+            sources, deb, store, cli_mirrors,
+            previous_pins=prev.packages if prev is not None else None,
+            upgrade=set(upgrade), architecture=debian_arch(platform),
+        )
+        out[platform] = DebianPlatformLock(indexes=indexes, packages=packages)
+    names = {p.name for pl in out.values() for p in pl.packages}
+    for i, g in enumerate(deb.groups):
+        missing = [n for n in g.packages if n not in names]
+        if missing:
+            raise InputError(f"group packages not in the lock: {', '.join(missing)}",
+                             field=f"contents.debian.groups[{i}].packages",
+                             hint="name packages that the resolution installs")
+    return out, DebianLayout(layer=deb.layer or "debian", groups=deb.groups)
+
+
+def _lock_python(
+    spec: Spec,
+    spec_path: Path,
+    store: Store,
+    cli_mirrors: Mapping[str, list[str]],
+    debian: Mapping[str, DebianPlatformLock],
+) -> tuple[dict[str, list[WheelPin]], PythonInstall | None]:
+    py = spec.contents.python
+    if py is None:
+        return {}, None
+    if py.python_version is None:
+        py = py.model_copy(update={"python_version": _debian_python(debian)})
+    ctx = context_dir(spec, spec_path)
+    out = {
+        platform: lock_python(py, ctx, store, cli_mirrors, sources=spec.sources, platform=platform)
+        for platform in spec.image.platforms
+    }
+    install = PythonInstall(
+        layer=py.layer or "python", python_version=py.version,
+        site_packages=py.site_packages_dir(), scripts_dir=py.scripts_dir, prefix=py.prefix,
+        interpreter=py.interpreter_path(), compile=py.compile,
+        requirements_file_sha256=requirements_file_sha256(py, ctx),
+    )
+    return out, install
+
+
+def _debian_python(debian: Mapping[str, DebianPlatformLock]) -> str:
+    """The MAJOR.MINOR of the image's Debian interpreter package (`python3.11` -> 3.11)."""
+    versions = sorted({m.group(1) for pl in debian.values() for p in pl.packages
+                       if (m := re.match(r"^python(3\.[0-9]+)$", p.name))})
+    if len(versions) != 1:
+        raise InputError(
+            "cannot tell the image's Python version from its Debian packages "
+            f"({'none' if not versions else ', '.join(versions)} found)",
+            field="contents.python.python_version",
+            hint='set contents.python.python_version, e.g. "3.11"',
+        )
+    return versions[0]
+
+
+def normalise_config(cfg: ImageConfig) -> ImageConfig:
+    """The config as the lock records it: PATH defaulted, env and labels sorted by name."""
+    env = dict(cfg.env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    return cfg.model_copy(
+        update={"env": dict(sorted(env.items())), "labels": dict(sorted(cfg.labels.items()))}
+    )

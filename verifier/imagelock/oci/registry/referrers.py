@@ -1,0 +1,186 @@
+"""Attestations that travel with an image in a registry: OCI 1.1 referrers.
+
+An attestation is attached as an artifact manifest (an OCI image manifest with `artifactType`,
+the empty config, one layer holding the attestation, and `subject` naming the image's manifest).
+It is found again through the referrers API (`GET /v2/REPO/referrers/DIGEST`), or, on a
+registry without it (distribution 2.8 answers 404), through the spec's fallback: an image index
+tagged `sha256-<hex of the subject>` that the pusher keeps up to date.
+
+The index only helps to find referrers; it is not trusted. `fetch_referrer` gets each artifact
+by its digest and refuses one whose `subject` is not the image asked about.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from imagelock.core.digest import canonical_json
+from imagelock.core.errors import InputError
+from imagelock.formats.oci import MT_INDEX, MT_MANIFEST, Index, Manifest
+from imagelock.oci.blobio import digest_hex, hash_digest, parse_json, parse_model
+from imagelock.oci.reference import Reference
+from imagelock.oci.registry.auth import Credentials
+from imagelock.oci.registry.client import (
+    ManifestRef,
+    RegistryClient,
+    as_reference,
+    client_for,
+    get_checked,
+)
+
+MT_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY = b"{}"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One attached thing (an attestation): a single blob of `media_type`, typed `artifact_type`."""
+
+    artifact_type: str  # e.g. application/vnd.in-toto+json
+    media_type: str  # of the blob, e.g. application/vnd.dsse.envelope.v1+json
+    data: bytes
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """An entry of the referrers list: an artifact manifest that names the image as subject."""
+
+    digest: str
+    size: int
+    media_type: str
+    artifact_type: str | None
+    annotations: Mapping[str, str]
+
+
+def artifact_manifest(subject: ManifestRef, artifact: Artifact) -> bytes:
+    """The artifact manifest's exact bytes (canonical JSON: the same attestation attached to the
+    same image always has the same digest)."""
+    doc: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": MT_MANIFEST,
+        "artifactType": artifact.artifact_type,
+        "config": {"mediaType": MT_EMPTY, "digest": hash_digest(EMPTY), "size": len(EMPTY)},
+        "layers": [{"mediaType": artifact.media_type, "digest": hash_digest(artifact.data),
+                    "size": len(artifact.data)}],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest,
+                    "size": subject.size},
+    }
+    if artifact.annotations:
+        doc["annotations"] = dict(artifact.annotations)
+    return canonical_json(doc)
+
+
+def fallback_tag(digest: str) -> str:
+    """The tag of the referrers index on registries without the referrers API."""
+    return "sha256-" + digest_hex(digest, "the subject")
+
+
+def push_referrer(
+    ref: str | Reference,
+    artifact: Artifact,
+    *,
+    insecure: bool = False,
+    credentials: Credentials | None = None,
+) -> str:
+    """Attach `artifact` to the image `ref` names; returns the artifact manifest's digest."""
+    r = as_reference(ref)
+    with client_for(r, insecure=insecure, credentials=credentials) as client:
+        subject = get_checked(client, r)
+        for blob in (EMPTY, artifact.data):
+            client.upload_blob(r.repository, hash_digest(blob), len(blob),
+                               lambda b=blob: io.BytesIO(b))  # type: ignore[misc]
+        manifest = artifact_manifest(subject, artifact)
+        digest = hash_digest(manifest)
+        headers = client.put_manifest(r.repository, digest, manifest, MT_MANIFEST)
+        if headers.get("OCI-Subject") != subject.digest:
+            # The registry does not index referrers itself: keep the fallback index.
+            entry = {"mediaType": MT_MANIFEST, "digest": digest, "size": len(manifest),
+                     "artifactType": artifact.artifact_type}
+            if artifact.annotations:
+                entry["annotations"] = dict(artifact.annotations)
+            _add_to_fallback_index(client, r, subject.digest, entry)
+    return digest
+
+
+def _add_to_fallback_index(
+    client: RegistryClient, ref: Reference, subject: str, entry: dict[str, object]
+) -> None:
+    tag = fallback_tag(subject)
+    found = client.find_manifest(ref.repository, tag, missing_ok=True)
+    manifests: list[object] = []
+    if found is not None:
+        doc = parse_json(found[0], f"the referrers index {tag}", ref.name)
+        listed = doc.get("manifests") if isinstance(doc, dict) else None
+        if not isinstance(listed, list):
+            raise InputError(f"the tag {tag} in {ref.name} is not a referrers index",
+                             hint="something else uses the fallback tag: delete it, then push again")
+        manifests = listed
+    if any(isinstance(m, dict) and m.get("digest") == entry["digest"] for m in manifests):
+        return
+    index = canonical_json({"schemaVersion": 2, "mediaType": MT_INDEX,
+                            "manifests": [*manifests, entry]})
+    client.put_manifest(ref.repository, tag, index, MT_INDEX)
+
+
+def list_referrers(
+    ref: str | Reference,
+    artifact_type: str | None = None,
+    *,
+    insecure: bool = False,
+    credentials: Credentials | None = None,
+) -> list[Referrer]:
+    """The artifacts attached to the image `ref` names (of `artifact_type`, if given): from the
+    referrers API, or from the fallback tag where the registry lacks the API."""
+    r = as_reference(ref)
+    with client_for(r, insecure=insecure, credentials=credentials) as client:
+        subject = r.digest or get_checked(client, r).digest
+        data = client.get_referrers(r.repository, subject, artifact_type)
+        if data is None:
+            found = client.find_manifest(r.repository, fallback_tag(subject), missing_ok=True)
+            if found is None:
+                return []
+            data = found[0]
+    index = parse_model(Index, data, f"the referrers of {subject}", r.name)
+    out = []
+    for d in index.manifests:
+        extra = d.model_extra or {}
+        kind = extra.get("artifactType")
+        kind = kind if isinstance(kind, str) else None
+        if artifact_type is None or kind == artifact_type:
+            out.append(Referrer(d.digest, d.size, d.media_type, kind, dict(d.annotations or {})))
+    return out
+
+
+def fetch_referrer(
+    ref: str | Reference,
+    referrer: Referrer | str,
+    *,
+    insecure: bool = False,
+    credentials: Credentials | None = None,
+) -> Artifact:
+    """The artifact `referrer` (or its digest), checked: its manifest hashes to the digest, names
+    the image `ref` as its subject, and holds one blob that hashes right."""
+    r = as_reference(ref)
+    digest = referrer.digest if isinstance(referrer, Referrer) else referrer
+    with client_for(r, insecure=insecure, credentials=credentials) as client:
+        subject = r.digest or get_checked(client, r).digest
+        found = get_checked(client, r.at(digest))
+        what = f"artifact {digest}"
+        m = parse_model(Manifest, found.data, what, r.name)
+        doc = parse_json(found.data, what, r.name)
+        named = doc.get("subject", {}).get("digest") if isinstance(doc.get("subject"), dict) else None
+        if named != subject:
+            raise InputError(f"{what} in {r.name} is attached to {named}, not to {subject}",
+                             hint="the referrers list names an artifact of another image: ignore it")
+        if len(m.layers) != 1:
+            raise InputError(f"{what} in {r.name} has {len(m.layers)} blobs, not one",
+                             hint="imagelock attaches one attestation per artifact")
+        layer = m.layers[0]
+        data = client.read_blob(r.repository, layer.digest, layer.size, f"the blob of {what}")
+    kind = doc.get("artifactType")
+    return Artifact(artifact_type=kind if isinstance(kind, str) else m.config.media_type,
+                    media_type=layer.media_type, data=data,
+                    annotations=dict(m.annotations or {}))

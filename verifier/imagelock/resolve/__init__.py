@@ -1,1 +1,0 @@
-"""Resolve stage: intent (the spec) into pins (the lock), one module per input kind."""

@@ -1,0 +1,138 @@
+"""The `verify` command's job: find an image's attestations and judge them by a policy.
+
+The consumer's pipeline step. The image's manifest digest is what every attestation must name;
+attestations come from the command line, from beside a local image (`PATH.intoto.jsonl`,
+`PATH.*.sigstore.json`), and from a registry's referrers. The policy fails closed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from imagelock.core.errors import InputError
+from imagelock.oci.locations import local_path, read_image, registry_form
+from imagelock.trust.attest import attestations_path
+
+ARTIFACT_TYPE = "application/vnd.in-toto+json"
+ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def manifest_digest_of(ref: str, *, workdir: Path, insecure: bool, platform: str | None) -> str:
+    """The digest of the manifest `ref` names (following an index to `platform`)."""
+    form = registry_form(ref)
+    if form.startswith("docker://"):
+        # lazy: the registry client (requests) loads only for registry references
+        from imagelock.oci.reference import parse_reference
+        from imagelock.oci.registry.client import client_for
+        from imagelock.oci.registry.transfer import resolve_platform
+
+        r = parse_reference(form.removeprefix("docker://"))
+        with client_for(r, insecure=insecure) as client:
+            found, _ = resolve_platform(client, r, platform)
+        return found.digest
+    return read_image(ref, platform=platform, workdir=workdir).manifest_digest
+
+
+def gather(ref: str, explicit: list[Path], *, insecure: bool) -> list[Any]:
+    """Every attestation to consider: explicit files, files beside a local image, referrers."""
+    # lazy: policy evaluation loads the attestation models; `attach` needs none of it
+    from imagelock.trust.policy import AttestationSource
+
+    out: list[Any] = list(explicit)
+    local = local_path(ref)
+    if local is not None:
+        beside = attestations_path(local)
+        if beside.is_file() and beside not in explicit:
+            out.append(beside)
+        out += sorted(local.parent.glob(local.name + ".*.sigstore.json"))
+    else:
+        # lazy: the registry client (requests) loads only for registry references
+        from imagelock.oci.registry.transfer import fetch_referrer, list_referrers
+
+        target = registry_form(ref).removeprefix("docker://")
+        for r in list_referrers(target, None, insecure=insecure):
+            if r.artifact_type not in (ARTIFACT_TYPE, BUNDLE_TYPE):
+                continue
+            art = fetch_referrer(target, r, insecure=insecure)
+            out.append(AttestationSource(f"{target} referrer {r.digest}", art.data))
+    return out
+
+
+def verify(
+    ref: str,
+    policy_path: Path,
+    explicit: list[Path],
+    *,
+    now: datetime,
+    workdir: Path,
+    insecure: bool = False,
+    platform: str | None = None,
+) -> Any:
+    # lazy: policy evaluation loads the attestation models; `attach` needs none of it
+    from imagelock.trust.policy import evaluate, load_policy
+
+    policy = load_policy(policy_path)  # a bad policy is reported before touching the image
+    digest = manifest_digest_of(ref, workdir=workdir, insecure=insecure, platform=platform)
+    return evaluate(policy, subject_name=ref, manifest_digest=digest,
+                    attestations=gather(ref, explicit, insecure=insecure), now=now)
+
+
+def push_attestation(ref: str, envelope: bytes, *, insecure: bool) -> str:
+    """Attach a DSSE envelope (or a sigstore bundle) to a registry image as an OCI 1.1 referrer."""
+    # lazy: the registry client (requests) loads only for registry references
+    from imagelock.oci.registry.transfer import Artifact, push_referrer
+
+    target = registry_form(ref).removeprefix("docker://")
+    is_bundle = b'"application/vnd.dev.sigstore.bundle' in envelope[:512]
+    artifact = (Artifact(BUNDLE_TYPE, BUNDLE_TYPE, envelope) if is_bundle
+                else Artifact(ARTIFACT_TYPE, ENVELOPE_MEDIA_TYPE, envelope))
+    return push_referrer(target, artifact, insecure=insecure)
+
+
+def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
+    """Attach every envelope of `files` to the registry image `ref`; refuse an envelope whose
+    subject is another image (it would never count, and would mislead whoever reads it)."""
+    import base64
+    import json
+
+
+    if local_path(ref) is not None:
+        raise InputError(f"{ref} is not a registry image", hint="attestations beside a local "
+                         "image are found as PATH.intoto.jsonl; attach needs HOST/REPO@digest")
+    digest = manifest_digest_of(ref, workdir=Path("/nonexistent"), insecure=insecure, platform=None)
+    pushed = []
+    for f in files:
+        try:
+            data = f.read_bytes()
+        except OSError as e:
+            raise InputError(f"cannot read {f}: {e}", path=f) from None
+        try:
+            whole = json.loads(data)
+        except ValueError:
+            whole = None
+        if isinstance(whole, dict) and "dsseEnvelope" in whole:  # a sigstore bundle
+            docs = [(1, data, whole["dsseEnvelope"])]
+        else:
+            docs = []
+            for n, line in enumerate(data.splitlines(), 1):
+                if line.strip():
+                    try:
+                        docs.append((n, line, json.loads(line)))
+                    except ValueError:
+                        docs.append((n, line, None))
+        for n, raw, env in docs:
+            try:
+                st = json.loads(base64.b64decode(env["payload"]))
+                subjects = {s["digest"]["sha256"] for s in st["subject"]}
+            except (ValueError, KeyError, TypeError):
+                raise InputError("not a DSSE envelope or sigstore bundle with an in-toto "
+                                 "statement", path=f, line=n,
+                                 hint="attach what `build` or `rebuild` signed") from None
+            if digest.removeprefix("sha256:") not in subjects:
+                raise InputError(f"the attestation's subject is not {ref} ({digest})", path=f,
+                                 line=n, hint="attach it to the image it was made for")
+            pushed.append(push_attestation(ref, raw, insecure=insecure))
+    return pushed

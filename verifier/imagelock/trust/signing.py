@@ -1,0 +1,176 @@
+"""Signing what `build` and `rebuild` produced: provenance for a build, a VSA for a rebuild."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imagelock.core.errors import FetchError, InputError
+from imagelock.oci.archive_read import read_docker_archive
+from imagelock import __version__
+from imagelock.core.atomic import atomic_file
+from imagelock.oci.locations import local_path
+from imagelock.trust import (
+    AttestationRef,
+    build_provenance,
+    build_vsa,
+    envelope_json,
+    sign_envelope,
+    statement_bytes,
+)
+from imagelock.trust.attest import append_line, attestations_path, lock_digest, lock_pins, utc_now
+
+if TYPE_CHECKING:
+    from imagelock.build.from_lock import BuildResult
+    from imagelock.formats.attestation import Statement
+    from imagelock.rebuild.rebuild import RebuildResult
+    from imagelock.trust import PrivateKey
+
+
+class Signer:
+    """Signs statements and files them beside an image: a local key appends a DSSE envelope to
+    PATH.intoto.jsonl; sigstore writes a bundle to PATH.N.sigstore.json."""
+
+    def emit(self, st: Statement, out: Path) -> tuple[Path, bytes]:
+        raise NotImplementedError
+
+
+class KeySigner(Signer):
+    def __init__(self, key: PrivateKey) -> None:
+        self.key = key
+
+    def emit(self, st: Statement, out: Path) -> tuple[Path, bytes]:
+        line = envelope_json(sign_envelope(statement_bytes(st), [self.key]))
+        append_line(out, line)
+        return out, line
+
+
+class SigstoreSigner(Signer):
+    """Keyless: an OIDC identity token, Fulcio for a short-lived certificate, Rekor for the log."""
+
+    def __init__(self, token: str | None, trusted_root: Path | None, signing_config: Path | None):
+        # lazy: sigstore costs hundreds of ms to import; only keyless signing needs it
+        from imagelock.trust import sigstore_bundle as sb
+
+        self.token = token or sb.identity_token_from_env() or _ambient_token()
+        if (trusted_root is None) != (signing_config is None):
+            raise InputError("give both --trusted-root and --signing-config, or neither (the "
+                             "public sigstore instance, fetched through TUF)")
+        if trusted_root is not None and signing_config is not None:
+            self.config = sb.load_trust_config(trusted_root, signing_config)
+        else:
+            self.config = _production_config()
+
+    def emit(self, st: Statement, out: Path) -> tuple[Path, bytes]:
+        # lazy: sigstore costs hundreds of ms to import; only keyless signing needs it
+        from imagelock.trust.sigstore_bundle import sign_statement_keyless
+
+        bundle = sign_statement_keyless(statement_bytes(st), identity_token=self.token,
+                                        trust_config=self.config).encode()
+        base = out.name.removesuffix(".intoto.jsonl")
+        n = 0
+        while (path := out.with_name(f"{base}.{n}.sigstore.json")).exists():
+            n += 1
+        with atomic_file(path) as tmp:
+            tmp.write_bytes(bundle)
+        return path, bundle
+
+
+def _ambient_token() -> str | None:
+    """The CI's ambient OIDC credential (GitHub Actions, GitLab, Buildkite, ...), if any."""
+    try:
+        from sigstore.oidc import detect_credential
+
+        return detect_credential()
+    except Exception:  # noqa: BLE001 - no ambient credential is the common case
+        return None
+
+
+def _production_config() -> Any:
+
+    try:
+        from sigstore.models import ClientTrustConfig
+
+        return ClientTrustConfig.production()
+    except Exception as e:  # noqa: BLE001 - TUF refresh failures come in many types
+        raise FetchError(f"cannot fetch the public sigstore instance's trust root: {e}",
+                         hint="pass --trusted-root and --signing-config files, or check the "
+                         "network") from None
+
+
+def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
+    """SLSA provenance for every platform built, signed, filed beside the output."""
+    out = attestations_path(res.output)
+    digest = lock_digest(lock_path)
+    now = utc_now()
+    archive_digest = None
+    if res.fmt == "docker-archive":
+        # A docker-archive has no manifest of its own: readers (and `verify`) identify it by the
+        # canonical OCI manifest of its uncompressed layers, so that is what is signed.
+
+        archive_digest = read_docker_archive(res.output).manifest_digest
+    for platform, d in res.platforms.items():
+        if archive_digest is not None and platform != res.lock.platforms[0]:
+            continue  # the archive holds the first platform only
+        st = build_provenance(
+            subject_name=res.lock.image.name,
+            manifest_digest=archive_digest or d["manifest_digest"],
+            lock_digest=digest,
+            lock_uri=lock_path.name,
+            pins=lock_pins(res.lock),
+            finished_on=now,
+            platform=platform,
+            builder_version={"imagelock": __version__},
+        )
+        written, _ = signer.emit(st, out)
+    return written
+
+
+
+
+def provenance_refs(image_path: Path | None) -> list[AttestationRef]:
+    """The vendor's provenance envelopes kept beside a local image, as VSA inputAttestations."""
+    if image_path is None:
+        return []
+    path = attestations_path(image_path)
+    if not path.is_file():
+        return []
+    refs = []
+    for line in path.read_bytes().splitlines():
+        if b"slsa.dev/provenance" not in _payload(line):
+            continue
+        refs.append(AttestationRef(hashlib.sha256(line).hexdigest(), path.name))
+    return refs
+
+
+def _payload(line: bytes) -> bytes:
+    try:
+        return base64.b64decode(json.loads(line)["payload"])
+    except (ValueError, KeyError, TypeError):
+        return b""
+
+
+def sign_rebuild(
+    res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None
+) -> tuple[Path, bytes]:
+    """A VSA for the image the rebuild checked (the published one, else the lock's), signed and
+    appended to `out`. PASSED on a match; FAILED only when the caller asks for it."""
+    subject = res.published or res.rebuilt
+    match = {"reproduced": "distribution", "reproduced-content": "content"}.get(res.verdict)
+    st = build_vsa(
+        subject_name=res.lock.image.name,
+        manifest_digest=subject.manifest_digest,
+        lock_digest=lock_digest(res.lock_path),
+        lock_uri=res.lock_path.name,
+        time_verified=utc_now(),
+        match=match,  # type: ignore[arg-type]
+        input_attestations=provenance_refs(local_path(res.image_ref) if res.image_ref else None),
+        verifier_version={"imagelock": __version__},
+        # A local path means nothing to others (and says where the rebuilder keeps files).
+        resource_uri=res.image_ref if res.image_ref and local_path(res.image_ref) is None else None,
+        **({"verifier_id": verifier_id} if verifier_id else {}),
+    )
+    return signer.emit(st, out)
