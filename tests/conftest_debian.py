@@ -12,13 +12,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from imagelock.formats.debian import DEFAULT_KEYRING
 from imagelock.resolve.debian.apt_sources import machine_mirrors
 from imagelock.store import Store
 
-__all__ = ["apt_oracle", "debian_mirror", "debian_store", "security_mirror"]
+__all__ = ["apt_oracle", "debian_mirror", "debian_store", "private_apt", "security_mirror"]
 
 
 @pytest.fixture(scope="session")
@@ -49,22 +50,19 @@ def security_mirror() -> str:
 AptOracle = Callable[[Sequence[str]], dict[str, str]]
 
 
-@pytest.fixture(scope="session")
-def apt_oracle(tmp_path_factory: pytest.TempPathFactory, debian_mirror: str) -> Iterator[AptOracle]:
-    """apt itself, in a private root with an empty dpkg status, resolving bookworm main.
+def private_apt(root: Path, sources: Sequence[str]) -> dict[str, str]:
+    """Environment for apt in a private root with an empty dpkg status, updated just now.
 
-    Returns a function: package names -> {name: version} that `apt-get install -s` would
-    install (no Recommends, one architecture).
+    `sources` are one-line `deb` entries. Updating here, not relying on the machine's lists,
+    means apt sees what the archive serves today, whenever the machine last ran apt-get update.
     """
     if shutil.which("apt-get") is None:
-        pytest.skip("apt-get is not installed")
-    root = tmp_path_factory.mktemp("aptroot")
+        raise AssertionError("apt-get is not installed: these tests need a Debian machine")
     for d in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d",
               "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/lib/dpkg"):
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "var/lib/dpkg/status").write_text("")
-    (root / "sources.list").write_text(
-        f"deb [signed-by={DEFAULT_KEYRING}] {debian_mirror} bookworm main\n")
+    (root / "sources.list").write_text("".join(line + "\n" for line in sources))
     conf = root / "apt.conf"
     conf.write_text("\n".join([
         f'Dir "{root}/";',
@@ -83,6 +81,18 @@ def apt_oracle(tmp_path_factory: pytest.TempPathFactory, debian_mirror: str) -> 
     ]) + "\n")
     env = {**os.environ, "APT_CONFIG": str(conf), "LANG": "C"}
     subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def apt_oracle(tmp_path_factory: pytest.TempPathFactory, debian_mirror: str) -> Iterator[AptOracle]:
+    """apt itself, in a private root with an empty dpkg status, resolving bookworm main.
+
+    Returns a function: package names -> {name: version} that `apt-get install -s` would
+    install (no Recommends, one architecture).
+    """
+    env = private_apt(tmp_path_factory.mktemp("aptroot"),
+                      [f"deb [signed-by={DEFAULT_KEYRING}] {debian_mirror} bookworm main"])
 
     def oracle(names: Sequence[str]) -> dict[str, str]:
         proc = subprocess.run(["apt-get", "install", "-s", "-q", *names], env=env,
@@ -96,3 +106,4 @@ def apt_oracle(tmp_path_factory: pytest.TempPathFactory, debian_mirror: str) -> 
         return out
 
     yield oracle
+
