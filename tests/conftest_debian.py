@@ -1,4 +1,5 @@
-"""Fixtures for the Debian lock tests: one shared store of downloads, the real archive, and apt.
+"""Fixtures for the Debian lock tests: one shared store of downloads, the real archive, apt, and
+a signed archive generated for the run (tests/deb_archive.py) for inputs that cannot move.
 
 Load from tests/conftest.py with `pytest_plugins = ["conftest_debian"]` (or run pytest with
 `-p conftest_debian` and tests/ on PYTHONPATH).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,8 +20,14 @@ import pytest
 from imagelock.formats.debian import DEFAULT_KEYRING
 from imagelock.resolve.debian.apt_sources import machine_mirrors
 from imagelock.store import Store
+from security_ahead import CveDay, find_live, generated_archive
 
-__all__ = ["apt_oracle", "debian_mirror", "debian_store", "private_apt", "security_mirror"]
+__all__ = ["apt_oracle", "debian_mirror", "debian_store", "generated_cve_day", "live_cve_day",
+           "private_apt", "security_mirror"]
+
+
+class SecuritySuiteNotAhead(UserWarning):
+    """The live security suite has no package to stage a CVE day with (not a defect)."""
 
 
 @pytest.fixture(scope="session")
@@ -107,3 +115,25 @@ def apt_oracle(tmp_path_factory: pytest.TempPathFactory, debian_mirror: str) -> 
 
     yield oracle
 
+
+@pytest.fixture(scope="session")
+def generated_cve_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CveDay]:
+    """A signed main + security archive served on 127.0.0.1, the security suite ahead."""
+    with generated_archive(tmp_path_factory.mktemp("cve-archive")) as day:
+        yield day
+
+
+@pytest.fixture(scope="session")
+def live_cve_day(debian_store: Store, generated_cve_day: CveDay) -> CveDay:
+    """A CVE day on the machine's archive, found at run time (tests/security_ahead.py).
+
+    When the live security suite has no suitable package, the generated archive stands in,
+    with a warning: an empty security suite is the archive's state, not imagelock's defect.
+    """
+    day = find_live(debian_store)
+    if day is None:
+        warnings.warn(SecuritySuiteNotAhead(
+            "bookworm-security has no package ahead of bookworm that can be upgraded alone; the "
+            "live CVE-day tests ran on the generated archive instead"), stacklevel=2)
+        return generated_cve_day
+    return day
