@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO  # noqa: F401  (re-exported for tests)
 
-pytest_plugins = ["conftest_debian", "registry_fixture", "oci_helpers"]
+pytest_plugins = ["conftest_debian", "registry_fixture", "oci_helpers", "example_locks"]
 
 
 @pytest.fixture(scope="session")

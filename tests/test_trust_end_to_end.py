@@ -1,15 +1,20 @@
 """End to end, as the docs tell it: a vendor builds and signs examples/python-base; two
 independent rebuilders rebuild and sign; a consumer's `verify` with threshold 2 passes; with
 only one trusted rebuilder (plus an untrusted one) it refuses. The same through a registry,
-with the attestations attached as OCI 1.1 referrers."""
+with the attestations attached as OCI 1.1 referrers.
+
+python-base comes through `fresh_example` (tests/example_locks.py): the committed lock while the
+archive serves its pins, else a re-locked copy and a warning saying how to refresh it."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from example_locks import FreshExample
 from helpers import copy_example, run
 
 pytestmark = pytest.mark.network  # python-base's .debs come from the Debian mirror
@@ -37,13 +42,15 @@ def _policy(d: Path, threshold: int, names: list[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, shared_store: Path) -> dict[str, Path]:
+def world(tmp_path_factory: pytest.TempPathFactory, shared_store: Path,
+          fresh_example: Callable[[str], FreshExample]) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("e2e")
     env = {"IMAGELOCK_STORE": str(shared_store), "IMAGELOCK_KEY_PASSPHRASE": "correct horse"}
     for who in ("vendor", "alice", "bob", "mallory"):
         r = run(["keygen", "-o", str(tmp / f"{who}.key")], env=env)
         assert r.returncode == 0, r.stderr
-    vendor = copy_example("python-base", tmp / "vendor-checkout")
+    example = fresh_example("python-base")
+    vendor = example.checkout(tmp / "vendor-checkout")
     r = run(["build", str(vendor), "-o", str(tmp / "published"), "--sign", str(tmp / "vendor.key")],
             env=env)
     assert r.returncode == 0, r.stderr
@@ -51,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_store: Path) -> dict[
     assert len(atts.read_text().splitlines()) == 1
     # Each rebuilder works from its own checkout of the lock and signs with its own key.
     for who in ("alice", "bob", "mallory"):
-        checkout = copy_example("python-base", tmp / f"{who}-checkout")
+        checkout = example.checkout(tmp / f"{who}-checkout")
         r = run(["rebuild", str(checkout), "--image", f"oci:{tmp / 'published'}", "--sign",
                  str(tmp / f"{who}.key"), "--verifier-id", f"https://rebuilders.example/{who}",
                  "--attestation-out", str(tmp / f"{who}.intoto.jsonl"), "--offline"], env=env)
