@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 from helpers import REPO, need
-from imagelock.lockfile import make_lock, write_lock
-from imagelock.store import Store
+from imagelock.api import lock as make_lock
+from imagelock.formats.files import write_lock
+from imagelock.fetch.store import Store
 from vector_runner import load, materialise
 
 pytestmark = [pytest.mark.slow, pytest.mark.tools]
