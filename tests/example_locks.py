@@ -29,7 +29,7 @@ import requests
 from helpers import REPO, run
 from imagelock.fetch.http import local_path, session
 from imagelock.fetch.python_index import Indexes, indexes_for, wheel_urls
-from imagelock.fetch.pins import sources_of
+from imagelock.inputs.fetching import sources_of
 from imagelock.formats.debian import DebianSource
 from imagelock.formats.files import read_lock
 from imagelock.fetch.debian import package_urls

@@ -22,8 +22,8 @@ import pytest
 from conftest_debian import private_apt
 from deb_factory import pin_for
 from helpers import need
-from imagelock.build.debian.deb import MERGED_USR_DIRS, StagedFile, merge_usr_path, read_deb
-from imagelock.build.debian.root import DebianRoot, debian_entries
+from imagelock.inputs.debian.deb import MERGED_USR_DIRS, StagedFile, merge_usr_path, read_deb
+from imagelock.inputs.debian.root import DebianRoot, debian_entries
 from imagelock.tar.entry import Entry
 from imagelock.formats.debian import DEFAULT_KEYRING
 from imagelock.fetch.apt_sources import machine_mirrors

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
+from imagelock.compare.locks import diff_debian, render_debian_diff
 from imagelock.core.errors import IntegrityError, VerificationFailed
 from imagelock.fetch.http import fetch_bytes
 from imagelock.fetch.mirrors import join
@@ -22,7 +23,6 @@ from imagelock.lock.debian.index import FIELDS, parse_packages
 from imagelock.lock.debian.lock import load_universe
 from imagelock.lock.debian.release import fetch_release, verify_inrelease
 from imagelock.lock.debian.resolver import Universe, resolve
-from imagelock.lock.diff import diff_debian, render_debian_diff
 from security_ahead import CveDay
 
 pytestmark = pytest.mark.network

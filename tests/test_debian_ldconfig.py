@@ -7,8 +7,8 @@ from pathlib import Path
 
 from deb_factory import M, make_deb, pin_for
 from helpers import need
-from imagelock.build.debian.root import debian_entries
 from imagelock.fetch.store import Store
+from imagelock.inputs.debian.root import debian_entries
 
 
 def test_a_hostile_ldconfig_cannot_touch_the_host(tmp_path: Path) -> None:

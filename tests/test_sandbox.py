@@ -362,8 +362,8 @@ def test_a_root_step_cannot_change_kernel_settings(tiny_root: Path, as_root: Non
 def test_step_symlinks_never_lead_the_build_to_host_paths(tmp_path: Path, as_root: None) -> None:
     """A step that links /x to a host directory, then a step that replaces /x with a fresh
     directory: applying the changes must not empty or chmod the host directory."""
-    from imagelock.build.steps import run_steps
     from imagelock.formats.spec import Step
+    from imagelock.inputs.steps.run import run_steps
     from imagelock.tar.entry import Entry
 
     busybox = need("busybox")

@@ -17,7 +17,7 @@ import pytest
 from imagelock.tar import unpack as archive
 from imagelock.build.config import config_bytes
 from imagelock.tar.entry import Entry
-from imagelock.build.inputs import context_entries
+from imagelock.inputs.files import context_entries
 from imagelock.build.tree import Tree
 from imagelock.lock.context import pin_file_input
 from imagelock.core.digest import canonical_json
@@ -170,7 +170,7 @@ def _member_owners_dropped(mp: pytest.MonkeyPatch) -> None:
         for e in orig(*a, **kw):
             yield Entry(e.path, e.type, e.mode, 0, 0, e.linkname, e.content)
 
-    mp.setattr("imagelock.build.inputs.unpack_tar", unpack)
+    mp.setattr("imagelock.inputs.files.unpack_tar", unpack)
 
 
 def _context_symlinks_owned_by_root(mp: pytest.MonkeyPatch) -> None:

@@ -226,7 +226,7 @@ def fetch(
 
     def body() -> None:
         from imagelock.fetch.mirrors import parse_cli_mirrors
-        from imagelock.fetch.pins import fetch_lock
+        from imagelock.inputs.fetching import fetch_lock
         from imagelock.formats.files import read_lock
 
         path = _lock_path(lock_file)
@@ -314,7 +314,7 @@ def check(
     def body() -> None:
         from imagelock.core.errors import InputError
         from imagelock.fetch.mirrors import parse_cli_mirrors
-        from imagelock.fetch.pins import fetch_lock
+        from imagelock.inputs.fetching import fetch_lock
         from imagelock.formats.files import read_lock
         from imagelock.rebuild.check import VARIATIONS
         from imagelock.rebuild.check import check as do_check
@@ -610,7 +610,7 @@ def diff(
 
     def body() -> None:
         from imagelock.formats.files import read_lock
-        from imagelock.lock.diff import diff_locks, render_lock_diff
+        from imagelock.compare.locks import diff_locks, render_lock_diff
 
         d = diff_locks(read_lock(_lock_path(old)), read_lock(_lock_path(new)))
         _emit(json_out, d.as_json(), render_lock_diff(d))

@@ -11,10 +11,10 @@ from typing import Any
 from imagelock.build.expected import expected_of
 from imagelock.build.image import build_images
 from imagelock.fetch.mirrors import parse_cli_mirrors
-from imagelock.fetch.pins import fetch_lock
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.lock import Lock
+from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh
 from imagelock.oci.docker_archive import write_docker_archive
 from imagelock.oci.layout import write_layout

@@ -14,18 +14,18 @@ from itertools import chain
 from pathlib import Path
 
 from imagelock.build.config import config_bytes, manifest_bytes
-from imagelock.build.debian.accounts import Group, User
-from imagelock.build.debian.root import debian_entries
-from imagelock.build.inputs import Placement, context_entries, download_entries, path_entries
 from imagelock.build.layer import LayerBlob, write_layer
-from imagelock.build.steps import run_steps
 from imagelock.build.tree import Tree
-from imagelock.build.wheels import wheel_entries
 from imagelock.core.digest import sha256_digest
 from imagelock.core.errors import InputError
 from imagelock.fetch.store import Store
 from imagelock.formats.lock import Lock
 from imagelock.formats.oci import MT_LAYER_GZIP
+from imagelock.inputs.debian.accounts import Group, User
+from imagelock.inputs.debian.root import debian_entries
+from imagelock.inputs.files import Placement, context_entries, download_entries, path_entries
+from imagelock.inputs.python.wheels import wheel_entries
+from imagelock.inputs.steps.run import run_steps
 from imagelock.oci.image import Blob, Image
 from imagelock.tar.entry import Entry
 

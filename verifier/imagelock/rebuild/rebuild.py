@@ -18,11 +18,11 @@ from imagelock.compare.images import compare_images
 from imagelock.compare.render import render
 from imagelock.core.errors import InputError, ToolUnavailable
 from imagelock.fetch.mirrors import parse_cli_mirrors
-from imagelock.fetch.pins import fetch_lock
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.lock import Lock
 from imagelock.formats.report import Report
+from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh
 from imagelock.oci.image import Image
 from imagelock.oci.layout_read import read_layout

@@ -12,9 +12,9 @@ import shutil
 import stat
 from pathlib import Path
 
-from imagelock.build.rootfs import apply_upper, materialize
 from imagelock.core.errors import InputError, UnsafeContentError
 from imagelock.formats.spec import Step
+from imagelock.inputs.steps.rootfs import apply_upper, materialize
 from imagelock.sandbox.bwrap import overlay_run, upper_to_changes
 from imagelock.tar.entry import Entry, FileContent
 

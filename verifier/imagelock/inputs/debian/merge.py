@@ -9,11 +9,11 @@ from dataclasses import replace
 
 from debian.debian_support import version_compare
 
-from imagelock.build.debian.deb import (
+from imagelock.core.errors import InputError
+from imagelock.inputs.debian.deb import (
     DebPackage,
     StagedFile,
 )
-from imagelock.core.errors import InputError
 from imagelock.tar.entry import Entry, parent_dirs
 
 View = dict[str, tuple[Entry, str]]

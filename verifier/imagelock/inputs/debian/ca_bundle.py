@@ -8,10 +8,10 @@ import os
 import re
 from collections.abc import Sequence
 
-from imagelock.build.debian.deb import (
+from imagelock.inputs.debian.deb import (
     DebPackage,
 )
-from imagelock.build.debian.merge import View, is_installed, read_in_view
+from imagelock.inputs.debian.merge import View, is_installed, read_in_view
 from imagelock.tar.entry import BytesContent, Entry
 
 _CA_CONF_HEADER = """\

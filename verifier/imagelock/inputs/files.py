@@ -10,11 +10,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from imagelock.build.content import StoreContent
 from imagelock.core.errors import UnsafeContentError
 from imagelock.fetch.store import Store
 from imagelock.formats.common import mode_int, owner_ids
 from imagelock.formats.lock import ContextPin, DownloadPin, PathPin
+from imagelock.inputs.content import StoreContent
 from imagelock.tar.entry import ContextContent, Entry, normalize_path
 from imagelock.tar.unpack import unpack_tar
 

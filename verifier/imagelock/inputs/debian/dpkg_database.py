@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from imagelock.build.debian.deb import (
+from imagelock.inputs.debian.deb import (
     DebPackage,
     merge_usr_path,
 )
-from imagelock.build.debian.merge import View, relations
+from imagelock.inputs.debian.merge import View, relations
 from imagelock.tar.entry import BytesContent, Entry
 
 _DEP = re.compile(r"^([^\s(]+)\s*(?:\(\s*(<<|<=|>=|>>|=|<|>)\s*([^)\s]+)\s*\))?$")

@@ -9,12 +9,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagelock.build.debian.deb import (
+from imagelock.core.errors import ImagelockError
+from imagelock.inputs.debian.deb import (
     DebPackage,
     StagedFile,
 )
-from imagelock.build.debian.merge import View, is_installed
-from imagelock.core.errors import ImagelockError
+from imagelock.inputs.debian.merge import View, is_installed
 from imagelock.sandbox.bwrap import IN_SANDBOX, Sandbox
 from imagelock.tar.entry import BytesContent, Entry
 

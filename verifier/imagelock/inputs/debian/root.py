@@ -35,19 +35,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagelock.build.debian.accounts import GroupLike, UserLike, accounts
-from imagelock.build.debian.ca_bundle import ca_certificates
-from imagelock.build.debian.deb import (
+from imagelock.core.errors import InputError
+from imagelock.fetch.store import Store
+from imagelock.inputs.debian.accounts import GroupLike, UserLike, accounts
+from imagelock.inputs.debian.ca_bundle import ca_certificates
+from imagelock.inputs.debian.deb import (
     DebPackage,
     DebPin,
     extract_pinned,
     merged_usr_links,
 )
-from imagelock.build.debian.dpkg_database import dpkg_database
-from imagelock.build.debian.ldconfig import ld_so_cache
-from imagelock.build.debian.merge import merge_packages
-from imagelock.core.errors import InputError
-from imagelock.fetch.store import Store
+from imagelock.inputs.debian.dpkg_database import dpkg_database
+from imagelock.inputs.debian.ldconfig import ld_so_cache
+from imagelock.inputs.debian.merge import merge_packages
 from imagelock.tar.entry import Entry
 
 # --- accounts given by the caller -------------------------------------------------------------

@@ -6,11 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from imagelock.build.debian.deb import (
+from imagelock.core.errors import InputError
+from imagelock.inputs.debian.deb import (
     DebPackage,
 )
-from imagelock.build.debian.merge import View, is_installed, read_in_view
-from imagelock.core.errors import InputError
+from imagelock.inputs.debian.merge import View, is_installed, read_in_view
 from imagelock.tar.entry import BytesContent, Entry
 
 
