@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
-from imagelock.compare.locks import diff_debian, render_debian_diff
+from imagelock.inputs.debian.diff import diff_debian, render_debian_diff
 from imagelock.core.errors import IntegrityError, VerificationFailed
 from imagelock.fetch.http import fetch_bytes
 from imagelock.fetch.mirrors import join

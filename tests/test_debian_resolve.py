@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
-from imagelock.compare.locks import diff_debian, render_debian_diff
+from imagelock.inputs.debian.diff import diff_debian, render_debian_diff
 from imagelock.core.errors import InputError, IntegrityError, VerificationFailed
 from imagelock.fetch.apt_sources import machine_mirrors, parse_list_file, parse_sources_file
 from imagelock.fetch.store import Store

@@ -17,7 +17,7 @@ import pytest
 from imagelock.tar import unpack as archive
 from imagelock.build.config import config_bytes
 from imagelock.tar.entry import Entry
-from imagelock.inputs.files import context_entries
+from imagelock.inputs.files import ContextFiles
 from imagelock.build.tree import Tree
 from imagelock.lock.context import pin_file_input
 from imagelock.core.digest import canonical_json
@@ -170,12 +170,12 @@ def _member_owners_dropped(mp: pytest.MonkeyPatch) -> None:
         for e in orig(*a, **kw):
             yield Entry(e.path, e.type, e.mode, 0, 0, e.linkname, e.content)
 
-    mp.setattr("imagelock.inputs.files.unpack_tar", unpack)
+    mp.setattr("imagelock.inputs.downloads.unpack_tar", unpack)
 
 
 def _context_symlinks_owned_by_root(mp: pytest.MonkeyPatch) -> None:
     """§3: symlinks from the context take the input's owner (broken: 0:0)."""
-    orig = context_entries
+    orig = ContextFiles.place
 
     def entries(*a: Any, **kw: Any) -> Any:
         for e, layer, origin in orig(*a, **kw):
@@ -183,7 +183,7 @@ def _context_symlinks_owned_by_root(mp: pytest.MonkeyPatch) -> None:
                 e = Entry(e.path, e.type, e.mode, 0, 0, e.linkname, e.content)
             yield e, layer, origin
 
-    mp.setattr("imagelock.build.image.context_entries", entries)
+    mp.setattr(ContextFiles, "place", entries)
 
 
 def _encoder_fed_half_mebibyte_pieces(mp: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,8 @@
 """The fetch phase: make sure every pinned input of a lock is in the store, hash-checked.
 
+Each input kind says where its pins' bytes come from (`InputKind.sources`); this loop asks every
+kind in turn, and downloads only what the store lacks.
+
 Network is used only here (and in `lock`); with `offline=True` nothing is downloaded and a
 missing or corrupt object is an error (exit 3) that says which input and what to run.
 """
@@ -11,16 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagelock.core.errors import FetchError
-from imagelock.fetch.debian import package_urls
-from imagelock.fetch.downloads import urls_for
 from imagelock.fetch.http import fetch_to_store
-from imagelock.fetch.python_index import Indexes, indexes_for, wheel_sources
 from imagelock.fetch.store import Store
-from imagelock.formats.debian import DebianPackagePin, DebianSource
 from imagelock.formats.files import load_spec
 from imagelock.formats.lock import Lock
-from imagelock.formats.python import WheelPin
-from imagelock.formats.spec import HttpSource
+from imagelock.inputs.kind import Mirrors
+from imagelock.inputs.registry import KINDS
 
 
 @dataclass
@@ -76,43 +75,11 @@ def fetch_pins(
     cli_mirrors: Mapping[str, list[str]],
     offline: bool,
 ) -> FetchReport:
-    """Make every pinned input of `lock` present and intact in the store."""
+    """Make every pinned input of `lock` present and intact in the store, kind by kind."""
     report = FetchReport()
-    http = {k: v for k, v in sources.items() if isinstance(v, HttpSource)}
-    for pin in lock.downloads:
-        _fetch_one(store, report, sha256=pin.sha256, size=pin.size,
-                   what=f"download {pin.location}", offline=offline,
-                   urls=lambda pin=pin: urls_for(pin.location, http, cli_mirrors))  # type: ignore[misc]
-    debs = {}
-    for platform_pins in lock.debian.values():
-        for deb in platform_pins.packages:
-            debs[deb.sha256] = deb
-    wheels = {}
-    for platform_wheels in lock.python.values():
-        for w in platform_wheels:
-            wheels[w.sha256] = w
-    if wheels:
-
-        indexes: dict[str, Indexes] = {}
-
-        def wheel_urls(w: WheelPin) -> list[str]:
-            if w.source not in indexes:  # pip's configuration is read once per source
-                indexes[w.source] = indexes_for(w.source, sources, cli_mirrors)
-            return wheel_sources(w, indexes[w.source])
-
-        for w in wheels.values():
-            _fetch_one(store, report, sha256=w.sha256, size=w.size, what=f"wheel {w.filename}",
-                       offline=offline, urls=lambda w=w: wheel_urls(w))  # type: ignore[misc]
-    for deb in debs.values():
-        _fetch_one(store, report, sha256=deb.sha256, size=deb.size,
-                   what=f"package {deb.name} {deb.version} ({deb.architecture})", offline=offline,
-                   urls=lambda deb=deb: package_urls(deb, _debian_sources(sources, deb), cli_mirrors))  # type: ignore[misc]
+    mirrors = Mirrors(sources, cli_mirrors)
+    for kind in KINDS:
+        for src in kind.sources(lock, mirrors):
+            _fetch_one(store, report, sha256=src.sha256, size=src.size, what=src.what,
+                       urls=src.urls, offline=offline)
     return report
-
-
-def _debian_sources(sources: Mapping[str, object], pin: DebianPackagePin) -> dict[str, DebianSource]:
-    """The spec's Debian sources; without the spec, the pin's suite on the machine's mirrors."""
-    out = {k: v for k, v in sources.items() if isinstance(v, DebianSource)}
-    name = pin.location.partition(":")[0]
-    out.setdefault(name, DebianSource(kind="debian", suites=[pin.suite]))
-    return out

@@ -1,24 +1,31 @@
-"""Turning the lock's pins into image entries: one small function per input kind.
+"""Context files: files, directories and symlinks from the build context, pinned by content.
 
-Pins name their layer; the caller places the entries in a `Tree`. Content is never read here,
-only referenced: the layer writer streams it and checks each pin's sha256 as it goes.
+Their bytes never go through the store: a build reads them from the context directory, checked
+against the pin as the layer writer streams them, and refuses one whose real path leaves the
+context (a symlink).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from imagelock.core.errors import UnsafeContentError
-from imagelock.fetch.store import Store
 from imagelock.formats.common import mode_int, owner_ids
-from imagelock.formats.lock import ContextPin, DownloadPin, PathPin
-from imagelock.inputs.content import StoreContent
+from imagelock.formats.lock import ContextPin, Lock
+from imagelock.inputs.kind import (
+    BuildInputs,
+    Component,
+    Dependency,
+    Mirrors,
+    PinDiff,
+    Placement,
+    Source,
+    changed_lines,
+    keyed,
+)
 from imagelock.tar.entry import ContextContent, Entry, normalize_path
-from imagelock.tar.unpack import unpack_tar
-
-Placement = tuple[Entry, str, str]  # entry, layer, origin
 
 
 def _inside_context(context: Path, src: str) -> Path:
@@ -31,60 +38,47 @@ def _inside_context(context: Path, src: str) -> Path:
     return Path(real)
 
 
-def context_entries(pins: list[ContextPin], context: Path) -> Iterator[Placement]:
-    for i, pin in enumerate(pins):
-        path = normalize_path(pin.dest, what=f"files[{i}].dest")
-        uid, gid = owner_ids(pin.owner)
-        origin = f"files[{i}] ({pin.src})"
-        if pin.type == "file":
-            assert pin.sha256 is not None and pin.size is not None and pin.mode is not None
-            content = ContextContent(_inside_context(context, pin.src), pin.src, pin.sha256, pin.size)
-            yield Entry(path, "file", mode_int(pin.mode), uid, gid, content=content), pin.layer, origin
-        elif pin.type == "dir":
-            assert pin.mode is not None
-            yield Entry(path, "dir", mode_int(pin.mode), uid, gid), pin.layer, origin
-        else:
-            yield Entry(path, "symlink", 0o777, uid, gid, linkname=pin.target or ""), pin.layer, origin
+class ContextFiles:
+    name = "files"
 
+    def pins(self, lock: Lock, platform: str) -> Sequence[ContextPin]:
+        return lock.files
 
-def download_entries(pins: list[DownloadPin], store: Store, staging: Path) -> Iterator[Placement]:
-    for i, pin in enumerate(pins):
-        origin = f"downloads[{i}] ({pin.location})"
-        what = f"download {pin.location}"
-        if not pin.unpack:
-            uid, gid = owner_ids(pin.owner or "0:0")
-            mode = mode_int(pin.mode or "0644")
-            path = normalize_path(pin.dest, what=f"downloads[{i}].dest")
-            content = StoreContent(store, pin.sha256, pin.size, what)
-            yield Entry(path, "file", mode, uid, gid, content=content), pin.layer, origin
-            continue
-        # An archive is verified whole before a single member is trusted.
-        store.verify(pin.sha256, pin.size, what)
-        with store.open_verified(pin.sha256, pin.size, what) as f:
-            for e in unpack_tar(
-                f,  # type: ignore[arg-type]
-                dest=pin.dest,
-                strip=pin.strip_components,
-                staging=staging / f"download-{i}",
-                archive=f"{origin}",
-            ):
-                if pin.owner is not None:
-                    uid, gid = owner_ids(pin.owner)
-                    e = Entry(e.path, e.type, e.mode, uid, gid, e.linkname, e.content)
-                if pin.mode is not None and e.type == "file":
-                    e = Entry(e.path, e.type, mode_int(pin.mode), e.uid, e.gid, e.linkname, e.content)
-                yield e, pin.layer, origin
+    def sources(self, lock: Lock, mirrors: Mirrors) -> Iterator[Source]:
+        return iter(())  # read from the build context, never fetched
 
+    def platform_layers(self, lock: Lock) -> set[str]:
+        return set()
 
-def path_entries(pins: list[PathPin]) -> Iterator[Placement]:
-    for i, pin in enumerate(pins):
-        path = normalize_path(pin.path, what=f"paths[{i}].path")
-        uid, gid = owner_ids(pin.owner)
-        origin = f"paths[{i}] ({pin.path})"
-        if pin.type == "directory":
-            yield Entry(path, "dir", mode_int(pin.mode or "0755"), uid, gid), pin.layer, origin
-        elif pin.type == "symlink":
-            yield Entry(path, "symlink", 0o777, uid, gid, linkname=pin.target or ""), pin.layer, origin
-        else:
-            target = normalize_path(pin.target or "", what=f"paths[{i}].target")
-            yield Entry(path, "hardlink", 0o644, uid, gid, linkname=target), pin.layer, origin
+    def place(self, lock: Lock, platform: str, build: BuildInputs) -> Iterator[Placement]:
+        for i, pin in enumerate(lock.files):
+            path = normalize_path(pin.dest, what=f"files[{i}].dest")
+            uid, gid = owner_ids(pin.owner)
+            origin = f"files[{i}] ({pin.src})"
+            if pin.type == "file":
+                assert pin.sha256 is not None and pin.size is not None and pin.mode is not None
+                content = ContextContent(_inside_context(build.context, pin.src), pin.src,
+                                         pin.sha256, pin.size)
+                yield Entry(path, "file", mode_int(pin.mode), uid, gid, content=content), pin.layer, origin
+            elif pin.type == "dir":
+                assert pin.mode is not None
+                yield Entry(path, "dir", mode_int(pin.mode), uid, gid), pin.layer, origin
+            else:
+                yield Entry(path, "symlink", 0o777, uid, gid, linkname=pin.target or ""), pin.layer, origin
+
+    def make_layers(self, lock: Lock, platform: str, layers: dict[str, list[Entry]],
+                    build: BuildInputs) -> dict[str, list[Entry]]:
+        return {}
+
+    def dependencies(self, lock: Lock) -> Iterator[Dependency]:
+        for f in lock.files:
+            if f.type == "file" and f.sha256:
+                yield Dependency(f"context:{f.src}", f.sha256)
+
+    def diff(self, old: Lock, new: Lock) -> PinDiff:
+        return PinDiff(changed_lines("file", keyed(old.files, "dest"), keyed(new.files, "dest")))
+
+    def components(self, lock: Lock, platform: str) -> Iterator[Component]:
+        for f in lock.files:
+            if f.type == "file" and f.sha256 is not None and f.size is not None:
+                yield Component(self.name, f.dest, None, None, f.sha256, f.size)
