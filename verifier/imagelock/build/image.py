@@ -14,6 +14,7 @@ from pathlib import Path
 from imagelock.build.config import config_bytes, manifest_bytes
 from imagelock.build.layer import LayerBlob, write_layer
 from imagelock.build.tree import Tree
+from imagelock.core import progress
 from imagelock.core.digest import sha256_digest
 from imagelock.fetch.store import Store
 from imagelock.formats.lock import Lock
@@ -23,6 +24,7 @@ from imagelock.inputs.registry import KINDS
 from imagelock.oci.image import Blob, Image
 
 
+@progress.phase("layers")
 def build_images(
     lock: Lock,
     *,
@@ -38,12 +40,15 @@ def build_images(
     notes = notes if notes is not None else []
     shared: dict[str, tuple[LayerBlob, Path | None]] = {}
     platform_specific = {name for kind in KINDS for name in kind.platform_layers(lock)}
+    progress.planned(len(lock.layers) + (len(lock.platforms) - 1) * len(
+        [n for n in lock.layers if n in platform_specific]), unit="layers")
     images = []
     for p, platform in enumerate(lock.platforms):
         tree = Tree(lock.layers)
         inputs = {kind.name: BuildInputs(context, store, workdir / f"staging-{p}" / kind.name, notes)
                   for kind in KINDS}
         for kind in KINDS:
+            progress.working(f"placing the {kind.name} inputs for {platform}")
             for entry, layer, origin in kind.place(lock, platform, inputs[kind.name]):
                 tree.add(entry, layer, origin)
         per_layer = tree.layer_entries()
@@ -58,9 +63,11 @@ def build_images(
                 lb, tar_path = shared[name]
             else:
                 tar_path = workdir / f"layer-{p}-{i}.tar" if keep_tars else None
+                progress.working(f"writing layer {name} ({platform})")
                 lb = write_layer(per_layer[name], mtime=lock.source_date_epoch,
                                  blob_path=workdir / f"layer-{p}-{i}.tar.gz", tar_path=tar_path)
                 shared[name] = (lb, tar_path)
+                progress.item(f"layer {name} ({platform})", "written", lb.tar_size)
             blobs.append(Blob(lb.digest, lb.size, MT_LAYER_GZIP, path=lb.blob_path))
             diff_ids.append(lb.diff_id)
             if tar_path is not None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagelock.core import progress
 from imagelock.core.errors import FetchError
 from imagelock.fetch.http import fetch_to_store
 from imagelock.fetch.store import Store
@@ -43,6 +44,7 @@ def _fetch_one(store: Store, report: FetchReport, *, sha256: str, size: int, wha
     if store.has(sha256):
         store.verify(sha256, size, what)
         report.present += 1
+        progress.item(what, "present", size)
         return
     if offline:
         raise FetchError(
@@ -67,6 +69,7 @@ def fetch_lock(
                       offline=offline)
 
 
+@progress.phase("fetch")
 def fetch_pins(
     lock: Lock,
     sources: Mapping[str, object],
@@ -78,8 +81,9 @@ def fetch_pins(
     """Make every pinned input of `lock` present and intact in the store, kind by kind."""
     report = FetchReport()
     mirrors = Mirrors(sources, cli_mirrors)
-    for kind in KINDS:
-        for src in kind.sources(lock, mirrors):
-            _fetch_one(store, report, sha256=src.sha256, size=src.size, what=src.what,
-                       urls=src.urls, offline=offline)
+    pending = [src for kind in KINDS for src in kind.sources(lock, mirrors)]
+    progress.planned(len(pending), sum(src.size for src in pending), "inputs")
+    for src in pending:
+        _fetch_one(store, report, sha256=src.sha256, size=src.size, what=src.what,
+                   urls=src.urls, offline=offline)
     return report

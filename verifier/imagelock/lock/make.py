@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from imagelock import __version__
+from imagelock.core import progress
 from imagelock.core.errors import InputError
 from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME  # noqa: F401  (re-exported)
 from imagelock.fetch.store import Store
@@ -131,6 +132,7 @@ def source_date_epoch(spec: Spec) -> int:
 
 
 
+@progress.phase("resolve")
 def resolve_lock(
     spec_path: Path,
     *,
@@ -224,12 +226,14 @@ def _lock_debian(
     out = {}
     for platform in spec.image.platforms:
         prev = previous.debian.get(platform) if previous is not None else None
+        progress.working(f"resolving Debian packages for {platform}")
         indexes, packages = lock_debian(
             sources, deb, store, cli_mirrors,
             previous_pins=prev.packages if prev is not None else None,
             upgrade=set(upgrade), architecture=debian_arch(platform),
         )
         out[platform] = DebianPlatformLock(indexes=indexes, packages=packages)
+        progress.item(f"{len(packages)} Debian packages for {platform}", "resolved")
     names = {p.name for pl in out.values() for p in pl.packages}
     for i, g in enumerate(deb.groups):
         missing = [n for n in g.packages if n not in names]
@@ -253,10 +257,12 @@ def _lock_python(
     if py.python_version is None:
         py = py.model_copy(update={"python_version": _debian_python(debian)})
     ctx = context_dir(spec, spec_path)
-    out = {
-        platform: lock_python(py, ctx, store, cli_mirrors, sources=spec.sources, platform=platform)
-        for platform in spec.image.platforms
-    }
+    out = {}
+    for platform in spec.image.platforms:
+        progress.working(f"resolving Python requirements for {platform}")
+        out[platform] = lock_python(py, ctx, store, cli_mirrors, sources=spec.sources,
+                                    platform=platform)
+        progress.item(f"{len(out[platform])} wheels for {platform}", "resolved")
     install = PythonInstall(
         layer=py.layer or "python", python_version=py.version,
         site_packages=py.site_packages_dir(), scripts_dir=py.scripts_dir, prefix=py.prefix,

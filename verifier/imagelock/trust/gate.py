@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from imagelock.core import progress
 from imagelock.core.errors import InputError
 from imagelock.oci.locations import local_path, read_image, registry_form
 from imagelock.trust.attest import attestations_path
@@ -92,6 +93,7 @@ def push_attestation(ref: str, envelope: bytes, *, insecure: bool) -> str:
     return push_referrer(target, artifact, insecure=insecure)
 
 
+@progress.phase("push")
 def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
     """Attach every envelope of `files` to the registry image `ref`; refuse an envelope whose
     subject is another image (it would never count, and would mislead whoever reads it)."""
@@ -135,4 +137,5 @@ def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
                 raise InputError(f"the attestation's subject is not {ref} ({digest})", path=f,
                                  line=n, hint="attach it to the image it was made for")
             pushed.append(push_attestation(ref, raw, insecure=insecure))
+            progress.item(f"attestation {f.name}:{n} as {pushed[-1]}", "uploaded", len(raw))
     return pushed

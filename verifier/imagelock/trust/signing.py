@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagelock.core import progress
 from imagelock.core.errors import FetchError, InputError
 from imagelock.oci.archive_read import read_docker_archive
 from imagelock import __version__
@@ -101,6 +102,7 @@ def _production_config() -> Any:
                          "network") from None
 
 
+@progress.phase("sign")
 def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
     """SLSA provenance for every platform built, signed, filed beside the output."""
     out = attestations_path(res.output)
@@ -153,6 +155,7 @@ def _payload(line: bytes) -> bytes:
         return b""
 
 
+@progress.phase("sign")
 def sign_rebuild(
     res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None
 ) -> tuple[Path, bytes]:
