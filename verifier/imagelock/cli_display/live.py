@@ -70,8 +70,8 @@ class LiveDisplay:
             return Group(*(self._line(st, now, width) for st in self.phases.open))
 
     def _line(self, st: PhaseState, now: float, width: int) -> Text:
-        """`⠹ fetch    ━━━━━━━━━━────────── 31/52 inputs  12.3/19.4 MB  4.1 MB/s  package x from
-        HOST`, cut to the terminal's width (the current item gives way first)."""
+        """`⠹ fetch    ━━━━━━━━━━────────── 31/52 inputs  12.3/19.4 MB  4.1 MB/s  from HOST
+        package x`, cut to the terminal's width (the current item gives way first)."""
         spinner = self._spinners.setdefault(id(st), Spinner("dots", style="cyan"))
         frame = spinner.render(now)
         line = Text.assemble(frame if isinstance(frame, Text) else Text(str(frame)), " ",
@@ -88,9 +88,10 @@ class LiveDisplay:
             line.append(f"  {size(st.done_bytes)}{total}", style="cyan")
         rate = st.rate(now)
         line.append(f"  {size(rate)}/s" if rate else f"  {st.elapsed(now):.0f} s", style="green")
+        if st.source and st.current:  # the mirror first: a long item name is cut, not it
+            line.append(f"  from {clean(st.source)}", style="yellow")
         if st.current:
-            doing = clean(st.current) + (f" from {clean(st.source)}" if st.source else "")
-            line.append(f"  {doing}", style="dim")
+            line.append(f"  {clean(st.current)}", style="dim")
         line.truncate(max(width - 1, 20), overflow="ellipsis")
         return line
 
