@@ -24,6 +24,7 @@ from imagelock.fetch.debian import package_urls
 from imagelock.fetch.pins import sources_of
 from imagelock.formats.debian import DebianSource
 from imagelock.formats.files import read_lock
+from registry_fixture import Registry
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 PHASE_LINE = re.compile(r"^(resolve|fetch|layers|compare|sign|push|pull): .* in \d+(\.\d)? s"
@@ -152,3 +153,35 @@ def test_the_words_of_a_phase_name_counts_bytes_and_mirrors() -> None:
     assert "\x1b" not in item_line("fetch", ItemDone("evil\x1b[2J", "present"))
     assert progress.source_of("https://user:secret@mirror.invalid:8443/debian/x.deb") == \
         "mirror.invalid:8443"
+
+
+def test_push_pull_and_attach_in_a_log_name_the_blobs_and_the_registry(
+        tmp_path: Path, registry: Registry) -> None:
+    ex = copy_example("hello", tmp_path / "hello")
+    env = {"IMAGELOCK_STORE": str(tmp_path / "store"), "IMAGELOCK_KEY_PASSPHRASE": ""}
+    assert run(["keygen", "-o", str(tmp_path / "k.key"), "--no-passphrase"], env=env).returncode == 0
+    r = run(["build", str(ex), "-o", str(tmp_path / "img"), "--sign", str(tmp_path / "k.key")],
+            env=env)
+    assert r.returncode == 0, r.stderr
+    assert [line.split(":")[0] for line in r.stderr.splitlines()] == ["fetch", "layers", "sign"]
+
+    ref = f"{registry.host}/progress/hello:1.0"
+    r = run(["push", str(tmp_path / "img"), ref], env=env)
+    assert r.returncode == 0, r.stderr
+    # Two blobs: the layer and the config (the repository is new, so both are sent).
+    assert re.fullmatch(rf"push: 2 blobs uploaded \([\d.]+ k?B, to {re.escape(registry.host)}\) "
+                        r"in [\d.]+ s \([\d.]+ k?B/s\)\n", r.stderr), r.stderr
+    digest = r.stdout.split("manifest ")[1].strip()
+
+    r = run(["pull", ref, "-o", str(tmp_path / "pulled"), "--verbose"], env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert any(re.fullmatch(rf"pull: downloaded layer 0 \(sha256:\w+\) \([\d.]+ k?B\) from "
+                            rf"{re.escape(registry.host)}", line) for line in lines), lines
+    assert re.fullmatch(rf"pull: 2 blobs downloaded \([\d.]+ kB, from {re.escape(registry.host)}\)"
+                        r" in .*", lines[-1]), lines
+
+    r = run(["attach", f"{registry.host}/progress/hello@{digest}",
+             str(tmp_path / "img.intoto.jsonl")], env=env)
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"push: 1 uploaded \([\d.]+ k?B\) in .*\n", r.stderr), r.stderr

@@ -102,12 +102,14 @@ class PhaseState:
                 word = "to" if state == "uploaded" else "from"
                 notes.append(f"{word} " + ", ".join(s for s, _ in self.sources.most_common(3)))
             parts.append((n, state, f" ({', '.join(notes)})" if notes else ""))
-        if len(parts) == 1:  # "52 inputs downloaded (19.4 MB, from HOST)"
+        listed = ", ".join(f"{k} {st}{d}" for k, st, d in parts)
+        if parts and self.planned_items is None:  # no unit to count in: "3 downloaded (...)"
+            what = listed + " "
+        elif len(parts) == 1:  # "52 inputs downloaded (19.4 MB, from HOST)"
             n, state, detail = parts[0]
             what = f"{count(n, self.unit)} {state}{detail} "
         elif parts:  # "52 inputs: 32 downloaded (...), 20 present (...)"
-            what = (f"{count(self.items, self.unit)}: "
-                    + ", ".join(f"{k} {st}{d}" for k, st, d in parts) + " ")
+            what = f"{count(self.items, self.unit)}: {listed} "
         else:
             what = f"{count(self.planned_items, self.unit)} " if self.planned_items == 0 else ""
         rate = self.rate(self.started)
