@@ -21,7 +21,7 @@ from imagelock.cli_display.state import Phases
 from imagelock.core import progress
 from imagelock.core.progress import ItemDone, PhaseEnded, PhaseStarted, Planned
 from imagelock.fetch.debian import package_urls
-from imagelock.fetch.pins import sources_of
+from imagelock.inputs.fetching import sources_of
 from imagelock.formats.debian import DebianSource
 from imagelock.formats.files import read_lock
 from registry_fixture import Registry
