@@ -136,10 +136,10 @@ def _token() -> str:
 def test_keyless_signing_is_tested_up_to_the_network_boundary(tmp_path: Path) -> None:
     """sigstore's services are unreachable from here: a well-formed token gets as far as Fulcio
     and fails with exit 3; a malformed one is bad input, exit 2. Nothing half-written remains."""
-    from helpers import SHARED
+    from helpers import SIGSTORE_FIXTURES
 
     ex, _, env = _setup(tmp_path)
-    trust = SHARED / "fixtures/sigstore/sigstore-python/trust"
+    trust = SIGSTORE_FIXTURES / "sigstore-python/trust"
     common = ["--sigstore", "--trusted-root", str(trust / "production.trusted_root.json"),
               "--signing-config", str(trust / "production.signing_config.v0.2.json")]
     env = {**env, "IMAGELOCK_HTTP_TIMEOUT": "3"}
