@@ -56,6 +56,13 @@ IN_SANDBOX = "IMAGELOCK_IN_SANDBOX"
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
 PROC_MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/kallsyms")
 
+# Build mode binds a host path at its own path, except one under a mount point the sandbox makes
+# itself (its private /tmp, /proc, /dev): bwrap would create the way down to it inside that mount,
+# so a clone, venv or store under /tmp would show in the sandbox's /tmp. Those are bound below
+# this prefix instead (docs/field-notes.md, "The sandbox and where the project lives").
+HOST_PREFIX = "/run/imagelock/host"
+_OWN_MOUNTS = ("/tmp", "/proc", "/dev")
+
 _NAMESPACES = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                "--unshare-cgroup", "--hostname", HOSTNAME, "--die-with-parent", "--new-session"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -295,6 +302,25 @@ def python_binds() -> list[Path]:
     return _outermost(paths)
 
 
+def inside_path(host: str | os.PathLike[str]) -> str:
+    """Where the build-mode sandbox shows the host path `host` (see HOST_PREFIX)."""
+    path = os.path.abspath(host)
+    if any(path == m or path.startswith(m + "/") for m in _OWN_MOUNTS):
+        return HOST_PREFIX + path
+    return path
+
+
+def _outside(value: Any) -> Any:
+    """`value` from inside (JSON), with each relocated path written as the host path it is."""
+    if isinstance(value, str):
+        return value.replace(HOST_PREFIX + "/", "/")
+    if isinstance(value, list):
+        return [_outside(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _outside(v) for k, v in value.items()}
+    return value
+
+
 def _outermost(paths: Sequence[Path]) -> list[Path]:
     """Absolute, de-duplicated paths, dropping any that lies inside another."""
     absolute = sorted({Path(os.path.abspath(p)) for p in paths}, key=lambda p: len(p.parts))
@@ -315,14 +341,15 @@ def build_sandbox(
 ) -> Sandbox:
     """A build-mode sandbox: Python + imagelock + `/usr` and `inputs` read-only, `outputs` writable.
 
-    Every path is bound at its own host path, so paths in messages and results read the same
-    inside and out. `tmp`, when given, is a fresh host directory bound as `/tmp` (disk-backed,
-    for large layers); otherwise `/tmp` is a tmpfs.
+    Every path is bound at `inside_path(path)`: its own host path, so paths in messages and
+    results read the same inside and out, unless it lies under the sandbox's own /tmp, /proc or
+    /dev. `tmp`, when given, is a fresh host directory bound as `/tmp` (disk-backed, for large
+    layers); otherwise `/tmp` is a tmpfs. Either way `/tmp` starts empty.
     """
-    ro = [(p, str(p)) for p in _outermost([*_system_dirs(), *python_binds()])]
-    ro += [(Path(os.path.abspath(p)), os.path.abspath(p)) for p in inputs]
+    ro = [(p, inside_path(p)) for p in _outermost([*_system_dirs(), *python_binds()])]
+    ro += [(Path(os.path.abspath(p)), inside_path(p)) for p in inputs]
     ro += [(src, dest) for src, dest in extra_binds]
-    rw = [(Path(os.path.abspath(p)), os.path.abspath(p)) for p in outputs]
+    rw = [(Path(os.path.abspath(p)), inside_path(p)) for p in outputs]
     tmpfs = ["/tmp"]
     if tmp is not None:
         rw.append((tmp, "/tmp"))
@@ -344,6 +371,7 @@ def _error_classes() -> dict[str, type[ImagelockError]]:
 
 def _inner_error(data: dict[str, Any], returncode: int) -> ImagelockError:
     """The error the sandboxed build reported, as the same class outside."""
+    data = _outside(data)
     cls = _error_classes().get(str(data.get("error")), ImagelockError)
     err = cls(str(data.get("message")), path=data.get("path"), line=data.get("line"),
               field=data.get("field"), hint=data.get("hint"))
@@ -367,7 +395,8 @@ def build_in_sandbox(
     output is written to a private directory beside `output` and moved into place here, so the
     sandbox never sees the rest of the output's directory. `context` None means the lock's own;
     another directory is bound where the lock expects its context. An ImagelockError raised
-    inside is raised here as the same class, with its message and hint.
+    inside is raised here as the same class, with its message and hint. Paths go in as
+    `inside_path` gives them and come back out as host paths.
     """
     from ..atomic import atomic_dir, atomic_file
     from ..lockfile import read_lock
@@ -387,7 +416,7 @@ def build_in_sandbox(
         raise InputError(f"the build context {context} is not a directory",
                          hint="give the directory the lock's files come from")
     else:
-        extra.append((Path(os.path.abspath(context)), str(ctx)))
+        extra.append((Path(os.path.abspath(context)), inside_path(ctx)))
     name = "image.tar" if fmt == "docker-archive" else "image"
 
     def run(stage: Path, tmp: Path) -> dict[str, Any]:
@@ -395,9 +424,9 @@ def build_in_sandbox(
                             source_date_epoch=lock.source_date_epoch)
         if os.environ.get("IMAGELOCK_DEBUG"):
             box.env["IMAGELOCK_DEBUG"] = "1"
-        cmd = [sys.executable, "-I", "-B", "-m", "imagelock.sandboxed_build",
-               "--lock", str(lock_path), "--context", str(ctx), "--store", str(store),
-               "--out", str(stage / name), "--format", fmt]
+        cmd = [inside_path(sys.executable), "-I", "-B", "-c", _sandboxed_main(),
+               "--lock", inside_path(lock_path), "--context", inside_path(ctx),
+               "--store", inside_path(store), "--out", inside_path(stage / name), "--format", fmt]
         r = _run_bwrap(box.argv(cmd, "/", bwrap=bwrap), [], stdin=None, capture=True,
                        timeout=timeout, what="the sandboxed build")
         return _result(r)
@@ -422,6 +451,20 @@ def build_in_sandbox(
     return data
 
 
+def _sandboxed_main() -> str:
+    """Python code that runs `imagelock.sandboxed_build` from where the sandbox shows imagelock.
+
+    An editable install finds its source through a `.pth` entry naming the host path, which is
+    not there when that path was bound under HOST_PREFIX; site skips missing entries, so the
+    bound location is appended (a no-op when imagelock is found at its own path).
+    """
+    import imagelock
+
+    source = inside_path(Path(imagelock.__file__).parent.parent)
+    return (f"import sys; sys.path.append({source!r}); "
+            "from imagelock.sandboxed_build import main; sys.exit(main())")
+
+
 def _result(r: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
     """The sandboxed build's JSON result; its error raised as the same class."""
     try:
@@ -431,12 +474,13 @@ def _result(r: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
     if isinstance(data, dict) and "error" in data:
         raise _inner_error(data, r.returncode)
     if r.returncode != 0 or not isinstance(data, dict):
-        tail = r.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        tail = _outside(r.stderr.decode(errors="replace").strip().splitlines()[-3:])
         raise ToolUnavailable(
             f"the sandboxed build failed (exit {r.returncode}): " + " / ".join(tail),
             hint="IMAGELOCK_DEBUG=1 shows the traceback from inside; `--no-sandbox` tells "
             "whether the sandbox is the cause (a dependency outside the bound paths?)")
-    return data
+    result: dict[str, Any] = _outside(data)
+    return result
 
 
 # --- rootfs mode -------------------------------------------------------------------------------
@@ -608,7 +652,8 @@ def _is_opaque(path: Path) -> bool:
 
 __all__ = [
     "Change", "Sandbox", "StepFailed", "available", "build_in_sandbox", "build_sandbox",
-    "bwrap_path", "overlay_run", "python_binds", "require", "rootfs_sandbox", "upper_to_changes",
+    "bwrap_path", "inside_path", "overlay_run", "python_binds", "require", "rootfs_sandbox",
+    "upper_to_changes",
 ]
 
 
