@@ -26,6 +26,7 @@ sources:
 SECURITY = "  security: {kind: debian, suites: [bookworm-security]}\n"
 
 
+@pytest.mark.slow
 def test_upgrading_only_libssl3_moves_only_libssl3(tmp_path: Path, shared_store: Path) -> None:
     env = {"IMAGELOCK_STORE": str(shared_store)}
     d = tmp_path / "img"

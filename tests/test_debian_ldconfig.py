@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from deb_factory import M, make_deb, pin_for
 from helpers import need
 from imagelock.build.debian_root import debian_entries
 from imagelock.store import Store
+
+pytestmark = pytest.mark.tools  # the package's ldconfig runs in bubblewrap
 
 
 def test_a_hostile_ldconfig_cannot_touch_the_host(tmp_path: Path) -> None:

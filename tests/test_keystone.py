@@ -19,7 +19,9 @@ from helpers import (
     varied_host_prefix,
 )
 
-pytestmark = pytest.mark.network  # .debs and wheels come from the configured mirrors and indexes
+pytestmark = [pytest.mark.network,  # .debs and wheels come from the configured mirrors and indexes
+              pytest.mark.tools,  # podman runs the image
+              pytest.mark.slow]  # every test needs the module's build of keystone
 LOCK = json.loads((REPO / "examples/keystone/imagelock.lock").read_text())
 EXPECTED = LOCK["expected"]["linux/amd64"]
 TAG = "imagelock/keystone:bookworm"

@@ -22,7 +22,9 @@ from helpers import (
     varied_host_prefix,
 )
 
-pytestmark = pytest.mark.network  # the .debs come from the machine's Debian mirror
+pytestmark = [pytest.mark.network,  # the .debs come from the machine's Debian mirror
+              pytest.mark.tools,  # podman runs the image
+              pytest.mark.slow]  # every test needs the module's build of python-base
 LOCK = json.loads((REPO / "examples/python-base/imagelock.lock").read_text())
 EXPECTED = LOCK["expected"]["linux/amd64"]
 TAG = "imagelock/python-base:3.11-bookworm"

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from helpers import REPO, copy_example, run
 from imagelock.oci.layout import write_layout
 from imagelock.oci.layout_read import read_layout
@@ -27,12 +28,14 @@ def _rebuild(ex: Path, image: Path, env: dict[str, str], *extra: str) -> tuple[i
     return r.returncode, json.loads(r.stdout)
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_untouched_image_is_reproduced_in_the_sandbox(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     code, rep = _rebuild(ex, published, env)
     assert (code, rep["verdict"], rep["sandbox"]) == (0, "reproduced", "bubblewrap")
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_one_changed_byte_is_a_mismatch_naming_the_file(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     img = edit_layer(read_layout(published), 0, tmp_path / "w", change_byte("usr/local/bin/hello", 100))
@@ -45,6 +48,7 @@ def test_one_changed_byte_is_a_mismatch_naming_the_file(tmp_path: Path) -> None:
     assert human.returncode == 1 and "usr/local/bin/hello" in human.stdout
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_mode_and_config_changes_are_classified(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     img = edit_layer(read_layout(published), 0, tmp_path / "w1", chmod("etc/passwd", 0o666))
@@ -57,6 +61,7 @@ def test_mode_and_config_changes_are_classified(tmp_path: Path) -> None:
     assert any(c == "metadata" and "Env" in str(f) for c, f in cats)
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_recompressed_image_is_reproduced_content_with_exit_0(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     write_layout([recompress(read_layout(published), tmp_path / "w", level=9)], tmp_path / "re")
@@ -74,6 +79,7 @@ def test_no_sandbox_is_said_and_a_missing_sandbox_is_exit_4(tmp_path: Path) -> N
     assert "bubblewrap" in r.stderr and "--no-sandbox" in r.stderr
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_rebuild_signs_a_vsa_only_on_a_match(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     r = run(["keygen", "-o", str(tmp_path / "rb.key"), "--no-passphrase"], env=env)

@@ -21,8 +21,6 @@ import pytest
 from helpers import IMAGELOCK, REPO, copy_example, need
 from imagelock.build import sandbox as sb
 
-pytestmark = pytest.mark.tools
-
 # Run by the copied venv's python: argv[1] is the location. Prints one JSON document.
 DRIVER = r"""
 import json, os, sys
@@ -97,29 +95,39 @@ def location(request: pytest.FixtureRequest) -> Iterator[Path]:
     yield from _unique_dir(parent, prefix)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _bwrap() -> None:
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/hello plus a pinned file:// download, locked once: `hello/` and `store/`.
+
+    The lock names its context relative to itself and the download is in the store, so a
+    copy of both builds anywhere without fetching.
+    """
     need("bwrap")
     assert sb.available(), sb._probe(False)
-
-
-def test_sandbox_tmp_is_empty_and_the_build_works_wherever_the_project_lives(
-    location: Path,
-) -> None:
-    python = _clone_into(location)
-    ctx = copy_example("hello", location / "hello")
+    base = tmp_path_factory.mktemp("locked")
+    ctx = copy_example("hello", base / "hello")
     (ctx / "imagelock.lock").unlink()
-    served = location / "served-blob"  # a pinned download: the store is not empty
+    served = base / "served-blob"  # a pinned download: the store is not empty
     served.write_bytes(b"pinned download\n" * 100)
     spec = ctx / "imagelock.yaml"
     spec.write_text(spec.read_text().replace(
         "contents:\n", f"contents:\n  downloads:\n    - {{url: 'file://{served}', "
         "dest: /usr/share/hello/blob}\n", 1))
-    store = location / "store"
-    r = subprocess.run([IMAGELOCK, "lock", str(ctx), "--store", str(store)], check=False,
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    r = subprocess.run([IMAGELOCK, "lock", str(ctx), "--store", str(base / "store")],
+                       check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
-    assert len(list((store / "sha256").iterdir())) == 1
+    assert len(list((base / "store" / "sha256").iterdir())) == 1
+    served.unlink()  # the build must take it from the store
+    return base
+
+
+@pytest.mark.tools
+def test_sandbox_tmp_is_empty_and_the_build_works_wherever_the_project_lives(
+    location: Path, locked: Path
+) -> None:
+    python = _clone_into(location)
+    ctx = shutil.copytree(locked / "hello", location / "hello")
+    shutil.copytree(locked / "store", location / "store")
     (location / "probe-out").mkdir()
     (location / "fresh-tmp").mkdir()
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from helpers import copy_example, run
 
-pytestmark = pytest.mark.network  # python-base's .debs come from the Debian mirror
+pytestmark = [pytest.mark.network,  # python-base's .debs come from the Debian mirror
+              pytest.mark.tools,  # rebuilds run in bubblewrap; docker-registry
+              pytest.mark.slow]  # the module's world builds and rebuilds python-base
 
 POLICY = """\
 version: 1
