@@ -86,7 +86,6 @@ def test_files_match_dpkg_deb_and_nothing_lands_outside_usr(debs: list[Path], tm
         assert n > 0, deb.name
 
 
-@pytest.mark.tools  # ldconfig runs in bubblewrap
 def test_libc6_ships_its_loader_under_usr(root: DebianRoot) -> None:
     libc = {e.path: e for e in root.packages["libc6"]}
     ld = libc["usr/lib64/ld-linux-x86-64.so.2"]
@@ -95,7 +94,6 @@ def test_libc6_ships_its_loader_under_usr(root: DebianRoot) -> None:
     assert links == {"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin"}
 
 
-@pytest.mark.tools  # ldconfig runs in bubblewrap
 def test_database_matches_this_machines_dpkg_for_the_same_versions(root: DebianRoot) -> None:
     sys = {e.path: e for e in root.system}
     status = _read(sys["var/lib/dpkg/status"]).decode()
@@ -131,7 +129,6 @@ def test_ld_so_cache_is_made_and_lists_libc(root: DebianRoot, tmp_path: Path) ->
     assert "libc.so.6" in out.stdout
 
 
-@pytest.mark.tools  # ldconfig runs in bubblewrap
 def test_ca_links_match_update_ca_certificates_on_the_real_certificates(
     root: DebianRoot, tmp_path: Path
 ) -> None:
