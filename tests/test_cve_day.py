@@ -31,7 +31,7 @@ contents:
 """
 
 
-@pytest.fixture(params=[pytest.param("live", marks=pytest.mark.network), "generated"])
+@pytest.fixture(params=[pytest.param("live", marks=[pytest.mark.network, pytest.mark.slow]), "generated"])
 def cve_day(request: pytest.FixtureRequest) -> CveDay:
     day: CveDay = request.getfixturevalue(f"{request.param}_cve_day")
     return day

@@ -130,6 +130,7 @@ def test_database_matches_this_machines_dpkg_for_the_same_versions(root: DebianR
         pytest.skip("none of the packages is installed here at the downloaded version")
 
 
+@pytest.mark.tools  # ldconfig runs in bubblewrap
 def test_ld_so_cache_is_made_and_lists_libc(root: DebianRoot, tmp_path: Path) -> None:
     sys = {e.path: e for e in root.system}
     assert "etc/ld.so.cache" in sys, root.notes

@@ -24,7 +24,9 @@ from helpers import (
     varied_host_prefix,
 )
 
-pytestmark = pytest.mark.network  # .debs and wheels come from the configured mirrors and indexes
+pytestmark = [pytest.mark.network,  # .debs and wheels come from the configured mirrors and indexes
+              pytest.mark.tools,  # podman runs the image
+              pytest.mark.slow]  # every test needs the module's build of keystone
 TAG = "imagelock/keystone:bookworm"
 
 

@@ -26,7 +26,9 @@ from helpers import (
     varied_host_prefix,
 )
 
-pytestmark = pytest.mark.network  # the .debs come from the machine's Debian mirror
+pytestmark = [pytest.mark.network,  # the .debs come from the machine's Debian mirror
+              pytest.mark.tools,  # podman runs the image
+              pytest.mark.slow]  # every test needs the module's build of python-base
 TAG = "imagelock/python-base:3.11-bookworm"
 
 

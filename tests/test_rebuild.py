@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from browser import chromium, read_dom
+import pytest
 from helpers import REPO, copy_example, run
 from imagelock.oci.layout import write_layout
 from imagelock.oci.layout_read import read_layout
@@ -30,6 +31,7 @@ def _rebuild(ex: Path, image: Path, env: dict[str, str], *extra: str) -> tuple[i
     return r.returncode, json.loads(r.stdout)
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_untouched_image_is_reproduced_in_the_sandbox(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     code, rep = _rebuild(ex, published, env)
@@ -43,6 +45,7 @@ def _page(path: Path) -> tuple[str, str]:
     return page.title, page.text
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_one_changed_byte_is_a_mismatch_naming_the_file(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     img = edit_layer(read_layout(published), 0, tmp_path / "w", change_byte("usr/local/bin/hello", 100))
@@ -61,6 +64,7 @@ def test_one_changed_byte_is_a_mismatch_naming_the_file(tmp_path: Path) -> None:
     assert "no inline diff: not UTF-8 text" in text  # a binary gets no text diff
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_mode_and_config_changes_are_classified(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     img = edit_layer(read_layout(published), 0, tmp_path / "w1", chmod("etc/passwd", 0o666))
@@ -117,6 +121,7 @@ def test_report_page_shows_hostile_names_as_text_and_diffs_small_text_files(
     assert (tmp_path / "r.html").read_bytes() == first
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_recompressed_image_is_reproduced_content_with_exit_0(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     write_layout([recompress(read_layout(published), tmp_path / "w", level=9)], tmp_path / "re")
@@ -134,6 +139,7 @@ def test_no_sandbox_is_said_and_a_missing_sandbox_is_exit_4(tmp_path: Path) -> N
     assert "bubblewrap" in r.stderr and "--no-sandbox" in r.stderr
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_rebuild_signs_a_vsa_only_on_a_match(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     r = run(["keygen", "-o", str(tmp_path / "rb.key"), "--no-passphrase"], env=env)
@@ -196,10 +202,10 @@ def _token() -> str:
 def test_keyless_signing_is_tested_up_to_the_network_boundary(tmp_path: Path) -> None:
     """sigstore's services are unreachable from here: a well-formed token gets as far as Fulcio
     and fails with exit 3; a malformed one is bad input, exit 2. Nothing half-written remains."""
-    from helpers import SHARED
+    from helpers import SIGSTORE_FIXTURES
 
     ex, _, env = _setup(tmp_path)
-    trust = SHARED / "fixtures/sigstore/sigstore-python/trust"
+    trust = SIGSTORE_FIXTURES / "sigstore-python/trust"
     common = ["--sigstore", "--trusted-root", str(trust / "production.trusted_root.json"),
               "--signing-config", str(trust / "production.signing_config.v0.2.json")]
     env = {**env, "IMAGELOCK_HTTP_TIMEOUT": "3"}

@@ -17,7 +17,9 @@ import pytest
 from example_locks import FreshExample
 from helpers import copy_example, run
 
-pytestmark = pytest.mark.network  # python-base's .debs come from the Debian mirror
+pytestmark = [pytest.mark.network,  # python-base's .debs come from the Debian mirror
+              pytest.mark.tools,  # rebuilds run in bubblewrap; docker-registry
+              pytest.mark.slow]  # the module's world builds and rebuilds python-base
 
 POLICY = """\
 version: 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from helpers import SIGSTORE_FIXTURES
 from imagelock.core.errors import FetchError, InputError, VerificationFailed
 from imagelock.formats.attestation import PROVENANCE_PREDICATE_TYPE
 from imagelock.trust.policy import evaluate, load_policy
@@ -27,7 +28,7 @@ from imagelock.trust.sigstore_bundle import (
     verify_dsse,
 )
 from imagelock.trust.statement import names_subject, parse_statement
-from trust_helpers import NOW, SIGSTORE_FIXTURES, World
+from trust_helpers import NOW, World
 
 TRUST = SIGSTORE_FIXTURES / "sigstore-python" / "trust"
 PRODUCTION = TRUST / "production.trusted_root.json"
@@ -94,9 +95,9 @@ def _verify(case: Case, identities: list[SigstoreIdentity]) -> tuple[SigstoreIde
     )
 
 
-def test_fixtures_are_beside_the_repository() -> None:
+def test_the_sigstore_fixtures_are_in_the_repository() -> None:
     # Without them every test below would be vacuous; fail loudly rather than skip.
-    assert PRODUCTION.is_file(), f"missing {SIGSTORE_FIXTURES}: copy shared/ beside the repo"
+    assert PRODUCTION.is_file(), f"missing {PRODUCTION}: tests/fixtures/sigstore/ is committed"
 
 
 @pytest.mark.parametrize("case", POSITIVE, ids=str)

@@ -10,8 +10,8 @@ Refused, with the package and member named: absolute or `..` paths, hardlinks to
 earlier regular file of the same package, relative symlinks that climb out of the root, members
 below one of the package's own symlinks, device nodes, FIFOs and other special files.
 
-Merged /usr (FIELD-NOTES): bookworm packages still ship `./bin`, `./lib`, ...; a real `bin/`
-directory in a layer would replace the image's `bin -> usr/bin` link. Such paths move under
+Merged /usr (docs/field-notes.md): bookworm packages still ship `./bin`, `./lib`, ...; a real
+`bin/` directory in a layer would replace the image's `bin -> usr/bin` link. Such paths move under
 `usr/`, hardlink targets and absolute symlink targets with them, and relative symlink targets are
 recomputed only where the move would change what they point at. dpkg's database keeps the paths
 as shipped (`/bin/bash`), as on a real merged-/usr bookworm system, so `ShippedPath` keeps both.

@@ -24,7 +24,7 @@ Generated (the `system` entries): the merged-/usr top-level links; the dpkg data
 pwconv), with the last-change day taken from SOURCE_DATE_EPOCH; the CA bundle, the `.pem` and
 `<hash>.0` links and `/etc/ca-certificates.conf` exactly as ca-certificates' postinst and
 `update-ca-certificates` produce them; `/etc/ld.so.cache` from the image's own ldconfig when
-libc-bin is installed and its ldconfig runs here (FIELD-NOTES: the cache is stable, the
+libc-bin is installed and its ldconfig runs here (docs/field-notes.md: the cache is stable, the
 aux-cache is not, and is left out). Nothing that varies run to run is written: no logs,
 machine-id, keys, aux-cache, `*-old` backups or lock files.
 """

@@ -8,7 +8,7 @@ image interpreter's shebang; dist-info gets INSTALLER (`imagelock`), REQUESTED f
 projects, and a RECORD with paths relative to site-packages, as pip writes them. Nothing records a
 host path: no `direct_url.json`, and bytecode names its in-image source.
 
-Bytecode (FIELD-NOTES, "Python bytecode"): all modules are compiled in one fresh interpreter
+Bytecode (docs/field-notes.md): all modules are compiled in one fresh interpreter
 process, in sorted in-image path order, with `dfile` set to the in-image path (the `co_filename`
 of every code object) and PYTHONHASHSEED=0, as `CHECKED_HASH` pycs: no timestamp in the header,
 and the interpreter still re-checks the source hash on import, so a later layer or build step

@@ -19,7 +19,7 @@ from imagelock.sandbox.bwrap import overlay_run, upper_to_changes
 from imagelock.tar.entry import Entry, FileContent
 
 # Files that differ from run to run for reasons that are not the step's output
-# (../shared/FIELD-NOTES.md "Determinism traps"): left out of step layers.
+# (docs/field-notes.md, "Files that vary run to run"): left out of step layers.
 VARYING = (
     "var/cache/ldconfig/aux-cache",
     "var/log/*",
