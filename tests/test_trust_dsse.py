@@ -157,7 +157,6 @@ def test_keyid_is_only_a_hint() -> None:
     ("doc", "field"),
     [
         ({"payload": "e30=", "signatures": [{"sig": "AA=="}]}, "payloadType"),
-        ({"payloadType": "t", "payload": "e30=", "signatures": []}, "signatures"),
         (
             {"payloadType": "t", "payload": "e30=", "signatures": [{"keyid": "k"}]},
             "signatures[0].sig",
@@ -179,6 +178,14 @@ def test_malformed_envelope_is_an_input_error_naming_the_field(
         parse_envelope(json.dumps(doc), path="x.intoto.json")
     assert err.value.field == field
     assert err.value.path == "x.intoto.json"
+
+
+def test_an_envelope_without_signatures_or_keyids_is_well_formed_as_the_spec_says() -> None:
+    env = parse_envelope(json.dumps({"payloadType": "t", "payload": "e30=", "signatures": []}))
+    assert env.signatures == []
+    env = parse_envelope(json.dumps({"payloadType": "t", "payload": "e30=",
+                                     "signatures": [{"keyid": None, "sig": "AA=="}]}))
+    assert env.signatures[0].keyid == ""
 
 
 def test_envelope_that_is_not_json_is_an_input_error() -> None:

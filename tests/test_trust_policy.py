@@ -353,33 +353,41 @@ def test_vsa_can_be_a_required_predicate_type(world: World) -> None:
 # --- malformed inputs: exit 2, naming file and field ------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("doc", "field"),
-    [
-        ({"payload": "e30=", "signatures": [{"sig": "AA=="}], "payloadType": 3}, "payloadType"),
-        (
-            {"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": []},
-            "signatures",
-        ),
-        (
-            {
-                "payloadType": "application/vnd.in-toto+json",
-                "payload": "%%%",
-                "signatures": [{"sig": "AA=="}],
-            },
-            "payload",
-        ),
-    ],
-)
-def test_malformed_envelope_file_is_an_input_error(
-    world: World, doc: dict[str, object], field: str
+MALFORMED_ENVELOPES = [
+    # Valid per the DSSE spec, signed by no one.
+    ({"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": []},
+     "no signatures"),
+    ({"payloadType": "application/vnd.in-toto+json", "payload": "e30=",
+      "signatures": [{"keyid": None, "sig": "AA=="}]}, "not signed by any key"),
+    # Malformed: each is named, none aborts the verification.
+    ({"payload": "e30=", "signatures": [{"sig": "AA=="}], "payloadType": 3}, "payloadType"),
+    ({"payloadType": "application/vnd.in-toto+json", "payload": "%%%",
+      "signatures": [{"sig": "AA=="}]}, "payload: not valid base64"),
+    ({"payloadType": "application/vnd.in-toto+json", "payload": "e30=",
+      "signatures": [{"sig": "AA==", "keyid": 7}]}, "signatures[0].keyid"),
+]
+
+
+@pytest.mark.parametrize(("doc", "reason"), MALFORMED_ENVELOPES)
+def test_a_malformed_envelope_counts_for_nothing_and_the_others_still_count(
+    world: World, doc: dict[str, object], reason: str
 ) -> None:
     bad = world.root / "bad.intoto.json"
     bad.write_text(json.dumps(doc))
-    with pytest.raises(InputError) as err:
-        run(world, world.sign(provenance(), "vendor"), bad)
-    assert err.value.path == str(bad) and err.value.field == field
-    assert err.value.exit_code == EXIT_BAD_INPUT
+    result = run(world, *good_set(world), bad)
+    assert result.passed, result.rules
+    n = note(result, bad)
+    assert not n.counted and reason in n.reason, n.reason
+
+
+def test_a_malformed_line_of_a_jsonl_file_counts_for_nothing(world: World) -> None:
+    good = b"\n".join(p.read_bytes() for p in good_set(world))
+    mixed = world.root / "all.intoto.jsonl"
+    mixed.write_bytes(good + b'\n{"payloadType": "x", "payload": "e30=", "signatures": []}\n')
+    result = run(world, mixed)
+    assert result.passed
+    (last,) = [n for n in result.attestations if n.source == f"{mixed}:4"]
+    assert not last.counted and "no signatures" in last.reason
 
 
 def test_a_broken_line_in_jsonl_names_the_line(world: World) -> None:

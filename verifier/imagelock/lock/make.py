@@ -16,6 +16,7 @@ from imagelock import __version__
 from imagelock.core.errors import InputError
 from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME  # noqa: F401  (re-exported)
 from imagelock.fetch.store import Store
+from imagelock.formats.common import MAX_EPOCH
 from imagelock.formats.debian import DebianLayout, DebianPlatformLock, DebianSource
 from imagelock.formats.files import load_spec
 from imagelock.formats.lock import (
@@ -117,12 +118,13 @@ def source_date_epoch(spec: Spec) -> int:
         return spec.source_date_epoch
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
-        if value < 0:
-            raise InputError("SOURCE_DATE_EPOCH must not be negative")
+        if not re.fullmatch(r"[0-9]{1,12}", env.strip()):
+            raise InputError(f"SOURCE_DATE_EPOCH={env[:20]!r} is not a number of seconds",
+                             hint=f"give an integer from 0 to {MAX_EPOCH}")
+        value = int(env)
+        if value > MAX_EPOCH:
+            raise InputError(f"SOURCE_DATE_EPOCH={value} is after the last time a tar header "
+                             f"holds ({MAX_EPOCH})", hint=f"give an integer from 0 to {MAX_EPOCH}")
         return value
     return 0
 
