@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from helpers import REPO, copy_example, run
-from imagelock.formats.files import read_lock
+from imagelock.formats.files import load_spec, read_lock
+from imagelock.lock.staleness import spec_digests
 from imagelock.trust.attest import lock_pins
 
 
@@ -76,3 +79,67 @@ def test_provenance_names_every_wheel() -> None:
     wheels = lock.python["linux/amd64"]
     assert all(f"pkg:pypi/{w.name}@{w.version}?filename={w.filename}" in names for w in wheels)
     assert any(n.startswith("pkg:deb/debian/") for n in names)
+
+
+# --- issue 12, item 1: a lock directory must not reach into the host through symlinks ----------
+
+HOST_SECRET = "s3cr3t-line-of-a-host-file"
+
+
+def _host_dir(tmp: Path) -> Path:
+    """A directory standing for /etc: files the lock's author must never see or ship."""
+    host = tmp / "host"
+    host.mkdir()
+    (host / "shadow").write_text(f"root: {HOST_SECRET}\n{HOST_SECRET}-2: x\n")
+    (host / f"{HOST_SECRET}.conf").write_text("x\n")
+    return host
+
+
+@pytest.mark.parametrize("command", ["build", "rebuild"])
+def test_a_spec_that_is_a_symlink_to_a_host_file_is_refused_without_showing_it(
+    command: str, tmp_path: Path
+) -> None:
+    host = _host_dir(tmp_path)
+    ex = copy_example("hello", tmp_path / "hello")
+    (ex / "imagelock.yaml").unlink()
+    (ex / "imagelock.yaml").symlink_to(host / "shadow")
+    args = [command, str(ex), "--json"]
+    args += ["-o", str(tmp_path / "out")] if command == "build" else ["--no-sandbox"]
+    r = run(args, env={"IMAGELOCK_STORE": str(tmp_path / "s")})
+    assert r.returncode == 2, r.stderr
+    assert "leads outside" in r.stderr
+    assert HOST_SECRET not in r.stdout + r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["build", "rebuild"])
+def test_a_context_that_is_a_symlink_out_of_the_lock_directory_is_refused(
+    command: str, tmp_path: Path
+) -> None:
+    host = _host_dir(tmp_path)
+    ex = copy_example("hello", tmp_path / "hello")
+    (ex / "ctx").symlink_to(host, target_is_directory=True)
+    (ex / "imagelock.yaml").write_text((ex / "imagelock.yaml").read_text() + "context: ctx\n")
+    # A consistent lock, as its author would make one: not stale, just pointing at the host.
+    lock = json.loads((ex / "imagelock.lock").read_text())
+    lock["spec_digest"], lock["spec_sections"] = spec_digests(load_spec(ex / "imagelock.yaml"))
+    lock["context"] = "ctx"
+    (ex / "imagelock.lock").write_text(json.dumps(lock))
+    args = [command, str(ex), "--json"]
+    args += ["-o", str(tmp_path / "out")] if command == "build" else ["--no-sandbox"]
+    r = run(args, env={"IMAGELOCK_STORE": str(tmp_path / "s")})
+    assert r.returncode == 2, r.stderr
+    assert "leads outside" in r.stderr
+    # Neither the names in the host directory ("new in the context: ...") nor its content.
+    assert HOST_SECRET not in r.stdout + r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_is_not_a_spec_is_refused_without_quoting_it(tmp_path: Path) -> None:
+    d = tmp_path / "p"
+    d.mkdir()
+    # Looks like YAML mappings, as /etc/passwd-like files do: every line would be an "unknown key".
+    (d / "imagelock.yaml").write_text(f"root: x\n{HOST_SECRET}: y\n")
+    r = run(["lock", str(d), "--json"], env={"IMAGELOCK_STORE": str(tmp_path / "s")})
+    assert r.returncode == 2 and "not an imagelock spec" in r.stderr, r.stderr
+    assert HOST_SECRET not in r.stdout + r.stderr

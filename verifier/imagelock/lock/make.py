@@ -161,7 +161,8 @@ def resolve_lock(
         for i, d in enumerate(spec.contents.downloads)
     ]
     lock_dir = lock_dir or spec_path.parent
-    for what, target in (("spec", spec_path), ("context", context_dir(spec, spec_path))):
+    context = context_dir(spec, spec_path, root=lock_dir)  # no symlink out of the lock's dir
+    for what, target in (("spec", spec_path), ("context", context)):
         rel = os.path.relpath(target, lock_dir)
         if rel.startswith(".."):
             raise InputError(f"the lock would name its {what} as {rel}, outside its own directory",
@@ -184,14 +185,14 @@ def resolve_lock(
         spec=Path(os.path.relpath(spec_path, lock_dir)).as_posix(),
         spec_digest=digest,
         spec_sections=sections,
-        context=Path(os.path.relpath(context_dir(spec, spec_path), lock_dir)).as_posix(),
+        context=Path(os.path.relpath(context, lock_dir)).as_posix(),
         source_date_epoch=source_date_epoch(spec),
         image=ImageInfo(name=spec.image.name, tag=spec.image.tag),
         platforms=spec.image.platforms,
         compression=CompressionInfo(algorithm="gzip", level=comp.level,
                                     implementation=comp.implementation),
         layers=layers,
-        files=pin_context(spec, spec_path),
+        files=pin_context(spec, spec_path, root=lock_dir),
         downloads=downloads,
         paths=[PathPin(**{**p.model_dump(), "layer": p.layer or "files"}) for p in spec.paths],
         debian=debian,
