@@ -29,8 +29,9 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_YAML_BYTES = 1 << 20
 """Largest spec or policy read (1 MiB): real ones are a few kilobytes."""
-MAX_JSON_BYTES = 16 << 20
-"""Largest lock read (16 MiB): a lock of thousands of pins is a few megabytes."""
+MAX_JSON_BYTES = 4 << 20
+"""Largest lock read (4 MiB): a lock of a thousand Debian packages and a hundred wheels is
+under half a megabyte; parsing 4 MiB of hostile JSON peaks near 130 MB."""
 MAX_NODES = 50_000
 """Most nodes (scalars, lists, mappings) in one YAML document: a spec of thousands of packages
 has a few thousand; PyYAML, being pure Python, spends about a second on 20,000."""
