@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from imagelock.core.errors import InputError, VerificationFailed
 from imagelock.formats.attestation import (
@@ -20,6 +23,7 @@ from imagelock.formats.attestation import (
 )
 from imagelock.trust import keys
 from imagelock.trust.dsse import (
+    decode_b64,
     envelope_json,
     pae,
     parse_envelope,
@@ -72,6 +76,63 @@ def test_the_spec_example_signature_verifies_over_our_pae() -> None:
     )
     got = verify_envelope(env, [_spec_public_key()])
     assert got.payload == SPEC_BODY and got.keyids == (_spec_public_key().keyid,)
+
+
+# --- the DSSE repository's own vectors (tests/fixtures/dsse, Apache-2.0) ------------------------
+
+DSSE_FIXTURES = Path(__file__).parent / "fixtures" / "dsse"
+VECTORS = json.loads((DSSE_FIXTURES / "vectors.json").read_text(encoding="utf-8"))
+
+
+def _vector_key(name: str) -> tuple[ed25519.Ed25519PrivateKey, PublicKey]:
+    seed = bytes.fromhex(VECTORS["keys"][name]["seed"])
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    public = private.public_key()
+    return private, PublicKey(public, "ed25519", keyid_of(public))
+
+
+def test_the_vectors_keys_are_the_rfc_8032_keys_they_claim() -> None:
+    for name, key in VECTORS["keys"].items():
+        _, public = _vector_key(name)
+        raw = public.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        assert raw.hex() == key["public"], name
+
+
+@pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: v["id"])
+def test_dsse_spec_vector(vector: dict[str, Any]) -> None:
+    env = parse_envelope(json.dumps(vector["envelope"]))
+    body = decode_b64(env.payload, field="payload")
+    # The PAE the signatures cover: ours must be byte-identical for the vector's claim.
+    if vector["expect"] == "accept":
+        assert pae(env.payload_type, body).hex() == vector["pae"]
+    trusted = [_vector_key(k)[1] for k in vector["trustedKeys"]]
+    try:
+        verified = verify_envelope(env, trusted, threshold=vector["threshold"])
+        accepted = verified.payload_type in vector["supportedPayloadTypes"]
+    except VerificationFailed:
+        accepted = False
+    assert accepted == (vector["expect"] == "accept")
+
+
+def test_the_vectors_signatures_are_what_their_keys_sign() -> None:
+    # Ed25519 is deterministic: re-signing the PAE reproduces each signature, so the fixture's
+    # expectations rest on nothing but the RFC 8032 keys.
+    for vector in VECTORS["vectors"]:
+        for sig in vector["envelope"]["signatures"]:
+            signed_by = [k for k in VECTORS["keys"]
+                         if _vector_key(k)[0].sign(bytes.fromhex(vector["pae"]))
+                         == decode_b64(sig["sig"], field="sig")]
+            assert signed_by, vector["id"]
+
+
+def test_the_specs_own_ecdsa_example_with_a_raw_signature_verifies() -> None:
+    # protocol.md's example: r||s (64 bytes), as pycryptodome and WebCrypto write it, not DER.
+    env = parse_envelope((DSSE_FIXTURES / "protocol-example.json").read_bytes())
+    assert len(decode_b64(env.signatures[0].sig, field="sig")) == 64
+    got = verify_envelope(env, [_spec_public_key()])
+    assert got.payload == SPEC_BODY and got.payload_type == SPEC_TYPE
+    # A raw signature of the wrong bytes still fails.
+    assert not _spec_public_key().verify(decode_b64(env.signatures[0].sig, field="sig"), b"x")
 
 
 def test_pae_counts_bytes_not_characters() -> None:
