@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ from imagelock.trust.dsse import (
 from imagelock.trust.keys import PublicKey, generate, keyid_of
 from imagelock.trust.provenance import BUILD_TYPE, lock_digest_of, parse_provenance
 from imagelock.trust.statement import parse_statement, statement_bytes
-from imagelock.trust.vsa import lock_digest_of_vsa, match_of, parse_vsa
+from imagelock.trust.uris import oci_uri
+from imagelock.trust.vsa import AttestationRef, build_vsa, lock_digest_of_vsa, match_of, parse_vsa
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.exceptions import VerificationError as SslibVerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
@@ -343,7 +345,7 @@ def test_vsa_statement_has_the_slsa_v1_shape() -> None:
     p = doc["predicate"]
     assert p["verifier"] == {"id": "https://imagelock.dev/verifiers/rebuild/v1"}
     assert p["timeVerified"] == "2025-06-01T12:00:00Z"
-    assert p["resourceUri"] == f"{IMAGE}@{MANIFEST}"
+    assert p["resourceUri"] == f"pkg:oci/app@sha256%3A{MANIFEST[7:]}"
     assert p["policy"] == {"uri": "imagelock.lock", "digest": {"sha256": LOCK}}
     assert p["inputAttestations"] == [
         {"uri": "app.provenance.intoto.json", "digest": {"sha256": "55" * 32}}
@@ -351,6 +353,31 @@ def test_vsa_statement_has_the_slsa_v1_shape() -> None:
     assert p["verificationResult"] == "PASSED"
     assert p["verifiedLevels"] == ["SLSA_BUILD_LEVEL_1", "IMAGELOCK_REPRODUCED_DISTRIBUTION"]
     assert p["slsaVersion"] == "1.0"
+
+
+# RFC 3986: a URI starts with a scheme; a relative reference's first segment has no colon.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
+_RELATIVE_REFERENCE = re.compile(r"^(?:[A-Za-z0-9._~!$&'()*+,;=@-]|%[0-9A-F]{2})+"
+                                 r"(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-F]{2})*)*$")
+
+
+@pytest.mark.parametrize(("image_ref", "expected"), [
+    (None, "pkg:oci/app@sha256%3A"),
+    ("127.0.0.1:5000/acme/app:1.0", "oci://127.0.0.1:5000/acme/app@sha256:"),
+])
+def test_uri_fields_are_uris_or_relative_references(image_ref: str | None, expected: str) -> None:
+    st = build_vsa(
+        subject_name=IMAGE, manifest_digest=MANIFEST, lock_digest=LOCK,
+        lock_uri="my lock:v2.lock", time_verified=NOW, match="distribution",
+        input_attestations=[AttestationRef("55" * 32, "app:1.intoto.jsonl")],
+        resource_uri=oci_uri(image_ref, MANIFEST) if image_ref else None)
+    p = json.loads(statement_bytes(st))["predicate"]
+    assert p["resourceUri"] == expected + MANIFEST[7:]
+    assert _URI.match(p["resourceUri"])
+    for uri in (p["policy"]["uri"], p["inputAttestations"][0]["uri"]):
+        assert _RELATIVE_REFERENCE.match(uri) and not _URI.match(uri), uri
+    prov = json.loads(statement_bytes(provenance()))["predicate"]
+    assert _RELATIVE_REFERENCE.match(prov["buildDefinition"]["externalParameters"]["lock"]["uri"])
 
 
 def test_vsa_records_content_match_and_failure() -> None:
