@@ -33,7 +33,7 @@ from imagelock.formats.common import BoundedErrors
 from imagelock.formats.load import MAX_MESSAGE, field_path
 
 DSSE_INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+STATEMENT_TYPE: Literal["https://in-toto.io/Statement/v1"] = "https://in-toto.io/Statement/v1"
 PROVENANCE_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
 

@@ -27,7 +27,7 @@ from imagelock.formats.debian import DebianLayout, DebianPlatformLock
 from imagelock.formats.python import PythonInstall, WheelPin
 from imagelock.formats.spec import Accounts, ImageConfig, PathEntry, Step
 
-LOCK_VERSION = 1
+LOCK_VERSION: Literal[1] = 1
 
 
 class ToolInfo(Strict):
