@@ -19,6 +19,9 @@ MAX_DEPTH = 64
 """Deepest nesting of arrays and objects; no lock, envelope or statement comes near it."""
 MAX_NUMBER_DIGITS = 40
 """Longest integer literal, in digits; larger numbers mean nothing in these formats."""
+MAX_CONTAINERS = 200_000
+"""Most arrays and objects in one document (a lock of thousands of pins has a few thousand):
+counted on the text before parsing, since a million empty objects cost 100 MB once parsed."""
 
 
 class _Refused(ValueError):
@@ -78,13 +81,19 @@ def loads(
     line: int | None = None,
     hint: str | None = None,
 ) -> Any:
-    """Parse `data` as UTF-8 JSON: duplicate keys, NaN/Infinity, overlong numbers and nesting
-    deeper than MAX_DEPTH are refused with an InputError that quotes nothing of the input."""
+    """Parse `data` as UTF-8 JSON: duplicate keys, NaN/Infinity, overlong numbers, more than
+    MAX_CONTAINERS arrays and objects and nesting deeper than MAX_DEPTH are refused with an
+    InputError that quotes nothing of the input."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise NotJSON(f"{what} is not UTF-8 text (byte {exc.start})", path=path, line=line,
                       hint=hint) from None
+    # An upper bound (brackets inside strings count too), cheap enough to take first.
+    containers = text.count("{") + text.count("[")
+    if containers > MAX_CONTAINERS:
+        raise InputError(f"{what} is refused: it has more than {MAX_CONTAINERS} arrays and "
+                         "objects", path=path, line=line, hint=hint)
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_int,
                            parse_float=_float, parse_constant=_constant)

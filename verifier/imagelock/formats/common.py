@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic_core import CoreSchema
 
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
-_OWNER = re.compile(r"^([0-9]{1,10}):([0-9]{1,10})$")
+_OWNER = re.compile(r"^([0-9]+):([0-9]+)$")
 
 MAX_ID = 2**31 - 1
 """Largest uid or gid: Linux ids are 32-bit, (2^32)-1 means "no id", and many tools (systemd,
@@ -29,12 +29,13 @@ PATH_MAX = 4095
 """Longest path or symlink target in bytes (Linux PATH_MAX, 4096, less the final NUL)."""
 
 
-def fail_fast(schema: Any) -> None:
+def fail_fast(schema: Any, own: type | None = None) -> None:
     """Make every list and dict of this model's own schema stop at its first bad item.
 
     pydantic otherwise reports every bad item: a hostile lock with a list of a million empty
     objects becomes millions of errors and gigabytes of memory. The first problem of each field
-    is all a message shows anyway. Nested models are left alone: their classes do it themselves.
+    is all a message shows anyway. Models of other classes nested in it are left alone: their
+    classes do it themselves (`own` is the class whose schema this is).
     """
     stack = [schema]
     while stack:
@@ -45,6 +46,7 @@ def fail_fast(schema: Any) -> None:
             for key, value in node.items():
                 if key in ("cls", "metadata", "config") or (
                     isinstance(value, dict) and value.get("type") == "model"
+                    and value.get("cls") is not own
                 ):
                     continue
                 stack.append(value)
@@ -58,7 +60,7 @@ class BoundedErrors(BaseModel):
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         schema = handler(source)
-        fail_fast(schema)
+        fail_fast(schema, cls)
         return schema
 
 
@@ -85,7 +87,8 @@ def _owner(value: Any) -> str:
     if m is None:
         shown = repr(value) if isinstance(value, str) and len(value) <= 40 else "this"
         raise ValueError(f'{shown} is not a numeric owner "UID:GID", for example "1000:1000"')
-    if max(int(m.group(1)), int(m.group(2))) > MAX_ID:
+    # Compared as text first: int() of thousands of digits is itself refused by Python.
+    if any(len(g) > 10 or int(g) > MAX_ID for g in m.groups()):
         raise ValueError(f"uid and gid are at most {MAX_ID} (spec/README.md, \"Bounds\")")
     return str(value)
 

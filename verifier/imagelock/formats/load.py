@@ -32,6 +32,8 @@ MAX_YAML_BYTES = 1 << 20
 MAX_JSON_BYTES = 4 << 20
 """Largest lock read (4 MiB): a lock of a thousand Debian packages and a hundred wheels is
 under half a megabyte; parsing 4 MiB of hostile JSON peaks near 130 MB."""
+LINE_NUMBERS_UP_TO = 256 << 10
+"""Largest JSON document whose errors get line numbers (found by composing it as YAML)."""
 MAX_NODES = 50_000
 """Most nodes (scalars, lists, mappings) in one YAML document: a spec of thousands of packages
 has a few thousand; PyYAML, being pure Python, spends about a second on 20,000."""
@@ -297,8 +299,8 @@ def load_json_model(path: Path, model: type[M], what: str) -> M:
 
     def node() -> yaml.Node | None:
         # JSON is YAML: composing it gives line numbers for the messages. Only for a document
-        # small enough to compose quickly (PyYAML is pure Python).
-        if len(raw) > MAX_YAML_BYTES:
+        # small enough to compose quickly (PyYAML is pure Python: 20,000 values a second).
+        if len(raw) > LINE_NUMBERS_UP_TO:
             return None
         try:
             return parse_yaml(raw.decode("utf-8"))[1]

@@ -30,6 +30,9 @@ from imagelock.trust.keys import PrivateKey, PublicKey
 MAX_SIGNATURES = 64
 """Signatures of one envelope that are checked: each costs a verification per trusted key, so
 a hostile envelope of a hundred thousand signatures would otherwise take minutes."""
+MAX_SIGNATURES_READ = 1000
+"""Signatures an envelope may carry at all; more is refused before they are modelled (a 4 MiB
+envelope could otherwise hold 400,000 of them, and as many objects)."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -78,6 +81,11 @@ def parse_envelope(
     if isinstance(data, bytes | str):
         doc = loads(data, what="the DSSE envelope", path=path, line=line,
                     hint="give a DSSE envelope JSON file")
+    signatures = doc.get("signatures") if isinstance(doc, Mapping) else None
+    if isinstance(signatures, list) and len(signatures) > MAX_SIGNATURES_READ:
+        raise InputError(f"the envelope carries {len(signatures)} signatures; imagelock reads "
+                         f"at most {MAX_SIGNATURES_READ}", path=path, line=line,
+                         field="signatures", hint="no genuine envelope has this many")
     try:
         envelope = DSSEEnvelope.model_validate(doc)
     except ValidationError as exc:
