@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from imagelock.core.errors import ImagelockError, InputError, VerificationFailed
+from imagelock.core.errors import ImagelockError, InputError, UnsupportedInput, VerificationFailed
 from imagelock.core.strict_json import NotJSON, loads, read_limited
 from imagelock.formats.attestation import (
     DSSE_INTOTO_PAYLOAD_TYPE,
@@ -270,6 +270,8 @@ def _malformed(label: str, line: int | None, raw: bytes, exc: InputError) -> Raw
     source = f"{label}:{line}" if line else label
     digest = hashlib.sha256(raw.strip() if line else raw).hexdigest()
     where = f"{exc.field}: " if exc.field else ""
+    if isinstance(exc, UnsupportedInput):  # valid, but not verifiable here: say so
+        return RawAttestation(source, digest, error=exc.message)
     return RawAttestation(source, digest, error=f"malformed: {where}{exc.message}")
 
 
