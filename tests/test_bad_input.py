@@ -315,8 +315,7 @@ def test_the_tar_writer_refuses_ids_and_names_linux_cannot_unpack() -> None:
 @pytest.mark.parametrize("text", [
     HEAD + "source_date_epoch: 99999999999999\n",      # accepted by the spec, refused by the lock
     HEAD + "source_date_epoch: " + "9" * 5000 + "\n",  # over Python's 4,300-digit limit
-    HEAD + "config:\n  labels: " + "[" * 200 + "]" * 200 + "\n",  # RecursionError in PyYAML
-    HEAD + "x: &a [1]\nunknown: [*a, *a]\n",           # an alias is fine; the key is not
+    HEAD + "config:\n  labels: " + "[" * 2000 + "]" * 2000 + "\n",  # RecursionError in PyYAML
 ])
 def test_hostile_specs_are_bad_input_not_a_crash(text: str, tmp_path: Path,
                                                  store_env: dict[str, str]) -> None:
@@ -333,17 +332,17 @@ def test_an_epoch_from_the_environment_beyond_tar_is_bad_input(tmp_path: Path,
     assert_clean_error(r, 2, "SOURCE_DATE_EPOCH")
 
 
-@pytest.mark.parametrize("text", [
-    '{"lock_version": ' + "1" * 5000 + "}",
-    "[" * 100_000 + "]" * 100_000,
-    '{"lock_version": 1, "x": NaN}',
+@pytest.mark.parametrize(("text", "needle"), [
+    ('{"lock_version": ' + "1" * 5000 + "}", "digits"),
+    ("[" * 100_000 + "]" * 100_000, "arrays and objects"),
+    ('{"lock_version": 1, "x": NaN}', "NaN is not JSON"),
 ])
-def test_hostile_locks_are_bad_input_in_diff_too(text: str, tmp_path: Path) -> None:
+def test_hostile_locks_are_bad_input_in_diff_too(text: str, needle: str, tmp_path: Path) -> None:
     from helpers import REPO
 
     (tmp_path / "bad.lock").write_text(text)
     r = run(["diff", str(REPO / "examples/hello/imagelock.lock"), str(tmp_path / "bad.lock")])
-    assert_clean_error(r, 2, "bad.lock")
+    assert_clean_error(r, 2, "bad.lock", needle)
 
 
 def test_max_age_beyond_any_clock_is_bad_input(tmp_path: Path) -> None:
@@ -358,8 +357,9 @@ def test_max_age_beyond_any_clock_is_bad_input(tmp_path: Path) -> None:
 def test_an_alias_bomb_in_a_spec_is_refused_quickly(tmp_path: Path, store_env: dict[str, str]) -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
-    d = project(tmp_path, HEAD + "\n".join(lines) + "\n")
+    # Where it is validated: a list of a billion strings once expanded.
+    d = project(tmp_path, HEAD + "\n".join(lines) + "\nconfig:\n  cmd: *a8\n")
     r = run(["lock", str(d)], env=store_env, timeout=30)
-    assert_clean_error(r, 2, "alias", "bomb")
+    assert_clean_error(r, 2, "YAML aliases expand this document")
     # The message names the problem; it never expands (or quotes) the aliased value.
     assert "x, x" not in r.stderr and "'x'" not in r.stderr and len(r.stderr) < 2000
