@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imagelock.core.errors import InputError
+from imagelock.core.strict_json import NotJSON, loads, read_limited
 from imagelock.oci.locations import local_path, read_image, registry_form
 from imagelock.trust.attest import attestations_path
 
@@ -96,8 +97,6 @@ def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
     """Attach every envelope of `files` to the registry image `ref`; refuse an envelope whose
     subject is another image (it would never count, and would mislead whoever reads it)."""
     import base64
-
-    from imagelock.core.strict_json import NotJSON, loads, read_limited
 
     def parsed(data: bytes, n: int | None) -> Any:
         # Duplicate keys refused: an ambiguous envelope must not be published.
