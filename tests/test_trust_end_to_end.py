@@ -8,6 +8,7 @@ archive serves its pins, else a re-locked copy and a warning saying how to refre
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from collections.abc import Callable
@@ -117,12 +118,21 @@ def test_the_same_through_a_registry_with_referrers(world: dict, registry: objec
     # An attestation made for another image is not attached.
     r = run(["attach", f"{host}/e2e/other:1", str(tmp / "published.intoto.jsonl")], env=env)
     assert r.returncode in (2, 3) and "Traceback" not in r.stderr
+    # Nor one that two readers could read differently (a duplicate key).
+    line = (tmp / "published.intoto.jsonl").read_text().splitlines()[0]
+    (tmp / "dup.intoto.jsonl").write_text(line.replace('{"payload":', '{"payload":"e30=","payload":', 1))
+    r = run(["attach", by_digest, str(tmp / "dup.intoto.jsonl")], env=env)
+    assert r.returncode == 2 and "'payload' appears twice" in r.stderr, r.stderr
     for who in ("alice", "bob"):
         r = run(["rebuild", str(tmp / f"{who}-checkout"), "--image", by_digest, "--sign",
                  str(tmp / f"{who}.key"), "--attestation-out", str(tmp / f"{who}-reg.jsonl"),
                  "--push-attestation", "--offline", "--json"], env=env)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["referrer"].startswith("sha256:")
+        # The VSA names the image it compared as a URI: the registry location, by digest.
+        envelope = json.loads((tmp / f"{who}-reg.jsonl").read_text().splitlines()[-1])
+        vsa = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+        assert vsa["resourceUri"] == f"oci://{host}/e2e/python-base@{digest}", vsa["resourceUri"]
     code, res = _verify(world, _policy(tmp, 2, ["alice", "bob"]), image=ref)
     assert code == 0 and res["passed"], res
     assert all("referrer" in a["source"] for a in res["attestations"])

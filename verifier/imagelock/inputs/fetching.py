@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagelock.core import progress
+from imagelock.core.confine import inside
 from imagelock.core.errors import FetchError
 from imagelock.fetch.http import fetch_to_store
 from imagelock.fetch.store import Store
@@ -33,7 +34,7 @@ class FetchReport:
 def sources_of(lock_path: Path, lock: Lock) -> dict[str, object]:
     """The spec's sources (for their mirrors), or none when the lock travels alone."""
 
-    spec_path = lock_path.parent / lock.spec
+    spec_path = inside(lock_path.parent, lock.spec, what="spec", path=lock_path, field="spec")
     if not spec_path.is_file():
         return {}
     return dict(load_spec(spec_path).sources)

@@ -17,6 +17,7 @@ from imagelock.core import progress
 from imagelock.core.errors import InputError
 from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME  # noqa: F401  (re-exported)
 from imagelock.fetch.store import Store
+from imagelock.formats.common import MAX_EPOCH
 from imagelock.formats.debian import DebianLayout, DebianPlatformLock, DebianSource
 from imagelock.formats.files import load_spec
 from imagelock.formats.lock import (
@@ -118,12 +119,13 @@ def source_date_epoch(spec: Spec) -> int:
         return spec.source_date_epoch
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
-        if value < 0:
-            raise InputError("SOURCE_DATE_EPOCH must not be negative")
+        if not re.fullmatch(r"[0-9]{1,12}", env.strip()):
+            raise InputError(f"SOURCE_DATE_EPOCH={env[:20]!r} is not a number of seconds",
+                             hint=f"give an integer from 0 to {MAX_EPOCH}")
+        value = int(env)
+        if value > MAX_EPOCH:
+            raise InputError(f"SOURCE_DATE_EPOCH={value} is after the last time a tar header "
+                             f"holds ({MAX_EPOCH})", hint=f"give an integer from 0 to {MAX_EPOCH}")
         return value
     return 0
 
@@ -161,7 +163,8 @@ def resolve_lock(
         for i, d in enumerate(spec.contents.downloads)
     ]
     lock_dir = lock_dir or spec_path.parent
-    for what, target in (("spec", spec_path), ("context", context_dir(spec, spec_path))):
+    context = context_dir(spec, spec_path, root=lock_dir)  # no symlink out of the lock's dir
+    for what, target in (("spec", spec_path), ("context", context)):
         rel = os.path.relpath(target, lock_dir)
         if rel.startswith(".."):
             raise InputError(f"the lock would name its {what} as {rel}, outside its own directory",
@@ -184,14 +187,14 @@ def resolve_lock(
         spec=Path(os.path.relpath(spec_path, lock_dir)).as_posix(),
         spec_digest=digest,
         spec_sections=sections,
-        context=Path(os.path.relpath(context_dir(spec, spec_path), lock_dir)).as_posix(),
+        context=Path(os.path.relpath(context, lock_dir)).as_posix(),
         source_date_epoch=source_date_epoch(spec),
         image=ImageInfo(name=spec.image.name, tag=spec.image.tag),
         platforms=spec.image.platforms,
         compression=CompressionInfo(algorithm="gzip", level=comp.level,
                                     implementation=comp.implementation),
         layers=layers,
-        files=pin_context(spec, spec_path),
+        files=pin_context(spec, spec_path, root=lock_dir),
         downloads=downloads,
         paths=[PathPin(**{**p.model_dump(), "layer": p.layer or "files"}) for p in spec.paths],
         debian=debian,

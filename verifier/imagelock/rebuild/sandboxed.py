@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imagelock.core.atomic import atomic_dir, atomic_file
+from imagelock.core.confine import inside
 from imagelock.core.errors import ImagelockError, InputError, ToolUnavailable
 from imagelock.formats.files import read_lock
 from imagelock.sandbox.bwrap import (
@@ -67,8 +68,11 @@ def build_in_sandbox(
     bwrap = require()
     lock_path = Path(os.path.abspath(lock_path))
     lock = read_lock(lock_path)  # bad input is reported before any sandbox starts
-    ctx = Path(os.path.abspath(lock_path.parent / lock.context))
-    spec = Path(os.path.abspath(lock_path.parent / lock.spec))
+    # Both are bound into the sandbox: never a symlink out of the lock's directory.
+    ctx = Path(os.path.abspath(inside(lock_path.parent, lock.context, what="context",
+                                      path=lock_path, field="context")))
+    spec = Path(os.path.abspath(inside(lock_path.parent, lock.spec, what="spec", path=lock_path,
+                                       field="spec")))
     store = Path(os.path.abspath(store))
     output = Path(os.path.abspath(output))
     inputs = [lock_path, *([spec] if spec.is_file() else []), *([store] if store.is_dir() else [])]

@@ -13,7 +13,7 @@ from imagelock.core.errors import FetchError, InputError
 from imagelock.oci.archive_read import read_docker_archive
 from imagelock import __version__
 from imagelock.core.atomic import atomic_file
-from imagelock.oci.locations import local_path
+from imagelock.oci.locations import local_path, registry_form
 from imagelock.trust import (
     AttestationRef,
     build_provenance,
@@ -23,6 +23,7 @@ from imagelock.trust import (
     statement_bytes,
 )
 from imagelock.trust.attest import append_line, attestations_path, lock_digest, lock_pins, utc_now
+from imagelock.trust.uris import oci_uri
 
 if TYPE_CHECKING:
     from imagelock.build.from_lock import BuildResult
@@ -172,8 +173,11 @@ def sign_rebuild(
         match=match,  # type: ignore[arg-type]
         input_attestations=provenance_refs(local_path(res.image_ref) if res.image_ref else None),
         verifier_version={"imagelock": __version__},
-        # A local path means nothing to others (and says where the rebuilder keeps files).
-        resource_uri=res.image_ref if res.image_ref and local_path(res.image_ref) is None else None,
+        # A local path means nothing to others (and says where the rebuilder keeps files): a
+        # registry image is named by its oci:// URI, anything else by its package URL.
+        resource_uri=(oci_uri(registry_form(res.image_ref).removeprefix("docker://"),
+                              subject.manifest_digest)
+                      if res.image_ref and local_path(res.image_ref) is None else None),
         **({"verifier_id": verifier_id} if verifier_id else {}),
     )
     return signer.emit(st, out)
