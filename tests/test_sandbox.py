@@ -23,7 +23,7 @@ from imagelock.core.errors import FetchError, StaleLockError, ToolUnavailable
 from imagelock.fetch.store import Store
 from imagelock.rebuild.sandboxed import build_in_sandbox
 from imagelock.sandbox import bwrap as sb
-from imagelock.sandbox.bwrap import Change, Sandbox, build_sandbox
+from imagelock.sandbox.bwrap import OverlayChange, Sandbox, build_sandbox
 
 pytestmark = pytest.mark.tools
 
@@ -324,13 +324,13 @@ def test_overlay_step_reports_added_changed_and_deleted(tiny_root: Path, as_root
     try:
         changes = sb.upper_to_changes(upper, tiny_root)
         assert changes == [
-            Change("etc", "changed"),
-            Change("etc/motd", "changed"),
-            Change("etc/new.conf", "added"),
-            Change("etc/old.conf", "deleted"),
-            Change("var", "changed"),
-            Change("var/cache", "changed"),
-            Change("var/cache", "opaque"),
+            OverlayChange("etc", "changed"),
+            OverlayChange("etc/motd", "changed"),
+            OverlayChange("etc/new.conf", "added"),
+            OverlayChange("etc/old.conf", "deleted"),
+            OverlayChange("var", "changed"),
+            OverlayChange("var/cache", "changed"),
+            OverlayChange("var/cache", "opaque"),
         ]
         assert (upper / "etc" / "new.conf").stat().st_uid == 1234
         assert stat.S_ISCHR((upper / "etc" / "old.conf").lstat().st_mode)

@@ -20,10 +20,15 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from imagelock import __version__
-from imagelock.core.errors import EXIT_VERIFICATION_FAILED, ImagelockError
+from imagelock.core.errors import (
+    EXIT_FETCH_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_VERIFICATION_FAILED,
+    ImagelockError,
+)
 from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME
-
-EXIT_INTERNAL = 70
 
 app = typer.Typer(
     name="imagelock",
@@ -70,10 +75,10 @@ def _run(json_out: bool, fn: Callable[[], T]) -> T:
     except BrokenPipeError:
         # The reader went away (`| head`): not an error of ours.
         sys.stderr.close()
-        raise typer.Exit(0) from None
+        raise typer.Exit(EXIT_OK) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except typer.Exit:
         raise
     except Exception as e:  # noqa: BLE001 - last line of defence: never a bare traceback
@@ -436,7 +441,7 @@ def rebuild(
         if res.verdict == "mismatch":
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
         if res.verdict == "error":
-            raise typer.Exit(3)
+            raise typer.Exit(EXIT_FETCH_FAILED)
 
     _run(json_out, body)
 
@@ -623,7 +628,7 @@ def diff(
 def _version(value: bool) -> None:
     if value:
         print(f"imagelock {__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()

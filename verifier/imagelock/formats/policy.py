@@ -25,7 +25,7 @@ class _UserWritten(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SigstoreSigner(_UserWritten):
+class KeylessIdentity(_UserWritten):
     """A keyless signer, as its Fulcio certificate names it."""
 
     identity: str = Field(
@@ -58,7 +58,7 @@ class TrustedSigner(_UserWritten):
         description="Optional pin: the hex sha256 of the DER public key. The policy is refused if "
         "`key`/`pem` is a different key, so a swapped key file cannot go unnoticed.",
     )
-    sigstore: SigstoreSigner | None = Field(
+    sigstore: KeylessIdentity | None = Field(
         default=None, description="A keyless (sigstore) identity instead of a key."
     )
 

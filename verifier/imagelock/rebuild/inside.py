@@ -18,9 +18,7 @@ from pathlib import Path
 from imagelock.build.from_lock import build_lock
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
-from imagelock.core.errors import ImagelockError, InputError
-
-EXIT_INTERNAL = 70
+from imagelock.core.errors import EXIT_INTERNAL, EXIT_OK, ImagelockError, InputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_INTERNAL
     print(json.dumps(data))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
