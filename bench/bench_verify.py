@@ -16,14 +16,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from imagelock.trust import (
-    build_provenance,
-    build_vsa,
-    envelope_json,
-    generate,
-    sign_envelope,
-    statement_bytes,
-)
+from imagelock.trust.dsse import envelope_json, sign_envelope
+from imagelock.trust.keys import generate
+from imagelock.trust.provenance import build_provenance
+from imagelock.trust.statement import statement_bytes
+from imagelock.trust.vsa import build_vsa
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGELOCK = str(Path(sys.executable).parent / "imagelock")

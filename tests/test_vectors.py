@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO
-from imagelock.api import lock as make_lock
-from imagelock.fetch.store import Store
+from imagelock.api import resolve
 
 VECTORS = sorted((REPO / "spec" / "vectors").glob("*/vector.json"))
 
@@ -59,7 +58,7 @@ def test_there_are_enough_vectors() -> None:
 def test_vector(path: Path, tmp_path: Path) -> None:
     vector = json.loads(path.read_text())
     spec = materialise(vector, tmp_path / "ctx")
-    lock = make_lock(spec, store=Store(tmp_path / "store"), cli_mirrors={})
+    lock = resolve(spec, store=tmp_path / "store")
     got = {
         plat: {
             "diff_ids": [layer.diff_id for layer in exp.layers],

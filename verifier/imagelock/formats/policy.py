@@ -246,3 +246,15 @@ class PolicyResult(BaseModel):
     subject_digest: str = Field(description="Its manifest digest, `sha256:<hex>`.")
     rules: list[RuleOutcome] = Field(description="Every rule, in evaluation order.")
     attestations: list[AttestationNote] = Field(description="Every attestation that was read.")
+
+    def human(self) -> str:
+        """What `imagelock verify` prints: the verdict, each rule, what became of each
+        attestation."""
+        lines = [f"{'PASSED' if self.passed else 'REFUSED'}: {self.subject_name} "
+                 f"({self.subject_digest})"]
+        lines += [f"  [{'ok' if o.passed else 'FAIL'}] {o.rule}: {o.reason}" for o in self.rules]
+        for a in self.attestations:
+            who = ", ".join(a.signers) or "no trusted signer"
+            lines.append(f"  {'counted' if a.counted else 'ignored'}: {a.source} "
+                         f"({a.predicate_type or '?'}; {who}): {a.reason}")
+        return "\n".join(lines)

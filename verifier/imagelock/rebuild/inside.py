@@ -43,8 +43,8 @@ def build(args: argparse.Namespace) -> dict[str, object]:
                          path=args.lock, field="context",
                          hint="bind the context where the lock expects it (build_in_sandbox does)")
     res = build_lock(args.lock, output=args.out, fmt=args.format, store=Store(args.store),
-                     cli_mirrors=[], offline=True)
-    return res.as_json()
+                     offline=True)
+    return res.model_dump(mode="json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

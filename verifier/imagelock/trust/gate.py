@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagelock.core.errors import InputError
 from imagelock.formats.attestation import (
@@ -20,6 +20,9 @@ from imagelock.formats.attestation import (
 )
 from imagelock.oci.locations import local_path, read_image, registry_form
 from imagelock.trust.attest import attestations_path
+
+if TYPE_CHECKING:
+    from imagelock.formats.policy import PolicyResult
 
 
 def manifest_digest_of(ref: str, *, workdir: Path, insecure: bool, platform: str | None) -> str:
@@ -72,7 +75,9 @@ def verify(
     workdir: Path,
     insecure: bool = False,
     platform: str | None = None,
-) -> Any:
+) -> PolicyResult:
+    """Judge the image `ref` by the policy at `policy_path`, with the attestations of `explicit`
+    files and those found beside the image or in its registry."""
     # lazy: policy evaluation loads the attestation models; `attach` needs none of it
     from imagelock.trust.policy import evaluate, load_policy
 
