@@ -42,7 +42,7 @@ VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
 class _Foreign(BaseModel):
     """Base of documents other tools write: unknown fields ignored (in-toto parsing rules)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, defer_build=True)
 
 
 class DSSESignature(_Foreign):

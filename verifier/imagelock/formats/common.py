@@ -14,7 +14,7 @@ _OWNER = re.compile(r"^([0-9]+):([0-9]+)$")
 class Strict(BaseModel):
     """Base for every format: unknown keys are errors, values are not coerced across types."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _mode(value: Any) -> str:

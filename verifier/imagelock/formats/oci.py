@@ -24,7 +24,7 @@ REF_NAME = "org.opencontainers.image.ref.name"
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, defer_build=True)
 
 
 class Platform(_Doc):

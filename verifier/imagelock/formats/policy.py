@@ -22,7 +22,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 class _UserWritten(BaseModel):
     """Base of what a person writes: an unknown (misspelt) key is an error, never ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class KeylessIdentity(_UserWritten):
@@ -212,7 +212,7 @@ def parse_age(value: int | str) -> int:
 class RuleOutcome(BaseModel):
     """One rule of the policy and whether the counted attestations satisfy it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     rule: str = Field(description="Rule name, e.g. `rebuilder-threshold`.")
     passed: bool = Field(description="Whether the rule is satisfied.")
@@ -222,7 +222,7 @@ class RuleOutcome(BaseModel):
 class AttestationNote(BaseModel):
     """What became of one attestation: counted, or why not."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     source: str = Field(description="File (and `:line` for JSON lines) the attestation came from.")
     sha256: str = Field(description="sha256 hex of the attestation's bytes.")
@@ -239,7 +239,7 @@ class AttestationNote(BaseModel):
 class PolicyResult(BaseModel):
     """The verdict on one image: pass only if every rule passed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     passed: bool = Field(description="True only if every rule passed.")
     subject_name: str = Field(description="The image name evaluated.")
