@@ -76,7 +76,8 @@ def _modules_loaded(argv: list[str]) -> set[str]:
     """The imagelock modules a command imports, run in a fresh interpreter."""
     code = ("import sys\nfrom imagelock.cli import main\nsys.argv = ['imagelock', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('\\n'.join(m for m in sys.modules if m.startswith('imagelock')), file=sys.stderr)")
+            "print('\\n'.join(m for m in sys.modules if m.startswith('imagelock')),\n"
+            "      file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                        timeout=120)
     return {line for line in r.stderr.splitlines() if line.startswith("imagelock")}

@@ -30,7 +30,8 @@ max_age: 1d
 
 
 def _schema(name: str) -> dict[str, Any]:
-    return json.loads((SCHEMAS / f"{name}.result.schema.json").read_text())  # type: ignore[no-any-return]
+    schema = json.loads((SCHEMAS / f"{name}.result.schema.json").read_text())
+    return schema  # type: ignore[no-any-return]
 
 
 def printed(schema: str, args: list[str], env: dict[str, str], *, code: int = 0) -> dict[str, Any]:
@@ -94,6 +95,13 @@ def test_a_stale_lock_and_a_changed_lock_print_their_schemas(env: dict[str, str]
     assert printed("lock", ["lock", str(ex)], env)["changed"] is True
     changed = printed("diff", ["diff", str(REPO / "examples/hello"), str(ex)], env, code=1)
     assert changed["empty"] is False and any("hello" in line for line in changed["inputs"])
+
+
+def test_check_prints_its_schema(env: dict[str, str], tmp_path: Path) -> None:
+    ex = copy_example("hello", tmp_path / "hello")
+    checked = printed("check", ["check", str(ex), "--variation", "timezone"], env)
+    assert checked["reproducible"] is True and checked["variations"] == ["timezone"]
+    printed("error", ["check", str(ex), "--variation", "moon-phase"], env, code=2)
 
 
 def test_an_error_prints_the_error_schema(env: dict[str, str], tmp_path: Path) -> None:

@@ -209,7 +209,8 @@ class DebianPackagesDiff(Strict):
 class LockDiffResult(Strict):
     """`imagelock diff`: what changed between two locks, made for review."""
 
-    debian: dict[str, DebianPackagesDiff] = Field(description="Per platform, the Debian package changes.")
+    debian: dict[str, DebianPackagesDiff] = Field(description="Per platform, the Debian package "
+                                                  "changes.")
     inputs: list[str] = Field(description="One line per changed index, wheel, context file, "
                               "download or path (`+` added, `-` removed, `~` changed).")
     config: list[str] = Field(description="One line per changed runtime setting or image-wide "

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagelock.compare.images import compare_images
-from imagelock.core.errors import InputError, ToolUnavailable
+from imagelock.core.errors import EXIT_OK, EXIT_VERIFICATION_FAILED, InputError, ToolUnavailable
 from imagelock.fetch.pins import fetch_lock
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
@@ -96,7 +96,8 @@ def _build(lock_copy: Path, out: Path, store: Path, variations: Sequence[Variati
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=out.parent,
                        stdin=subprocess.DEVNULL)
     # Exit 1 only says the result differs from the lock's expected digests: what check studies.
-    if r.returncode not in (0, 1) or not (out / "index.json").is_file():
+    built = r.returncode in (EXIT_OK, EXIT_VERIFICATION_FAILED)
+    if not built or not (out / "index.json").is_file():
         names = ", ".join(v.name for v in variations) or "none"
         raise InputError(f"a check build (variations: {names}) failed:\n"
                          f"{(r.stderr or r.stdout).strip()}",

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imagelock.core.atomic import atomic_dir, atomic_file
-from imagelock.core.errors import ImagelockError, InputError, ToolUnavailable
+from imagelock.core.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FETCH_FAILED,
+    EXIT_TOOL_UNAVAILABLE,
+    EXIT_VERIFICATION_FAILED,
+    ImagelockError,
+    InputError,
+    ToolUnavailable,
+)
 from imagelock.formats.files import read_lock
 from imagelock.sandbox.bwrap import StepFailed, build_sandbox, require, run_bwrap
 
@@ -27,12 +35,15 @@ def _error_classes() -> dict[str, type[ImagelockError]]:
     return found
 
 
+_ERROR_EXITS = (EXIT_VERIFICATION_FAILED, EXIT_BAD_INPUT, EXIT_FETCH_FAILED, EXIT_TOOL_UNAVAILABLE)
+
+
 def _inner_error(data: dict[str, Any], returncode: int) -> ImagelockError:
     """The error the sandboxed build reported, as the same class outside."""
     cls = _error_classes().get(str(data.get("error")), ImagelockError)
     err = cls(str(data.get("message")), path=data.get("path"), line=data.get("line"),
               field=data.get("field"), hint=data.get("hint"))
-    if err.exit_code != returncode and returncode in (1, 2, 3, 4):
+    if err.exit_code != returncode and returncode in _ERROR_EXITS:
         err.exit_code = returncode
     return err
 
