@@ -72,6 +72,11 @@ def test_rebuild_refuses_to_sign_an_unisolated_rebuild_before_any_work(tmp_path:
         api.rebuild(tmp_path / "nowhere.lock", sandbox=False, signer=signer)
 
 
+def test_the_command_refuses_an_unisolated_signature_before_reading_the_key(tmp_path: Path) -> None:
+    r = run(["rebuild", str(tmp_path), "--no-sandbox", "--sign", str(tmp_path / "missing.key")])
+    assert r.returncode == 2 and "--no-sandbox" in r.stderr and "missing.key" not in r.stderr
+
+
 def _modules_loaded(argv: list[str]) -> set[str]:
     """The imagelock modules a command imports, run in a fresh interpreter."""
     code = ("import sys\nfrom imagelock.cli import main\nsys.argv = ['imagelock', *sys.argv[1:]]\n"

@@ -43,8 +43,8 @@ Mirrors = Mapping[str, list[str]]
 """Mirrors by source name, each tried in order before the spec's and the machine's."""
 
 __all__ = [
-    "attach", "build", "check", "diff", "fetch", "keygen", "lock", "lock_up_to_date", "pull",
-    "push", "rebuild", "resolve", "signer", "verify",
+    "attach", "build", "check", "check_rebuild_signing", "diff", "fetch", "keygen", "lock",
+    "lock_up_to_date", "pull", "push", "rebuild", "resolve", "signer", "verify",
 ]
 
 
@@ -222,18 +222,11 @@ def rebuild(
     `sign_failures`), appended to `attestation_out` (default: beside a local image, else
     ./rebuild.intoto.jsonl), and with `push_attestation` attach it to the registry image."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
-    from imagelock.oci.locations import local_path
     from imagelock.rebuild.rebuild import rebuild as rebuild_lock
     from imagelock.rebuild.rebuild import scratch
 
-    if signer is not None and not sandbox:
-        raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
-                         hint="rebuild in the sandbox to sign, or drop --sign")
-    if push_attestation and (image is None or local_path(image) is not None):
-        raise InputError("--push-attestation needs --image naming a registry image",
-                         hint="e.g. --image registry.example.com/app@sha256:...")
-    if push_attestation and signer is None:
-        raise InputError("--push-attestation needs --sign KEY or --sigstore")
+    check_rebuild_signing(signing=signer is not None, sandbox=sandbox, image=image,
+                          push_attestation=push_attestation)
     with scratch() as tmp:
         res = rebuild_lock(lock_file(lock), image=image, store=_store(store), cli_mirrors=mirrors,
                            offline=offline, sandbox=sandbox, platform=platform, workdir=Path(tmp),
@@ -250,6 +243,25 @@ def rebuild(
         referrer = (attach_envelope(image, line, insecure=insecure)
                     if push_attestation and image is not None else None)
     return res.report.model_copy(update={"attestation": str(written), "referrer": referrer})
+
+
+def check_rebuild_signing(*, signing: bool, sandbox: bool, image: str | None,
+                          push_attestation: bool) -> None:
+    """Refuse what `rebuild` must not sign or attach (InputError), before any work: a VSA
+    vouches for an isolated rebuild, and only a registry image can carry a referrer. `rebuild`
+    checks this itself; call it first to refuse before making a signer (which may ask for a
+    passphrase or reach sigstore)."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.oci.locations import local_path
+
+    if signing and not sandbox:
+        raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
+                         hint="rebuild in the sandbox to sign, or drop --sign")
+    if push_attestation and (image is None or local_path(image) is not None):
+        raise InputError("--push-attestation needs --image naming a registry image",
+                         hint="e.g. --image registry.example.com/app@sha256:...")
+    if push_attestation and not signing:
+        raise InputError("--push-attestation needs --sign KEY or --sigstore")
 
 
 def check(

@@ -319,6 +319,8 @@ def rebuild(
         from imagelock import api
         from imagelock.rebuild.rebuild import render_rebuild
 
+        api.check_rebuild_signing(signing=sign is not None or sigstore, sandbox=not no_sandbox,
+                                  image=image, push_attestation=push_attestation)
         signer = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
                             trusted_root=trusted_root, signing_config=signing_config)
         report = api.rebuild(
