@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from imagelock.core.errors import InputError
+from imagelock.core.errors import ImagelockError, InputError
 from imagelock.core.names import LOCK_FILENAME, lock_file, spec_file
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ Mirrors = Mapping[str, list[str]]
 """Mirrors by source name, each tried in order before the spec's and the machine's."""
 
 __all__ = [
-    "attach", "build", "check", "check_rebuild_signing", "diff", "fetch", "keygen", "lock",
+    "ImagelockError", "attach", "build", "check", "check_rebuild_signing", "diff", "fetch", "keygen", "lock",
     "lock_up_to_date", "pull", "push", "rebuild", "resolve", "signer", "verify",
 ]
 
