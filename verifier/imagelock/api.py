@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagelock.build.expected import record_expected
 from imagelock.inputs.fetching import fetch_pins
@@ -15,6 +16,9 @@ from imagelock.formats.files import load_spec
 from imagelock.formats.lock import Lock
 from imagelock.lock.context import context_dir
 from imagelock.lock.make import resolve_lock
+
+if TYPE_CHECKING:
+    from imagelock.formats.inventory import OutdatedResult
 
 
 def lock(
@@ -26,13 +30,32 @@ def lock(
     lock_dir: Path | None = None,
     previous: Lock | None = None,
     upgrade: Sequence[str] = (),
+    upgrade_security: bool = False,
+    notes: list[str] | None = None,
 ) -> Lock:
     """Resolve the spec into a complete lock: every input pinned (the lock stage), then the
-    digests its build must produce (one build, the build stage). Nothing is written."""
+    digests its build must produce (one build, the build stage). Nothing is written.
+    `upgrade_security` moves the pins a security suite has newer versions of; what an upgrade
+    moved besides the names, or left behind and why, is appended to `notes`."""
     mirrors = cli_mirrors or {}
     resolved = resolve_lock(spec_path, store=store, cli_mirrors=mirrors, offline=offline,
-                            lock_dir=lock_dir, previous=previous, upgrade=upgrade)
+                            lock_dir=lock_dir, previous=previous, upgrade=upgrade,
+                            upgrade_security=upgrade_security, notes=notes)
     spec = load_spec(spec_path)
     fetch_pins(resolved, spec.sources, store, cli_mirrors=mirrors, offline=offline)
     context = context_dir(spec, spec_path)
     return record_expected(resolved, context=context, store=store)
+
+
+# --- what is inside, and what needs updating (issue 13) -----------------------------------------
+
+
+def outdated(lock_path: Path, *, store: Store,
+             cli_mirrors: Mapping[str, list[str]] | None = None) -> OutdatedResult:
+    """Every Debian pin of the lock at `lock_path` that the suites of the spec beside it now hold
+    a newer version of, security updates flagged. Reads the signed indexes; writes nothing."""
+    # lazy: the inventory commands load only what they use (docs/architecture.md)
+    from imagelock.formats.files import read_lock
+    from imagelock.lock.outdated import outdated as check
+
+    return check(read_lock(lock_path), lock_path, store, cli_mirrors)

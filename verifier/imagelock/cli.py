@@ -179,8 +179,12 @@ def lock(
     check: Annotated[bool, typer.Option("--check", help="Do not write: exit 1 if the existing lock "
                      "differs from what locking now would write.")] = False,
     upgrade: Annotated[list[str] | None, typer.Option("--upgrade", metavar="PACKAGE", help="Move "
-                       "this Debian package to the newest version the sources offer (and what that "
-                       "newly needs); every other pin of the existing lock stays. Repeatable.")] = None,
+                       "this Debian package, and every locked binary of its source package, to "
+                       "the newest version the sources offer (and what that newly needs); every "
+                       "other pin of the existing lock stays. Repeatable.")] = None,
+    upgrade_security: Annotated[bool, typer.Option("--upgrade-security", help="Move exactly the "
+                                "Debian pins that a security suite has a newer version of (and "
+                                "what they newly need): what `imagelock outdated` flags.")] = False,
     upgrade_all: Annotated[bool, typer.Option("--upgrade-all", help="Ignore the existing lock's "
                            "pins and resolve everything afresh.")] = False,
     quiet: QuietOpt = False,
@@ -208,7 +212,7 @@ def lock(
                 notes.append(f"existing lock not readable, resolving afresh: {e.message}")
         lk = make_lock(spec_path, store=_store(store), cli_mirrors=parse_cli_mirrors(mirror or []),
                        offline=offline, lock_dir=out.absolute().parent, previous=previous,
-                       upgrade=upgrade or [])
+                       upgrade=upgrade or [], upgrade_security=upgrade_security, notes=notes)
         new = lock_bytes(lk)
         changed = not out.is_file() or out.read_bytes() != new
         if check:
@@ -219,7 +223,7 @@ def lock(
             _emit(json_out, {"up_to_date": True, "lock": str(out)}, f"{out} is up to date")
             return
         write_lock(lk, out)
-        data = {"lock": str(out), "changed": changed,
+        data = {"lock": str(out), "changed": changed, "notes": notes,
                 "expected": {k: v.model_dump() for k, v in lk.expected.items()}}
         lines = [f"{'wrote' if changed else 'unchanged'} {out}"] + [f"note: {n}" for n in notes]
         for plat, exp in lk.expected.items():
@@ -648,6 +652,33 @@ def diff(
         d = diff_locks(read_lock(_lock_path(old)), read_lock(_lock_path(new)))
         _emit(json_out, d.as_json(), render_lock_diff(d))
         if not d.empty:
+            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+
+    _run(json_out, body)
+
+
+@app.command()
+def outdated(
+    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
+                         "directory. Default: ./imagelock.lock. The spec beside it names the "
+                         "suites to check.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Which Debian pins the spec's suites now hold newer versions of, security updates flagged:
+    reads the suites' signed indexes (as `lock` does) and compares every pin. Exit 1 when a
+    security suite has a newer version of a pin (`lock --upgrade-security` moves exactly those),
+    0 otherwise, also when only non-security updates exist."""
+
+    def body() -> None:
+        from imagelock.api import outdated as check
+        from imagelock.fetch.mirrors import parse_cli_mirrors
+
+        res = check(_lock_path(lock_file), store=_store(store),
+                    cli_mirrors=parse_cli_mirrors(mirror or []))
+        _emit(json_out, res.model_dump(mode="json"), res.human())
+        if res.security_pending:
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
 
     _run(json_out, body)
