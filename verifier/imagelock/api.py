@@ -18,7 +18,7 @@ from imagelock.lock.context import context_dir
 from imagelock.lock.make import resolve_lock
 
 if TYPE_CHECKING:
-    from imagelock.formats.inventory import OutdatedResult
+    from imagelock.formats.inventory import InspectResult, OutdatedResult
 
 
 def lock(
@@ -59,3 +59,18 @@ def outdated(lock_path: Path, *, store: Store,
     from imagelock.lock.outdated import outdated as check
 
     return check(read_lock(lock_path), lock_path, store, cli_mirrors)
+
+
+def inspect(targets: Sequence[str], *, package: str | None = None, lock: Path | None = None,
+            platform: str | None = None, insecure: bool = False) -> InspectResult:
+    """What is inside each lock or image (name, version, kind, where from, layer); with
+    `package` (`NAME` or `NAME<VERSION`, ...), only the matches, and which targets hold one. An
+    image is described by its lock (`lock`), checked to be the lock it was built from."""
+    # lazy: the inventory commands load only what they use (docs/architecture.md)
+    from imagelock.sbom.inspect import inspect as do_inspect
+    from imagelock.sbom.query import parse_condition
+    from imagelock.sbom.targets import resolve_target
+
+    condition = parse_condition(package) if package is not None else None
+    found = [resolve_target(t, lock=lock, platform=platform, insecure=insecure) for t in targets]
+    return do_inspect(found, condition=condition, platform=platform)

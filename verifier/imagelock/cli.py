@@ -684,6 +684,37 @@ def outdated(
     _run(json_out, body)
 
 
+@app.command()
+def inspect(
+    targets: Annotated[list[str], typer.Argument(metavar="LOCK|REF...", help="Locks (or their "
+                       "directories), or images (oci:DIR, docker-archive:FILE, a registry "
+                       "reference) with --lock.")],
+    package: Annotated[str | None, typer.Option("--package", metavar="CONDITION", help="Only "
+                       "this package: NAME, or NAME with a version condition, e.g. "
+                       "'libssl3<3.0.22' (< <= = != >= >; Debian versions compare by Debian's "
+                       "rules, wheels by PEP 440). Lists which targets match.")] = None,
+    lock_file: Annotated[Path | None, typer.Option("--lock", metavar="LOCK", help="The lock of "
+                         "the image(s) given; checked against each image's config digest.")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="Only this platform. "
+                        "Default: every platform of each lock.")] = None,
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """What is inside an image, from its lock: every Debian package, wheel, context file and
+    download with its version, kind, where it came from (SOURCE/SUITE) and layer. With
+    --package, across many locks or images at once: which of them hold a package matching a
+    version condition (exit 0 either way; the JSON lists the matches)."""
+
+    def body() -> None:
+        from imagelock.api import inspect as do_inspect
+
+        res = do_inspect(targets, package=package, lock=lock_file, platform=platform,
+                         insecure=insecure)
+        _emit(json_out, res.model_dump(mode="json"), res.human())
+
+    _run(json_out, body)
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"imagelock {__version__}")
