@@ -41,7 +41,7 @@ def test_inspect_lists_every_pinned_input_once_with_its_layer() -> None:
         i = got[("python", w["name"])]
         assert (i.version, i.sha256, i.layer) == (w["version"], w["sha256"], "python")
     for f in files:
-        assert got[("file", f["dest"])].sha256 == f["sha256"]
+        assert got[("files", f["dest"])].sha256 == f["sha256"]
     human = run(["inspect", str(REPO / "examples/keystone")]).stdout
     assert "NAME" in human and "LAYER" in human and "keystone" in human
 
@@ -121,7 +121,7 @@ def test_an_image_is_described_by_the_lock_it_was_built_from_and_no_other(tmp_pa
     r = run(["inspect", f"oci:{out}", "--lock", str(REPO / "examples/hello"), "--json"])
     assert r.returncode == 0, r.stderr
     (img,) = json.loads(r.stdout)["images"]
-    assert img["target"] == f"oci:{out}" and {i["kind"] for i in img["items"]} == {"file"}
+    assert img["target"] == f"oci:{out}" and {i["kind"] for i in img["items"]} == {"files"}
     r = run(["inspect", f"oci:{out}", "--lock", str(REPO / "examples/python-base")])
     assert r.returncode == 1, r.stderr
     assert "does not describe" in r.stderr and "config" in r.stderr

@@ -88,20 +88,19 @@ class OutdatedResult(Strict):
 
 # --- inspect ----------------------------------------------------------------------------------
 
-ItemKind = Literal["debian", "python", "file", "download", "layer", "image"]
-
-
 class InventoryItem(Strict):
-    """One thing inside an image, as its lock pins it."""
+    """One thing inside an image, as its lock pins it (an input kind's SBOM component)."""
 
-    kind: ItemKind = Field(description="`debian` (a .deb), `python` (a wheel), `file` (from the "
-                           "build context), `download` (a pinned download), `layer` or `image`.")
-    name: str = Field(description="Package or project name; for files, their path in the image.")
+    kind: str = Field(description="The input kind: `debian` (a .deb), `python` (a wheel), "
+                      "`files` (from the build context), `downloads` (a pinned download).")
+    name: str = Field(description="Package or project name; for context files, their path in "
+                      "the image; for downloads, the file name.")
     version: str | None = Field(default=None, description="Version, for packages and wheels.")
     architecture: str | None = Field(default=None, description="Debian architecture, for .debs.")
     origin: str | None = Field(default=None, description="Where it came from: `SOURCE/SUITE` of "
                                "a .deb, the source name of a wheel, a download's location.")
     layer: str | None = Field(default=None, description="The layer it is placed in.")
+    purl: str | None = Field(default=None, description="Its package URL, when it has one.")
     sha256: str = Field(description="sha256 of its bytes (for a layer: its compressed blob).")
     size: int = Field(ge=0, description="Size in bytes.")
 
