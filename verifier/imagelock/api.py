@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from imagelock.build.expected import record_expected
 from imagelock.inputs.fetching import fetch_pins
@@ -19,6 +19,7 @@ from imagelock.lock.make import resolve_lock
 
 if TYPE_CHECKING:
     from imagelock.formats.inventory import InspectResult, OutdatedResult
+    from imagelock.sbom.document import Sbom
 
 
 def lock(
@@ -74,3 +75,19 @@ def inspect(targets: Sequence[str], *, package: str | None = None, lock: Path | 
     condition = parse_condition(package) if package is not None else None
     found = [resolve_target(t, lock=lock, platform=platform, insecure=insecure) for t in targets]
     return do_inspect(found, condition=condition, platform=platform)
+
+
+def sbom(target: str, *, fmt: Literal["spdx", "cyclonedx"], store: Store,
+         lock: Path | None = None, platform: str | None = None,
+         cli_mirrors: Mapping[str, list[str]] | None = None, offline: bool = False,
+         insecure: bool = False) -> Sbom:
+    """The SPDX 2.3 or CycloneDX 1.6 JSON SBOM of a lock's image (or of an image, with its
+    lock): every package, wheel, download and context file with sha256 and purl, from the lock
+    and the pinned bytes alone; the same lock always gives the same bytes."""
+    # lazy: the inventory commands load only what they use (docs/architecture.md)
+    from imagelock.sbom.document import make_sbom
+    from imagelock.sbom.targets import resolve_target
+
+    found = resolve_target(target, lock=lock, platform=platform, insecure=insecure)
+    return make_sbom(found, fmt, store, platform=platform, cli_mirrors=cli_mirrors,
+                     offline=offline)

@@ -715,6 +715,61 @@ def inspect(
     _run(json_out, body)
 
 
+class SbomFormat(StrEnum):
+    spdx = "spdx"
+    cyclonedx = "cyclonedx"
+
+
+@app.command()
+def sbom(
+    target: Annotated[str, typer.Argument(metavar="LOCK|REF", help="A lock (or its directory), "
+                      "or an image (oci:DIR, docker-archive:FILE, a registry reference) with "
+                      "--lock.")],
+    fmt: Annotated[SbomFormat, typer.Option("--format", help="spdx (SPDX 2.3 JSON) or "
+                   "cyclonedx (CycloneDX 1.6 JSON).")] = SbomFormat.spdx,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the document "
+                      "here (atomically). Default: standard output.")] = None,
+    lock_file: Annotated[Path | None, typer.Option("--lock", metavar="LOCK", help="The lock of "
+                         "the image given; checked against its config digest.")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="The platform's image to "
+                        "describe. Default: the lock's first.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    offline: OfflineOpt = False,
+    insecure: InsecureOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="With -o: print what was written as "
+                        "one JSON document.")] = False,
+) -> None:
+    """A software bill of materials of the image, from its lock alone (no scanning): every
+    Debian package, wheel, download and context file with its sha256 and package URL, its
+    supplier or source package and its licence where the package states them machine-readably
+    (else NOASSERTION), and who depends on whom. The pinned .debs and wheels are read from the
+    store (fetched first, hash checked). The same lock always gives the same bytes."""
+
+    def body() -> None:
+        from imagelock.api import sbom as make
+        from imagelock.core.atomic import atomic_file
+        from imagelock.core.errors import InputError
+        from imagelock.fetch.mirrors import parse_cli_mirrors
+
+        if json_out and output is None:
+            raise InputError("--json describes the file written with -o; without -o the SBOM "
+                             "itself is printed", hint="add -o FILE, or drop --json")
+        doc = make(target, fmt=fmt.value, store=_store(store), lock=lock_file, platform=platform,
+                   cli_mirrors=parse_cli_mirrors(mirror or []), offline=offline,
+                   insecure=insecure)
+        if output is None:
+            sys.stdout.buffer.write(doc.data)
+            sys.stdout.flush()
+            return
+        with atomic_file(output) as tmp:
+            tmp.write_bytes(doc.data)
+        res = doc.result(str(output))
+        _emit(json_out, res.model_dump(mode="json"), res.human())
+
+    _run(json_out, body)
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"imagelock {__version__}")
