@@ -265,6 +265,11 @@ def fetch(
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
+class SbomFormat(StrEnum):
+    spdx = "spdx"
+    cyclonedx = "cyclonedx"
+
+
 class OutputFormat(StrEnum):
     oci = "oci"
     docker_archive = "docker-archive"
@@ -289,6 +294,10 @@ def build(
     identity_token: TokenOpt = None,
     trusted_root: TrustedRootOpt = None,
     signing_config: SigningConfigOpt = None,
+    sbom_formats: Annotated[list[SbomFormat] | None, typer.Option("--sbom", metavar="FORMAT",
+                            help="With --sign/--sigstore, also sign the image's SBOM (spdx or "
+                            "cyclonedx; repeatable) as an in-toto statement beside the "
+                            "provenance.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     json_out: JsonOpt = False,
@@ -300,6 +309,11 @@ def build(
         from imagelock.build.from_lock import build_lock
 
         key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
+        if sbom_formats and key is None:
+            from imagelock.core.errors import InputError
+
+            raise InputError("--sbom signs the SBOM: it needs --sign KEY or --sigstore",
+                             hint="add --sign KEY, or write an unsigned SBOM with `imagelock sbom`")
         lock_path = _lock_path(lock_file)
         res = build_lock(lock_path, output=output, fmt=fmt.value, store=_store(store),
                          cli_mirrors=mirror or [], offline=offline)
@@ -311,6 +325,12 @@ def build(
             att = sign_build(res, lock_path, key)
             data["attestations"] = str(att)
             human += f"\nsigned provenance -> {att}"
+            if sbom_formats:
+                from imagelock.trust.signing import sign_sboms
+
+                names = [f.value for f in dict.fromkeys(sbom_formats)]
+                sign_sboms(res, lock_path, key, names, _store(store))
+                human += f"\nsigned SBOM ({', '.join(names)}) -> {att}"
         _emit(json_out, data, human)
         if res.verdict == "mismatch":
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
@@ -713,11 +733,6 @@ def inspect(
         _emit(json_out, res.model_dump(mode="json"), res.human())
 
     _run(json_out, body)
-
-
-class SbomFormat(StrEnum):
-    spdx = "spdx"
-    cyclonedx = "cyclonedx"
 
 
 @app.command()

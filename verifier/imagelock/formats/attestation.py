@@ -30,6 +30,11 @@ DSSE_INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PROVENANCE_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
+# SBOMs as in-toto predicates (the in-toto attestation framework's names for them): the
+# predicate is the whole SPDX or CycloneDX JSON document.
+SPDX_PREDICATE_TYPE = "https://spdx.dev/Document"
+CYCLONEDX_PREDICATE_TYPE = "https://cyclonedx.org/bom"
+SBOM_PREDICATE_TYPES = (SPDX_PREDICATE_TYPE, CYCLONEDX_PREDICATE_TYPE)
 
 
 class _Foreign(BaseModel):

@@ -11,9 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from imagelock.formats.attestation import PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE
+from imagelock.formats.attestation import (
+    PROVENANCE_PREDICATE_TYPE,
+    SBOM_PREDICATE_TYPES,
+    VSA_PREDICATE_TYPE,
+)
 
-KNOWN_PREDICATE_TYPES = (PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE)
+KNOWN_PREDICATE_TYPES = (PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE, *SBOM_PREDICATE_TYPES)
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -146,7 +150,8 @@ class Policy(_UserWritten):
     required_predicate_types: list[str] = Field(
         default_factory=lambda: [PROVENANCE_PREDICATE_TYPE],
         description="Predicate types of which at least one trusted attestation must be present. "
-        f"Known: {', '.join(KNOWN_PREDICATE_TYPES)}.",
+        f"Known: {', '.join(KNOWN_PREDICATE_TYPES)} (an SBOM counts when a trusted vendor "
+        "signed it, about this image).",
     )
     max_age: int | str | None = Field(
         default=None,
@@ -179,6 +184,8 @@ class Policy(_UserWritten):
             raise ValueError("sigstore identities are trusted, so trusted_root must be set")
         if PROVENANCE_PREDICATE_TYPE in self.required_predicate_types and not self.vendors:
             raise ValueError("provenance is required but no vendor is trusted to sign it")
+        if set(SBOM_PREDICATE_TYPES) & set(self.required_predicate_types) and not self.vendors:
+            raise ValueError("an SBOM is required but no vendor is trusted to sign it")
         if VSA_PREDICATE_TYPE in self.required_predicate_types and self.rebuilders.threshold < 1:
             raise ValueError("a VSA is required but rebuilders.threshold is 0")
         if not self.required_predicate_types and self.rebuilders.threshold < 1:

@@ -22,6 +22,8 @@ from imagelock.trust import (
     sign_envelope,
     statement_bytes,
 )
+from imagelock.fetch.store import Store
+from imagelock.trust.statement import make_statement
 from imagelock.trust.attest import append_line, attestations_path, lock_digest, lock_pins, utc_now
 
 if TYPE_CHECKING:
@@ -131,6 +133,33 @@ def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
     return written
 
 
+
+
+@progress.phase("sign")
+def sign_sboms(res: BuildResult, lock_path: Path, signer: Signer, formats: list[str],
+               store: Store) -> Path:
+    """The SBOM of every platform built, in each format, as a signed in-toto statement about
+    the image (predicate: the whole SPDX or CycloneDX document), filed beside the output like
+    the provenance."""
+    # lazy: the SBOM libraries (spdx-tools, cyclonedx-python-lib) load only when asked for
+    from imagelock.sbom.document import PREDICATE_TYPES, make_sbom
+    from imagelock.sbom.targets import Target
+
+    out = attestations_path(res.output)
+    target = Target(str(lock_path), res.lock, lock_path)
+    archive_digest = (read_docker_archive(res.output).manifest_digest
+                      if res.fmt == "docker-archive" else None)
+    written = out
+    for platform, d in res.platforms.items():
+        if archive_digest is not None and platform != res.lock.platforms[0]:
+            continue  # the archive holds the first platform only
+        for fmt in formats:
+            doc = make_sbom(target, fmt, store, platform=platform,  # type: ignore[arg-type]
+                            offline=True)
+            st = make_statement(res.lock.image.name, archive_digest or d["manifest_digest"],
+                                PREDICATE_TYPES[fmt], json.loads(doc.data))
+            written, _ = signer.emit(st, out)
+    return written
 
 
 def provenance_refs(image_path: Path | None) -> list[AttestationRef]:
