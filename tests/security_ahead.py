@@ -12,6 +12,9 @@ run time, never written into a test:
   checked with python-debian's relations and version comparison, not imagelock's resolver, so
   the behaviour under test does not choose the examples it is tested on. The first package is
   the one upgraded; the second (also newer in the security suite) must stay where it was.
+  `lock --upgrade NAME` moves every locked binary of NAME's source package, so a target is
+  picked only when no other binary of its source in the image is newer in the security suite
+  (the generated archive has such a sibling, `cve-tool`, and shows it moving along).
 - When the live archive has no such package (a security suite can legitimately be empty or
   behind main right after a point release), that is not a defect of imagelock, and neither a
   red test nor a skip would be honest: the CVE day then runs on `generated_archive`, a signed
@@ -50,6 +53,7 @@ class CveDay:
     target: str  # the package the CVE day upgrades (newer in the security suite)
     bystanders: tuple[str, ...]  # in the image and newer in the security suite: must not move
     adds: tuple[str, ...] = ()  # what the target's new version newly needs, sorted
+    siblings: tuple[str, ...] = ()  # the target's source package's other binaries: move with it
 
     def sources(self, *, with_security: bool) -> dict[str, DebianSource]:
         out = {"debian": self.main}
@@ -154,7 +158,10 @@ def find_ahead(store: Store, main: DebianSource, security: DebianSource,
                                        == _source_package(ahead[target])):
                 continue
             both = _closure(mu, [target, bystander])
-            if both is not None and _replaceable(ahead[target], both):
+            if both is None or any(n != target and n in ahead and _source_package(ahead[n])
+                                   == _source_package(ahead[target]) for n in both):
+                continue  # an upgrade of the target would move a sibling too: not "alone"
+            if _replaceable(ahead[target], both):
                 return CveDay(where, main, security, tuple(sorted({target, bystander})),
                               target, (bystander,))
     return None
@@ -179,6 +186,9 @@ MAIN = [
     Pkg("libcve-data", "1.0-1", {"usr/share/cve/data": b"data 1.0-1\n"}, arch="all", source="cve-data"),
     Pkg("libfixed1", "1.0-1", {LIB + "libfixed.so.1": b"libfixed 1.0-1\n"}, source="fixed"),
     Pkg("unrelated", "3.0-1", {"usr/bin/unrelated": b"unrelated\n"}),
+    # Of source cve too, but not rebuilt by the fix: an upgrade of libcve1 leaves it behind.
+    Pkg("cve-doc", "1.0-1", {"usr/share/doc/cve-doc/README": b"cve docs\n"}, arch="all",
+        source="cve"),
 ]
 SECURITY = [
     # The fix: a new libcve1 that newly needs libcve-data (from main); the rest of its source
@@ -211,6 +221,6 @@ def generated_archive(tmp: Path) -> Iterator[CveDay]:
                          keyring=str(key.keyring)),
             DebianSource(kind="debian", suites=["cvetest-security"],
                          mirrors=[f"{base}/debian-security"], keyring=str(key.keyring)),
-            packages=("cve-tool", "libother1"), target="libcve1", bystanders=("cve-tool", "libother1"),
-            adds=("libcve-data",),
+            packages=("cve-tool", "libother1"), target="libcve1", bystanders=("libother1",),
+            adds=("libcve-data",), siblings=("cve-tool",),
         )

@@ -1,6 +1,7 @@
 """The CVE day: a lock made from a main suite alone, then the security suite added and one
-package upgraded. The lock, `imagelock diff` and the image change in exactly that package, what
-it newly needs, and the package database; packages the security suite also updated stay put.
+package upgraded. The lock, `imagelock diff` and the image change in exactly that package, the
+other binaries of its source package, what it newly needs, and the package database; packages
+the security suite also updated stay put.
 
 Which package moves is never written here (the archive changes it with every update): on the
 machine's archive it is found at run time from the suites' indexes (tests/security_ahead.py); on
@@ -94,11 +95,16 @@ def test_upgrading_one_package_moves_only_that_package(
     assert {n: fresh[n]["source"] for n in (target, *cve_day.bystanders)} == {
         n: "security" for n in (target, *cve_day.bystanders)}, where
 
-    # The CVE day: move the target only.
+    # The CVE day: move the target (and the other binaries of its source package) only.
     r = run(["lock", str(d), "--upgrade", target], env=env)
     assert r.returncode == 0, r.stderr
     new = _pins(lock)
-    assert new[target]["source"] == "security" and new[target]["version"] == fresh[target]["version"]
+    moved = sorted([target, *cve_day.siblings])
+    for name in moved:
+        assert new[name]["source"] == "security", (where, name)
+        assert new[name]["version"] == fresh[name]["version"], (where, name)
+    if cve_day.siblings:
+        assert f"also moved {', '.join(cve_day.siblings)}" in r.stdout, r.stdout
     for name in cve_day.bystanders:
         assert new[name] == old[name], (where, name)
     # `imagelock diff` says exactly that, in a form made for review.
@@ -106,11 +112,11 @@ def test_upgrading_one_package_moves_only_that_package(
     assert r.returncode == 1, r.stderr
     dd = json.loads(r.stdout)
     deb = dd["debian"]["linux/amd64"]
-    assert [c["name"] for c in deb["upgraded"]] == [target], where
+    assert [c["name"] for c in deb["upgraded"]] == moved, where
     assert [p["name"] for p in deb["added"]] == list(cve_day.adds), where
     assert not deb["downgraded"] and not deb["removed"] and not deb["hash_changed"]
-    assert {n: p for n, p in new.items() if n != target and n not in cve_day.adds} == {
-        n: p for n, p in old.items() if n != target}
+    assert {n: p for n, p in new.items() if n not in moved and n not in cve_day.adds} == {
+        n: p for n, p in old.items() if n not in moved}
     # Besides the packages: the newly read index of the added suite, the spec's changed
     # sources, and the expected digests. Nothing else.
     suite = cve_day.security.suites[0]
@@ -120,8 +126,8 @@ def test_upgrading_one_package_moves_only_that_package(
     human = run(["diff", str(old_lock), str(lock)], env=env).stdout
     assert f"upgraded  {target}" in human and "-> " + new[target]["version"] in human
 
-    # The new image differs from the old one only in the target's files, those of what it
-    # newly needs, and the package database.
+    # The new image differs from the old one only in the moved packages' files, those of what
+    # they newly need, and the package database.
     r = run(["build", str(d), "-o", str(tmp_path / "new-image")], env=env)
     assert r.returncode == 0, r.stderr
     (old_layer,) = oci_layers(tmp_path / "old-image")
@@ -130,7 +136,7 @@ def test_upgrading_one_package_moves_only_that_package(
     differing = {p for p in a.keys() | b.keys() if a.get(p) != b.get(p)}
     assert differing
     allowed = {"var/lib/dpkg/status"}
-    for layer, names in ((old_layer, [target]), (new_layer, [target, *cve_day.adds])):
+    for layer, names in ((old_layer, moved), (new_layer, [*moved, *cve_day.adds])):
         for name in names:
             listed, info = _dpkg_info(layer, name)
             assert listed, (where, name, "has no file list in the image")

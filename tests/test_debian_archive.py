@@ -161,15 +161,16 @@ def test_cve_day_upgrades_only_the_named_package(debian_store: Store, live_cve_d
     assert {day.target, *day.bystanders} <= moved_in_fresh, day.where
 
     d = diff_debian(old, new)
-    assert [c.new.name for c in d.upgraded] == [day.target]
-    upgraded = d.upgraded[0].new
+    assert [c.new.name for c in d.upgraded] == sorted([day.target, *day.siblings])
+    upgraded = next(c.new for c in d.upgraded if c.new.name == day.target)
     assert upgraded.suite == day.security.suites[0] and upgraded.location.startswith("security:pool/")
     assert not (d.removed or d.downgraded or d.hash_changed or d.relocated)
     assert [p.name for p in d.added] == list(day.adds)
-    unchanged = [p for p in new if p.name != day.target and p.name in old_v]
-    assert unchanged == [p for p in old if p.name != day.target]
+    moved = {day.target, *day.siblings}
+    unchanged = [p for p in new if p.name not in moved and p.name in old_v]
+    assert unchanged == [p for p in old if p.name not in moved]
     text = render_debian_diff(d)
-    assert f"{d.upgraded[0].old.version} -> {upgraded.version}" in text
+    assert f"{old_v[day.target]} -> {upgraded.version}" in text
     assert f"debian/{day.main.suites[0]} -> security/{day.security.suites[0]}" in text
 
 

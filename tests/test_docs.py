@@ -261,16 +261,16 @@ def test_every_command_and_flag_in_the_docs_exists() -> None:
 
 
 def test_the_scanner_catches_a_wrong_command_and_a_wrong_flag() -> None:
-    text = ("imagelock rebuild --image oci:x --sgin k\nimagelock sbom x\npip install imagelock\n"
+    text = ("imagelock rebuild --image oci:x --sgin k\nimagelock sbomb x\npip install imagelock\n"
             'subprocess.run(["imagelock", "atach", "r", "f"])\n'
             "python -m imagelock.cli verfiy x --policy p\n")
     found = list(invocations("t", text))
     assert [(i.command, i.flags) for i in found] == [("rebuild", ("--image", "--sgin")),
-                                                      ("sbom", ()), ("atach", ()),
+                                                      ("sbomb", ()), ("atach", ()),
                                                       ("verfiy", ("--policy",))]
     _top, commands = cli()
     assert "--sgin" not in commands["rebuild"]
-    assert not {"sbom", "atach", "verfiy"} & set(commands)
+    assert not {"sbomb", "atach", "verfiy"} & set(commands)
 
 
 # --- internal modules: the docs show the CLI and the public API, never the package's insides ---
@@ -424,6 +424,9 @@ def test_each_ci_system_has_a_recipe_for_each_role() -> None:
         assert any("imagelock rebuild" in s and "--sign" in s and "--push-attestation" in s
                    for s in scripts), f"{system}: no rebuilder recipe"
         assert any("imagelock verify" in s for s in scripts), f"{system}: no consumer gate"
+        assert any("imagelock outdated" in s and "--upgrade-security" in s and "imagelock diff"
+                   in s and "imagelock build" in s for s in scripts), \
+            f"{system}: no weekly security update"
 
 
 def test_the_deployment_gate_cannot_swallow_a_refusal() -> None:

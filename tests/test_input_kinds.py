@@ -168,8 +168,12 @@ def test_the_example_lock_lists_every_package_wheel_and_context_file_as_a_compon
     libc = next(c for c in by_kind["debian"] if c.name == "libc6")
     pin = next(p for p in debs if p.name == "libc6")
     assert libc == Component("debian", "libc6", pin.version,
-                             f"pkg:deb/debian/libc6@{pin.version}?arch={pin.architecture}",
-                             pin.sha256, pin.size)
+                             f"pkg:deb/debian/libc6@{pin.version.replace('+', '%2B')}"
+                             f"?arch={pin.architecture}&distro=debian-12", pin.sha256, pin.size, layer="debian",
+                             origin=f"{pin.source}/{pin.suite}", architecture=pin.architecture)
+    crypt = next(c for c in by_kind["debian"] if c.name == "libcrypt1")
+    assert crypt.purl is not None and "@1:4.4" in crypt.purl  # an epoch's colon stays as it is
+    assert {c.layer for c in by_kind["python"]} == {"python"}
     assert {(c.name, c.version, c.sha256, c.size) for c in by_kind["python"]} == {
         (w.name, w.version, w.sha256, w.size) for w in wheels}
     assert all(c.purl == f"pkg:pypi/{c.name}@{c.version}" for c in by_kind["python"])

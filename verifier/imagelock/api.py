@@ -43,9 +43,14 @@ Mirrors = Mapping[str, list[str]]
 """Mirrors by source name, each tried in order before the spec's and the machine's."""
 
 __all__ = [
-    "ImagelockError", "attach", "build", "check", "check_rebuild_signing", "diff", "fetch", "keygen", "lock",
+    "ImagelockError", "InputError", "attach", "build", "check", "check_rebuild_signing", "diff", "fetch", "keygen", "lock",
     "lock_up_to_date", "pull", "push", "rebuild", "resolve", "signer", "verify",
+    "outdated", "inspect", "sbom",
 ]
+
+if TYPE_CHECKING:
+    from imagelock.formats.inventory import InspectResult, OutdatedResult
+    from imagelock.sbom.document import Sbom
 
 
 def _store(store: Store | Path | None) -> Store:
@@ -67,10 +72,14 @@ def resolve(
     lock_dir: Path | None = None,
     previous: Lock | None = None,
     upgrade: Sequence[str] = (),
+    upgrade_security: bool = False,
+    notes: list[str] | None = None,
 ) -> Lock:
     """The lock the spec resolves to: every input pinned (the lock stage), then the digests its
     build must produce (one build, the build stage). Nothing is written; `previous` is a lock
-    whose Debian pins are kept unless named in `upgrade`."""
+    whose Debian pins are kept unless named in `upgrade` (a name moves every binary of its
+    source package); `upgrade_security` moves the pins a security suite has newer versions of.
+    What an upgrade moved besides the names, or left behind and why, is appended to `notes`."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
     from imagelock.build.expected import record_expected
     from imagelock.formats.files import load_spec
@@ -81,7 +90,8 @@ def resolve(
     st = _store(store)
     found = mirrors or {}
     resolved = resolve_lock(spec, store=st, cli_mirrors=found, offline=offline,
-                            lock_dir=lock_dir, previous=previous, upgrade=upgrade)
+                            lock_dir=lock_dir, previous=previous, upgrade=upgrade,
+                            upgrade_security=upgrade_security, notes=notes)
     loaded = load_spec(spec)
     fetch_pins(resolved, loaded.sources, st, cli_mirrors=found, offline=offline)
     return record_expected(resolved, context=context_dir(loaded, spec), store=st)
@@ -89,21 +99,22 @@ def resolve(
 
 def _relock(spec: Path | None, output: Path | None, store: Store | Path | None,
             mirrors: Mirrors | None, offline: bool, upgrade: Sequence[str],
-            upgrade_all: bool) -> tuple[Path, Lock, bytes, list[str]]:
+            upgrade_all: bool, upgrade_security: bool) -> tuple[Path, Lock, bytes, list[str]]:
     """The lock file meant, the lock resolved now, its bytes, and notes."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
     from imagelock.formats.files import lock_bytes, read_lock
 
     spec_path = spec_file(spec)
     out = output or spec_path.parent / LOCK_FILENAME
-    previous, notes = None, []
+    previous, notes = None, list[str]()
     if out.is_file() and not upgrade_all:
         try:
             previous = read_lock(out)
         except InputError as e:
             notes.append(f"existing lock not readable, resolving afresh: {e.message}")
     new = resolve(spec_path, store=store, mirrors=mirrors, offline=offline,
-                  lock_dir=out.absolute().parent, previous=previous, upgrade=upgrade)
+                  lock_dir=out.absolute().parent, previous=previous, upgrade=upgrade,
+                  upgrade_security=upgrade_security, notes=notes)
     return out, new, lock_bytes(new), notes
 
 
@@ -116,6 +127,7 @@ def lock(
     offline: bool = False,
     upgrade: Sequence[str] = (),
     upgrade_all: bool = False,
+    upgrade_security: bool = False,
 ) -> LockResult:
     """Resolve the spec (a file or its directory) and write the lock beside it (or to
     `output`). An existing lock's Debian pins are kept unless named in `upgrade`, or unless
@@ -124,7 +136,8 @@ def lock(
     from imagelock.formats.files import write_lock
     from imagelock.formats.results import LockResult
 
-    out, new, data, notes = _relock(spec, output, store, mirrors, offline, upgrade, upgrade_all)
+    out, new, data, notes = _relock(spec, output, store, mirrors, offline, upgrade, upgrade_all,
+                                    upgrade_security)
     changed = not out.is_file() or out.read_bytes() != data
     write_lock(new, out)
     return LockResult(lock=str(out), changed=changed, expected=new.expected, notes=notes)
@@ -139,13 +152,15 @@ def lock_up_to_date(
     offline: bool = False,
     upgrade: Sequence[str] = (),
     upgrade_all: bool = False,
+    upgrade_security: bool = False,
 ) -> LockCheckResult:
     """Whether the lock on disk is exactly what `lock` with these arguments would write
     (`imagelock lock --check`). Nothing is written."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
     from imagelock.formats.results import LockCheckResult
 
-    out, _, data, _ = _relock(spec, output, store, mirrors, offline, upgrade, upgrade_all)
+    out, _, data, _ = _relock(spec, output, store, mirrors, offline, upgrade, upgrade_all,
+                              upgrade_security)
     return LockCheckResult(up_to_date=out.is_file() and out.read_bytes() == data, lock=str(out))
 
 
@@ -182,11 +197,17 @@ def build(
     mirrors: Mirrors | None = None,
     offline: bool = False,
     signer: Signer | None = None,
+    sbom_formats: Sequence[Literal["spdx", "cyclonedx"]] = (),
 ) -> BuildResult:
     """Build the image the lock describes into `output` and compare its digests with the
-    lock's (`verdict`); with a `signer`, sign SLSA provenance for it (not on a mismatch)."""
+    lock's (`verdict`); with a `signer`, sign SLSA provenance for it (not on a mismatch), and
+    with `sbom_formats` also its SBOMs as signed in-toto statements."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
     from imagelock.build.from_lock import build_lock
+
+    if sbom_formats and signer is None:
+        raise InputError("--sbom signs the SBOM: it needs --sign KEY or --sigstore",
+                         hint="add --sign KEY, or write an unsigned SBOM with `imagelock sbom`")
 
     path = lock_file(lock)
     res = build_lock(path, output=output, fmt=format, store=_store(store), cli_mirrors=mirrors,
@@ -194,9 +215,12 @@ def build(
     if signer is None or res.verdict == "mismatch":
         return res
     # lazy: signing loads the trust stage only when asked for
-    from imagelock.trust.signing import sign_build
+    from imagelock.trust.signing import sign_build, sign_sboms
 
-    return res.model_copy(update={"attestations": str(sign_build(res, path, signer))})
+    written = sign_build(res, path, signer)
+    if sbom_formats:
+        sign_sboms(res, path, signer, list(dict.fromkeys(sbom_formats)), _store(store))
+    return res.model_copy(update={"attestations": str(written)})
 
 
 def rebuild(
@@ -408,3 +432,46 @@ def attach(image: str, attestations: Sequence[Path], *, insecure: bool = False) 
 
     return AttachResult(ref=image, referrers=attach_files(image, list(attestations),
                                                            insecure=insecure))
+
+
+def outdated(lock: Path | None = None, *, store: Store | Path | None = None,
+             mirrors: Mirrors | None = None) -> OutdatedResult:
+    """Every Debian pin of the lock at `lock_path` that the suites of the spec beside it now hold
+    a newer version of, security updates flagged. Reads the signed indexes; writes nothing."""
+    # lazy: the inventory commands load only what they use (docs/architecture.md)
+    from imagelock.formats.files import read_lock
+    from imagelock.lock.outdated import outdated as check
+
+    path = lock_file(lock)
+    return check(read_lock(path), path, _store(store), mirrors)
+
+
+def inspect(targets: Sequence[str], *, package: str | None = None, lock: Path | None = None,
+            platform: str | None = None, insecure: bool = False) -> InspectResult:
+    """What is inside each lock or image (name, version, kind, where from, layer); with
+    `package` (`NAME` or `NAME<VERSION`, ...), only the matches, and which targets hold one. An
+    image is described by its lock (`lock`), checked to be the lock it was built from."""
+    # lazy: the inventory commands load only what they use (docs/architecture.md)
+    from imagelock.sbom.inspect import inspect as do_inspect
+    from imagelock.sbom.query import parse_condition
+    from imagelock.sbom.targets import resolve_target
+
+    condition = parse_condition(package) if package is not None else None
+    found = [resolve_target(t, lock=lock, platform=platform, insecure=insecure) for t in targets]
+    return do_inspect(found, condition=condition, platform=platform)
+
+
+def sbom(target: str, *, fmt: Literal["spdx", "cyclonedx"], store: Store | Path | None = None,
+         lock: Path | None = None, platform: str | None = None,
+         mirrors: Mirrors | None = None, offline: bool = False,
+         insecure: bool = False) -> Sbom:
+    """The SPDX 2.3 or CycloneDX 1.6 JSON SBOM of a lock's image (or of an image, with its
+    lock): every package, wheel, download and context file with sha256 and purl, from the lock
+    and the pinned bytes alone; the same lock always gives the same bytes."""
+    # lazy: the inventory commands load only what they use (docs/architecture.md)
+    from imagelock.sbom.document import make_sbom
+    from imagelock.sbom.targets import resolve_target
+
+    found = resolve_target(target, lock=lock, platform=platform, insecure=insecure)
+    return make_sbom(found, fmt, _store(store), platform=platform, cli_mirrors=mirrors,
+                     offline=offline)

@@ -154,8 +154,12 @@ def lock(
     check: Annotated[bool, typer.Option("--check", help="Do not write: exit 1 if the existing lock "
                      "differs from what locking now would write.")] = False,
     upgrade: Annotated[list[str] | None, typer.Option("--upgrade", metavar="PACKAGE", help="Move "
-                       "this Debian package to the newest version the sources offer (and what that "
-                       "newly needs); every other pin of the existing lock stays. Repeatable.")] = None,
+                       "this Debian package, and every locked binary of its source package, to "
+                       "the newest version the sources offer (and what that newly needs); every "
+                       "other pin of the existing lock stays. Repeatable.")] = None,
+    upgrade_security: Annotated[bool, typer.Option("--upgrade-security", help="Move exactly the "
+                                "Debian pins that a security suite has a newer version of (and "
+                                "what they newly need): what `imagelock outdated` flags.")] = False,
     upgrade_all: Annotated[bool, typer.Option("--upgrade-all", help="Ignore the existing lock's "
                            "pins and resolve everything afresh.")] = False,
     quiet: QuietOpt = False,
@@ -172,11 +176,13 @@ def lock(
         mirrors, upgrades = _mirrors(mirror), upgrade or []
         if check:
             state = api.lock_up_to_date(spec, output=output, store=store, mirrors=mirrors,
-                                        offline=offline, upgrade=upgrades, upgrade_all=upgrade_all)
+                                        offline=offline, upgrade=upgrades, upgrade_all=upgrade_all,
+                                        upgrade_security=upgrade_security)
             _emit(json_out, state, state.human())
             return EXIT_OK if state.up_to_date else EXIT_VERIFICATION_FAILED
         result = api.lock(spec, output=output, store=store, mirrors=mirrors, offline=offline,
-                          upgrade=upgrades, upgrade_all=upgrade_all)
+                          upgrade=upgrades, upgrade_all=upgrade_all,
+                          upgrade_security=upgrade_security)
         _emit(json_out, result, result.human())
         return EXIT_OK
 
@@ -207,6 +213,11 @@ def fetch(
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
+class SbomFormat(StrEnum):
+    spdx = "spdx"
+    cyclonedx = "cyclonedx"
+
+
 class OutputFormat(StrEnum):
     oci = "oci"
     docker_archive = "docker-archive"
@@ -231,6 +242,10 @@ def build(
     identity_token: TokenOpt = None,
     trusted_root: TrustedRootOpt = None,
     signing_config: SigningConfigOpt = None,
+    sbom_formats: Annotated[list[SbomFormat] | None, typer.Option("--sbom", metavar="FORMAT",
+                            help="With --sign/--sigstore, also sign the image's SBOM (spdx or "
+                            "cyclonedx; repeatable) as an in-toto statement beside the "
+                            "provenance.")] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     json_out: JsonOpt = False,
@@ -244,7 +259,8 @@ def build(
         signer = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
                             trusted_root=trusted_root, signing_config=signing_config)
         result = api.build(lock_path, output=output, format=fmt.value, store=store,
-                           mirrors=_mirrors(mirror), offline=offline, signer=signer)
+                           mirrors=_mirrors(mirror), offline=offline, signer=signer,
+                           sbom_formats=[f.value for f in sbom_formats or []])
         _emit(json_out, result, result.human())
         return EXIT_VERIFICATION_FAILED if result.verdict == "mismatch" else EXIT_OK
 
@@ -516,6 +532,110 @@ def diff(
         found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)))
         _emit(json_out, LockDiffResult.model_validate(found.as_json()), render_lock_diff(found))
         return EXIT_OK if found.empty else EXIT_VERIFICATION_FAILED
+
+    _run(json_out, body)
+
+
+@app.command()
+def outdated(
+    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
+                         "directory. Default: ./imagelock.lock. The spec beside it names the "
+                         "suites to check.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Which Debian pins the spec's suites now hold newer versions of, security updates flagged:
+    reads the suites' signed indexes (as `lock` does) and compares every pin. Exit 1 when a
+    security suite has a newer version of a pin (`lock --upgrade-security` moves exactly those),
+    0 otherwise, also when only non-security updates exist."""
+
+    def body() -> int:
+        from imagelock import api
+
+        res = api.outdated(lock_file, store=store, mirrors=_mirrors(mirror))
+        _emit(json_out, res, res.human())
+        return EXIT_VERIFICATION_FAILED if res.security_pending else EXIT_OK
+
+    _run(json_out, body)
+
+
+@app.command()
+def inspect(
+    targets: Annotated[list[str], typer.Argument(metavar="LOCK|REF...", help="Locks (or their "
+                       "directories), or images (oci:DIR, docker-archive:FILE, a registry "
+                       "reference) with --lock.")],
+    package: Annotated[str | None, typer.Option("--package", metavar="CONDITION", help="Only "
+                       "this package: NAME, or NAME with a version condition, e.g. "
+                       "'libssl3<3.0.22' (< <= = != >= >; Debian versions compare by Debian's "
+                       "rules, wheels by PEP 440). Lists which targets match.")] = None,
+    lock_file: Annotated[Path | None, typer.Option("--lock", metavar="LOCK", help="The lock of "
+                         "the image(s) given; checked against each image's config digest.")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="Only this platform. "
+                        "Default: every platform of each lock.")] = None,
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """What is inside an image, from its lock: every Debian package, wheel, context file and
+    download with its version, kind, where it came from (SOURCE/SUITE) and layer. With
+    --package, across many locks or images at once: which of them hold a package matching a
+    version condition (exit 0 either way; the JSON lists the matches)."""
+
+    def body() -> int:
+        from imagelock import api
+
+        res = api.inspect(targets, package=package, lock=lock_file, platform=platform,
+                          insecure=insecure)
+        _emit(json_out, res, res.human())
+        return EXIT_OK
+
+    _run(json_out, body)
+
+
+@app.command()
+def sbom(
+    target: Annotated[str, typer.Argument(metavar="LOCK|REF", help="A lock (or its directory), "
+                      "or an image (oci:DIR, docker-archive:FILE, a registry reference) with "
+                      "--lock.")],
+    fmt: Annotated[SbomFormat, typer.Option("--format", help="spdx (SPDX 2.3 JSON) or "
+                   "cyclonedx (CycloneDX 1.6 JSON).")] = SbomFormat.spdx,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the document "
+                      "here (atomically). Default: standard output.")] = None,
+    lock_file: Annotated[Path | None, typer.Option("--lock", metavar="LOCK", help="The lock of "
+                         "the image given; checked against its config digest.")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="The platform's image to "
+                        "describe. Default: the lock's first.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    offline: OfflineOpt = False,
+    insecure: InsecureOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="With -o: print what was written as "
+                        "one JSON document.")] = False,
+) -> None:
+    """A software bill of materials of the image, from its lock alone (no scanning): every
+    Debian package, wheel, download and context file with its sha256 and package URL, its
+    supplier or source package and its licence where the package states them machine-readably
+    (else NOASSERTION), and who depends on whom. The pinned .debs and wheels are read from the
+    store (fetched first, hash checked). The same lock always gives the same bytes."""
+
+    def body() -> int:
+        from imagelock import api
+        from imagelock.core.atomic import atomic_file
+
+        if json_out and output is None:
+            raise api.InputError("--json describes the file written with -o; without -o the "
+                                 "SBOM itself is printed", hint="add -o FILE, or drop --json")
+        doc = api.sbom(target, fmt=fmt.value, store=store, lock=lock_file, platform=platform,
+                       mirrors=_mirrors(mirror), offline=offline, insecure=insecure)
+        if output is None:
+            sys.stdout.buffer.write(doc.data)
+            sys.stdout.flush()
+            return EXIT_OK
+        with atomic_file(output) as tmp:
+            tmp.write_bytes(doc.data)
+        res = doc.result(str(output))
+        _emit(json_out, res, res.human())
+        return EXIT_OK
 
     _run(json_out, body)
 

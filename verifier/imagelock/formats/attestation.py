@@ -43,6 +43,11 @@ SIGSTORE_BUNDLE_MEDIA_TYPE = SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX + ".v0.3+json"
 STATEMENT_TYPE: Literal["https://in-toto.io/Statement/v1"] = "https://in-toto.io/Statement/v1"
 PROVENANCE_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
+# SBOMs as in-toto predicates (the in-toto attestation framework's names for them): the
+# predicate is the whole SPDX or CycloneDX JSON document.
+SPDX_PREDICATE_TYPE = "https://spdx.dev/Document"
+CYCLONEDX_PREDICATE_TYPE = "https://cyclonedx.org/bom"
+SBOM_PREDICATE_TYPES = (SPDX_PREDICATE_TYPE, CYCLONEDX_PREDICATE_TYPE)
 
 
 def _rfc3339(value: Any) -> Any:

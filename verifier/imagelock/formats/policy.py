@@ -11,10 +11,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from imagelock.formats.attestation import PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE
+from imagelock.formats.attestation import (
+    PROVENANCE_PREDICATE_TYPE,
+    SBOM_PREDICATE_TYPES,
+    VSA_PREDICATE_TYPE,
+)
 from imagelock.formats.common import BoundedErrors
 
-KNOWN_PREDICATE_TYPES = (PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE)
+KNOWN_PREDICATE_TYPES = (PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE, *SBOM_PREDICATE_TYPES)
 _AGE = re.compile(r"^\s*(\d{1,12})\s*([smhdw]?)\s*$")
 MAX_AGE_SECONDS = 100 * 366 * 86400
 """Longest max_age (100 years): anything longer means "no limit", which is leaving it unset."""
@@ -150,7 +154,8 @@ class Policy(_UserWritten):
     required_predicate_types: list[str] = Field(
         default_factory=lambda: [PROVENANCE_PREDICATE_TYPE],
         description="Predicate types of which at least one trusted attestation must be present. "
-        f"Known: {', '.join(KNOWN_PREDICATE_TYPES)}.",
+        f"Known: {', '.join(KNOWN_PREDICATE_TYPES)} (an SBOM counts when a trusted vendor "
+        "signed it, about this image).",
     )
     max_age: int | str | None = Field(
         default=None,
@@ -183,6 +188,8 @@ class Policy(_UserWritten):
             raise ValueError("sigstore identities are trusted, so trusted_root must be set")
         if PROVENANCE_PREDICATE_TYPE in self.required_predicate_types and not self.vendors:
             raise ValueError("provenance is required but no vendor is trusted to sign it")
+        if set(SBOM_PREDICATE_TYPES) & set(self.required_predicate_types) and not self.vendors:
+            raise ValueError("an SBOM is required but no vendor is trusted to sign it")
         if VSA_PREDICATE_TYPE in self.required_predicate_types and self.rebuilders.threshold < 1:
             raise ValueError("a VSA is required but rebuilders.threshold is 0")
         if not self.required_predicate_types and self.rebuilders.threshold < 1:

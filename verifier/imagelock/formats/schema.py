@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from imagelock.formats import results
+from imagelock.formats import inventory, results
 from imagelock.formats.lock import Lock
 from imagelock.formats.policy import Policy, PolicyResult
 from imagelock.formats.spec import Spec
@@ -33,6 +33,9 @@ RESULTS: dict[str, type[BaseModel]] = {
     "pull": results.PullResult,
     "attach": results.AttachResult,
     "keygen": results.KeygenResult,
+    "outdated": inventory.OutdatedResult,
+    "inspect": inventory.InspectResult,
+    "sbom": inventory.SbomResult,
     "error": results.ErrorResult,
 }
 """What each command prints with `--json` (`lock-check`: `lock --check`; `error`: any command

@@ -92,4 +92,5 @@ class Downloads:
             purl = f"pkg:generic/{quote(name, safe='')}"
             if _is_url(d.location):
                 purl += f"?download_url={quote(d.location, safe=':/')}"
-            yield Component(self.name, name, None, purl, d.sha256, d.size)
+            yield Component(self.name, name, None, purl, d.sha256, d.size, layer=d.layer,
+                            origin=d.location)

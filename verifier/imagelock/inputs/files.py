@@ -81,4 +81,5 @@ class ContextFiles:
     def components(self, lock: Lock, platform: str) -> Iterator[Component]:
         for f in lock.files:
             if f.type == "file" and f.sha256 is not None and f.size is not None:
-                yield Component(self.name, f.dest, None, None, f.sha256, f.size)
+                yield Component(self.name, f.dest, None, None, f.sha256, f.size, layer=f.layer,
+                                origin=f"context:{f.src}")

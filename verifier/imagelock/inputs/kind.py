@@ -84,6 +84,9 @@ class Component:
     purl: str | None  # package URL (https://github.com/package-url/purl-spec), when there is one
     sha256: str
     size: int
+    layer: str | None = None  # the layer it is placed in
+    origin: str | None = None  # where it came from: SOURCE/SUITE, a wheel's source, a location
+    architecture: str | None = None  # a .deb's Debian architecture
 
 
 class Review(Protocol):

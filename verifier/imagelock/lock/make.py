@@ -144,6 +144,8 @@ def resolve_lock(
     lock_dir: Path | None = None,
     previous: Lock | None = None,
     upgrade: Sequence[str] = (),
+    upgrade_security: bool = False,
+    notes: list[str] | None = None,
 ) -> Lock:
     """Resolve the spec at `spec_path` into a lock whose every input is pinned by sha256.
 
@@ -153,6 +155,8 @@ def resolve_lock(
     `lock_dir` is where the lock will be written (default: beside the spec); the lock names the
     spec and the context relative to it. With `previous` (the current lock), Debian pins are kept
     unless named in `upgrade` or no longer needed: re-locking moves only what it must.
+    `upgrade_security` also moves every pin a security suite has a newer version of. What an
+    upgrade moved besides the names, or left behind and why, is appended to `notes`.
     """
     spec = load_spec(spec_path)
     digest, sections = spec_digests(spec)
@@ -174,7 +178,8 @@ def resolve_lock(
         raise InputError("--offline cannot lock Debian or Python contents: resolving them reads "
                          "the archives' signed indexes", hint="lock with network access; build, "
                          "fetch --offline and rebuild --offline then need none")
-    debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade)
+    debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade,
+                                         upgrade_security, notes)
     python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian)
     if (spec.accounts.users or spec.accounts.groups) and not debian:
         raise InputError("accounts need a Debian base (the base-passwd package)",
@@ -215,11 +220,15 @@ def _lock_debian(
     cli_mirrors: Mapping[str, list[str]],
     previous: Lock | None,
     upgrade: Sequence[str],
+    upgrade_security: bool = False,
+    notes: list[str] | None = None,
 ) -> tuple[dict[str, DebianPlatformLock], DebianLayout | None]:
     deb = spec.contents.debian
     if deb is None:
         if upgrade:
             raise InputError("--upgrade names packages, but the spec has no Debian contents")
+        if upgrade_security and notes is not None:
+            notes.append("--upgrade-security: the spec has no Debian contents")
         return {}, None
     sources = {k: v for k, v in spec.sources.items() if isinstance(v, DebianSource)}
     if not sources:
@@ -234,6 +243,7 @@ def _lock_debian(
             sources, deb, store, cli_mirrors,
             previous_pins=prev.packages if prev is not None else None,
             upgrade=set(upgrade), architecture=debian_arch(platform),
+            upgrade_security=upgrade_security, notes=notes,
         )
         out[platform] = DebianPlatformLock(indexes=indexes, packages=packages)
         progress.item(f"{len(packages)} Debian packages for {platform}", "resolved")

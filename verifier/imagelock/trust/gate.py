@@ -102,6 +102,27 @@ def push_attestation(ref: str, envelope: bytes, *, insecure: bool) -> str:
     return push_referrer(target, artifact, insecure=insecure)
 
 
+# The artifactType SBOM readers look for among an image's referrers, by in-toto predicate type.
+SBOM_MEDIA_TYPES = {"https://spdx.dev/Document": "application/spdx+json",
+                    "https://cyclonedx.org/bom": "application/vnd.cyclonedx+json"}
+
+
+def push_sbom_document(ref: str, predicate_type: str, document: dict[str, object], *,
+                       insecure: bool) -> str:
+    """The SBOM of a signed statement, also attached as the document itself with the
+    artifactType SBOM readers look for (`application/spdx+json`, ...); the signed statement
+    beside it is what `verify` counts."""
+    import json
+
+    # lazy: the registry client (requests) loads only for registry references
+    from imagelock.oci.registry.transfer import Artifact, push_referrer
+
+    media = SBOM_MEDIA_TYPES[predicate_type]
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return push_referrer(registry_form(ref).removeprefix("docker://"), Artifact(media, media, data),
+                         insecure=insecure)
+
+
 @progress.phase("push")
 def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
     """Attach every envelope of `files` to the registry image `ref`; refuse an envelope whose
@@ -143,4 +164,7 @@ def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
                                  line=n, hint="attach it to the image it was made for")
             pushed.append(push_attestation(ref, raw, insecure=insecure))
             progress.item(f"attestation {f.name}:{n} as {pushed[-1]}", "uploaded", len(raw))
+            if st.get("predicateType") in SBOM_MEDIA_TYPES and isinstance(st.get("predicate"), dict):
+                pushed.append(push_sbom_document(ref, st["predicateType"], st["predicate"],
+                                                 insecure=insecure))
     return pushed

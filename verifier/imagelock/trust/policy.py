@@ -27,6 +27,8 @@ from imagelock.core.strict_json import NotJSON, loads, read_limited
 from imagelock.formats.attestation import (
     DSSE_INTOTO_PAYLOAD_TYPE,
     PROVENANCE_PREDICATE_TYPE,
+    SBOM_PREDICATE_TYPES,
+    SPDX_PREDICATE_TYPE,
     VSA_PREDICATE_TYPE,
     DSSEEnvelope,
     Statement,
@@ -381,6 +383,8 @@ def _check(raw: RawAttestation, policy: LoadedPolicy, manifest_hex: str, now: da
         return _check_provenance(raw, statement, signers, policy, now)
     if ptype == VSA_PREDICATE_TYPE:
         return _check_vsa(raw, statement, signers, policy, now)
+    if ptype in SBOM_PREDICATE_TYPES:
+        return _check_sbom(raw, statement, signers)
     raise _NotCounted(
         f"unknown predicate type {ptype!r} (signed by {', '.join(names)})", ptype, signers
     )
@@ -409,6 +413,21 @@ def _check_provenance(
     _fresh(when, policy, now, ptype, vendors, missing="the provenance has no finishedOn or "
            "startedOn, and the policy's max_age needs one")
     return Counted(raw.source, ptype, tuple(vendors), lock)
+
+
+def _check_sbom(raw: RawAttestation, st: Statement, signers: list[LoadedSigner]) -> Counted:
+    """An SBOM counts when a trusted vendor signed it and its predicate is the document its
+    type names (SPDX 2.x: `spdxVersion`; CycloneDX: `bomFormat`)."""
+    ptype = st.predicate_type
+    doc = st.predicate
+    shaped = (isinstance(doc.get("spdxVersion"), str) and doc["spdxVersion"].startswith("SPDX-")
+              if ptype == SPDX_PREDICATE_TYPE else doc.get("bomFormat") == "CycloneDX")
+    if not shaped:
+        raise _NotCounted(f"its predicate is not the document {ptype} names", ptype, signers)
+    vendors = [s for s in signers if s.role == "vendor"]
+    if not vendors:
+        raise _NotCounted("an SBOM counts only when a trusted vendor signed it", ptype, signers)
+    return Counted(raw.source, ptype, tuple(vendors), "")
 
 
 def _check_vsa(
@@ -579,8 +598,8 @@ class LockAgreement:
     def check(self, evidence: Evidence) -> list[RuleOutcome]:
         by_lock: dict[str, list[str]] = {}
         for c in evidence.counted:
-            if c.verdict != "PASSED":
-                continue
+            if c.verdict != "PASSED" or c.predicate_type in SBOM_PREDICATE_TYPES:
+                continue  # an SBOM names no lock
             kind = "provenance" if c.predicate_type == PROVENANCE_PREDICATE_TYPE else "VSA"
             for s in c.signers:
                 by_lock.setdefault(c.lock_digest, []).append(f"{kind} by {s.name}")

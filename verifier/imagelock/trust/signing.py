@@ -16,6 +16,8 @@ from imagelock.core.errors import FetchError, InputError
 from imagelock.formats.files import read_lock
 from imagelock.oci.archive_read import read_docker_archive
 from imagelock.oci.locations import local_path, registry_form
+from imagelock.fetch.store import Store
+from imagelock.trust.statement import make_statement
 from imagelock.trust.attest import append_line, attestations_path, lock_digest, lock_pins, utc_now
 from imagelock.trust.dsse import envelope_json, sign_envelope
 from imagelock.trust.keys import PrivateKey, load_private_key_file, passphrase_from_env_or_prompt
@@ -163,6 +165,37 @@ def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
             builder_version={"imagelock": __version__},
         )
         written, _ = signer.emit(st, out)
+    return written
+
+
+
+
+@progress.phase("sign")
+def sign_sboms(res: BuildResult, lock_path: Path, signer: Signer, formats: list[str],
+               store: Store) -> Path:
+    """The SBOM of every platform built, in each format, as a signed in-toto statement about
+    the image (predicate: the whole SPDX or CycloneDX document), filed beside the output like
+    the provenance."""
+    # lazy: the SBOM libraries (spdx-tools, cyclonedx-python-lib) load only when asked for
+    from imagelock.sbom.document import PREDICATE_TYPES, make_sbom
+    from imagelock.sbom.targets import Target
+
+    lock = read_lock(lock_path)
+    output = Path(res.output)
+    out = attestations_path(output)
+    target = Target(str(lock_path), lock, lock_path)
+    archive_digest = (read_docker_archive(output).manifest_digest
+                      if res.format == "docker-archive" else None)
+    written = out
+    for platform, d in res.platforms.items():
+        if archive_digest is not None and platform != lock.platforms[0]:
+            continue  # the archive holds the first platform only
+        for fmt in formats:
+            doc = make_sbom(target, fmt, store, platform=platform,  # type: ignore[arg-type]
+                            offline=True)
+            st = make_statement(lock.image.name, archive_digest or d.manifest_digest,
+                                PREDICATE_TYPES[fmt], json.loads(doc.data))
+            written, _ = signer.emit(st, out)
     return written
 
 

@@ -27,7 +27,7 @@ import posixpath
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -436,3 +436,32 @@ def extract_pinned(pin: DebPin, store: Store, staging: Path) -> DebPackage:
             hint="the lock is inconsistent with its own sha256; run `imagelock lock` again",
         )
     return pkg
+
+
+# --- what a package says of itself, for an SBOM -----------------------------------------------
+
+#: The most bytes read of one wanted member (a copyright file is a few KB; GPL texts ~40 KB).
+MAX_WANTED_MEMBER = 1 << 20
+
+
+def read_control_and_members(deb: Path, wanted: Callable[[str], bool], *,
+                             what: str = "") -> tuple[dict[str, str], dict[str, bytes | str]]:
+    """A verified .deb's control fields, and the data members `wanted(path)` accepts (paths
+    without the leading `./`): a regular file's bytes (at most MAX_WANTED_MEMBER), or a
+    symlink's target as text. The data member is streamed; nothing else is kept."""
+    what = what or deb.name
+    control_m, data_m = _ar_members(deb, what)
+    control, _ = _read_control(control_m, what)
+    found: dict[str, bytes | str] = {}
+    with _tar_stream(data_m, what) as tf:
+        for m in tf:
+            name = m.name.removeprefix("./").rstrip("/")
+            if not name or not wanted(name):
+                continue
+            if m.issym():
+                found[name] = m.linkname
+            elif m.isreg() and m.size <= MAX_WANTED_MEMBER:
+                src = tf.extractfile(m)
+                assert src is not None
+                found[name] = src.read()
+    return control, found

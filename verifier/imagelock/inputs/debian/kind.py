@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
+from packageurl import PackageURL
+
 from imagelock.fetch.debian import package_urls
 from imagelock.formats.debian import DebianIndexPin, DebianPackagePin, DebianSource
 from imagelock.formats.lock import Lock
@@ -32,8 +34,26 @@ def _debian_sources(sources: Mapping[str, object], pin: DebianPackagePin) -> dic
     return out
 
 
+# Debian's release numbers by code name, for the purl `distro` qualifier (`debian-12`).
+_DEBIAN_RELEASES = {
+    "buster": "10", "bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14",
+    "duke": "15",
+}
+
+
+def debian_distro(suite: str) -> str:
+    """The purl `distro` of a suite: `bookworm-security` -> `debian-12` (else the code name)."""
+    codename = suite.split("-", 1)[0].split("/", 1)[0]
+    release = _DEBIAN_RELEASES.get(codename)
+    return f"debian-{release}" if release else codename
+
+
 def _purl(p: DebianPackagePin) -> str:
-    return f"pkg:deb/debian/{p.name}@{p.version}?arch={p.architecture}"
+    """`pkg:deb/debian/NAME@VERSION?arch=ARCH&distro=debian-12`, encoded as the purl spec says
+    (by its own library: `+` becomes %2B, an epoch's `:` stays)."""
+    return PackageURL(type="deb", namespace="debian", name=p.name, version=p.version,
+                      qualifiers={"arch": p.architecture,
+                                  "distro": debian_distro(p.suite)}).to_string()
 
 
 class DebianPackages:
@@ -104,6 +124,11 @@ class DebianPackages:
         return PinDiff(lines, "Debian packages", reviews)
 
     def components(self, lock: Lock, platform: str) -> Iterator[Component]:
+        layout = lock.debian_layout
+        default = layout.layer if layout is not None else "debian"
+        grouped = {n: g.layer for g in layout.groups for n in g.packages} if layout else {}
         for p in self.pins(lock, platform):
-            yield Component(self.name, p.name, p.version, _purl(p), p.sha256, p.size)
+            yield Component(self.name, p.name, p.version, _purl(p), p.sha256, p.size,
+                            layer=grouped.get(p.name, default), origin=f"{p.source}/{p.suite}",
+                            architecture=p.architecture)
 

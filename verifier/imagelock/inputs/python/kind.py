@@ -83,6 +83,7 @@ class PythonWheels:
         return PinDiff(lines)
 
     def components(self, lock: Lock, platform: str) -> Iterator[Component]:
+        layer = lock.python_install.layer if lock.python_install is not None else "python"
         for w in self.pins(lock, platform):
             yield Component(self.name, w.name, w.version, f"pkg:pypi/{w.name}@{w.version}",
-                            w.sha256, w.size)
+                            w.sha256, w.size, layer=layer, origin=w.source)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 from imagelock.core.errors import InputError
 from imagelock.fetch.debian import source_mirrors
@@ -18,7 +19,13 @@ from imagelock.fetch.store import Store
 from imagelock.formats.debian import DebianContents, DebianIndexPin, DebianPackagePin, DebianSource
 from imagelock.lock.debian.index import load_index
 from imagelock.lock.debian.release import fetch_release
-from imagelock.lock.debian.resolver import Candidate, Universe, candidate_from_record, resolve
+from imagelock.lock.debian.resolver import (
+    V,
+    Candidate,
+    Universe,
+    candidate_from_record,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,11 @@ def _debian_sources(sources: Mapping[str, object], blocks: Sequence[DebianConten
     return out
 
 
+def used_sources(sources: Mapping[str, object], contents: DebianContents) -> dict[str, DebianSource]:
+    """The spec's `debian` sources that `contents` chooses from, in order of preference."""
+    return {n: cast(DebianSource, sources[n]) for n in _debian_sources(sources, [contents])}
+
+
 def _merge(blocks: Sequence[DebianContents]) -> tuple[list[str], dict[str, str], set[str], bool]:
     names: list[str] = []
     pins: dict[str, str] = {}
@@ -87,6 +99,7 @@ def load_universe(
     """Verify and read every index of the named sources; candidates keep the reading order."""
     index_pins: list[DebianIndexPin] = []
     candidates: list[Candidate] = []
+    security: list[tuple[str, str]] = []
     order = 0
     for name in names:
         src = sources[name]
@@ -94,6 +107,8 @@ def load_universe(
             mirrors = source_mirrors(name, src, suite, mirrors_cli)
             fetched = fetch_release(mirrors, suite, src.keyring, check_valid_until=check_valid_until)
             rel = fetched.release
+            if rel.security:
+                security.append((name, suite))
             ordered = [fetched.mirror] + [m for m in mirrors if m != fetched.mirror]
             for component in src.components:
                 idx = load_index(store, rel, ordered, component, architecture)
@@ -105,7 +120,7 @@ def load_universe(
                 candidates += [candidate_from_record(r, source=name, suite=suite, order=order)
                                for r in idx.records]
                 order += 1
-    return index_pins, Universe(candidates, architecture)
+    return index_pins, Universe(candidates, architecture, security)
 
 
 def lock_debian(
@@ -116,6 +131,8 @@ def lock_debian(
     previous_pins: Sequence[DebianPackagePin] | None = None,
     upgrade: Iterable[str] = frozenset(),
     *,
+    upgrade_security: bool = False,
+    notes: list[str] | None = None,
     architecture: str = "amd64",
     check_valid_until: bool = False,
 ) -> tuple[list[DebianIndexPin], list[DebianPackagePin]]:
@@ -124,7 +141,10 @@ def lock_debian(
     `sources`: the spec's sources (non-Debian ones are ignored). `contents`: one block, or
     several whose union is resolved as one closure. `previous_pins`: the current lock's
     package pins, kept unless named in `upgrade` (or required newer by what an upgrade newly
-    needs). `architecture`: a Debian architecture (see `debian_arch` for platforms).
+    needs). A name in `upgrade` moves every locked binary of its source package (a fix to
+    openssl is in libssl3 and openssl alike); `upgrade_security` moves every pin that a
+    security suite has a newer version of. What moved with a name, and what was left behind
+    and why, is appended to `notes`. `architecture`: a Debian architecture (see `debian_arch`).
     """
     blocks = [contents] if isinstance(contents, DebianContents) else list(contents)
     used = _debian_sources(sources, blocks)
@@ -137,10 +157,33 @@ def lock_debian(
                          hint="name packages that the current lock pins")
     index_pins, universe = load_universe({n: sources[n] for n in used}, used, store, mirrors_cli,
                                          architecture, check_valid_until=check_valid_until)
-    prefer = {n: p.version for n, p in previous.items() if n not in upgrade}
-    result = resolve(universe, names, pins=pins, prefer=prefer, exclude=exclude, essential=essential)
+    siblings = source_siblings(universe, previous, upgrade)
+    moving = upgrade | {s for group in siblings.values() for s in group}
+    if upgrade_security:
+        moving |= set(security_updates(universe, previous.values()))
+    try:
+        result = resolve(universe, names, pins=pins, essential=essential, exclude=exclude,
+                         prefer={n: p.version for n, p in previous.items() if n not in moving})
+    except InputError as e:
+        dragged = moving - upgrade - (set(security_updates(universe, previous.values()))
+                                      if upgrade_security else set())
+        if not dragged:
+            raise
+        # Moving the siblings too cannot be resolved: move what was asked, and say so.
+        if notes is not None:
+            notes.append(f"left {', '.join(sorted(dragged))} (same source package as "
+                         f"{', '.join(sorted(upgrade))}) at the locked versions: moving them "
+                         f"too fails: {e.message}")
+        siblings = {}
+        moving -= dragged
+        result = resolve(universe, names, pins=pins, essential=essential, exclude=exclude,
+                         prefer={n: p.version for n, p in previous.items() if n not in moving})
     for d in result.dropped:
         log.info("dependency dropped because only excluded packages satisfy it: %s", d)
+    if notes is not None:
+        chosen = {c.name: c for c in result.packages}
+        notes += _upgrade_notes(universe, previous, chosen, pins, upgrade, siblings,
+                                upgrade_security, architecture)
     out: list[DebianPackagePin] = []
     for c in result.packages:
         old = previous.get(c.name)
@@ -152,3 +195,96 @@ def lock_debian(
             location=f"{c.source}:{c.filename}", size=c.size, sha256=c.sha256, suite=c.suite,
         ))
     return index_pins, out
+
+
+def _source_of(universe: Universe, name: str, version: str | None) -> str:
+    """The source package of `name` at `version` (else at its newest version) in the indexes."""
+    c = universe.candidate(name, version) if version is not None else None
+    if c is None:
+        cands = universe.by_name.get(name, [])
+        c = cands[0] if cands else None
+    return c.source_package if c is not None else name
+
+
+def source_siblings(universe: Universe, previous: Mapping[str, DebianPackagePin],
+                    named: Iterable[str]) -> dict[str, list[str]]:
+    """For each named package, the other locked binaries of its source package, sorted.
+
+    The source is read from the indexes (`Source:`) at the locked version, so a binary whose
+    name says nothing of its source (libssl3, from openssl) is still found."""
+    by_source: dict[str, list[str]] = {}
+    for n, p in sorted(previous.items()):
+        by_source.setdefault(_source_of(universe, n, p.version), []).append(n)
+    out: dict[str, list[str]] = {}
+    for n in sorted(named):
+        old = previous.get(n)
+        src = _source_of(universe, n, old.version if old is not None else None)
+        out[n] = [s for s in by_source.get(src, []) if s != n]
+    return out
+
+
+def security_updates(universe: Universe, pins: Iterable[DebianPackagePin]) -> dict[str, Candidate]:
+    """Pins that a security suite holds a newer version of: name -> the newest such candidate."""
+    out: dict[str, Candidate] = {}
+    for p in pins:
+        for c in universe.by_name.get(p.name, []):  # highest version first
+            if universe.is_security(c) and V(c.version) > V(p.version):
+                out[p.name] = c
+                break
+    return out
+
+
+def _upgrade_notes(
+    universe: Universe,
+    previous: Mapping[str, DebianPackagePin],
+    chosen: Mapping[str, Candidate],
+    pins: Mapping[str, str],
+    named: set[str],
+    siblings: Mapping[str, list[str]],
+    upgrade_security: bool,
+    architecture: str,
+) -> list[str]:
+    """What the user should know after an upgrade: what moved together, and what stayed and why."""
+    notes: list[str] = []
+
+    def moved(n: str) -> bool:
+        return n in previous and n in chosen and chosen[n].version != previous[n].version
+
+    def why_stays(n: str) -> str:
+        old = previous[n]
+        if n in pins:
+            return f"the spec pins {n}={pins[n]}"
+        if n not in chosen:
+            return "no longer needed"
+        newest = universe.by_name.get(n, [])
+        if not newest or V(newest[0].version) <= V(old.version):
+            return "no configured suite has a newer version"
+        return f"{newest[0].label} is in {newest[0].source}/{newest[0].suite} but the " \
+            "resolution kept the locked one"
+
+    where = f" ({architecture})" if architecture != "amd64" else ""
+    done: set[str] = set()
+    for n in sorted(named):
+        if n in previous and not moved(n):
+            notes.append(f"--upgrade {n}: stays at {previous[n].version}{where}: {why_stays(n)}")
+        group = [s for s in siblings.get(n, []) if s not in named and s not in done]
+        if not group:
+            continue
+        done |= set(group)
+        src = _source_of(universe, n, previous[n].version if n in previous else None)
+        went = [s for s in group if moved(s)]
+        stayed = [s for s in group if not moved(s)]
+        if went:
+            notes.append(f"--upgrade {n} also moved {', '.join(went)} (source package {src}){where}")
+        for s in stayed:
+            notes.append(f"--upgrade {n} left {s} at {previous[s].version} (source package "
+                         f"{src}){where}: {why_stays(s)}")
+    if upgrade_security:
+        updates = security_updates(universe, previous.values())
+        for n, c in sorted(updates.items()):
+            if not moved(n):
+                notes.append(f"security update {c.label} ({c.source}/{c.suite}) not taken"
+                             f"{where}: {why_stays(n)}")
+        if not updates and previous:
+            notes.append(f"no security updates for the locked packages{where}")
+    return notes

@@ -54,6 +54,15 @@ class Release:
     files: dict[str, IndexFile] = field(default_factory=dict)
     inrelease_sha256: str = ""
     signers: tuple[str, ...] = ()  # fingerprints of the keys with a valid signature
+    label: str = ""
+
+    @property
+    def security(self) -> bool:
+        """Whether this is a security suite: Debian's and Ubuntu's are named `*-security` (Debian's
+        before 11, `*/updates`) and labelled so (`Debian-Security`)."""
+        names = (self.suite, self.codename, self.archive_suite)
+        return (any(n.endswith(("-security", "/updates")) for n in names if n)
+                or "security" in self.label.lower())
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,7 @@ def parse_release(content: bytes, suite: str) -> Release:
         components=tuple(r.get("Components", "").split()),
         acquire_by_hash=r.get("Acquire-By-Hash", "no").lower() == "yes",
         files=files,
+        label=r.get("Label", ""),
     )
 
 

@@ -58,6 +58,7 @@ class Candidate:
     provides: str = ""
     conflicts: str = ""
     breaks: str = ""
+    source_package: str = ""  # the index's Source (name only); the package's own name if absent
     order: int = 0  # position of its index in preference order (ties between equal versions)
 
     @property
@@ -84,8 +85,17 @@ def candidate_from_record(rec: Mapping[str, str], *, source: str, suite: str, or
         provides=rec.get("Provides", ""),
         conflicts=rec.get("Conflicts", ""),
         breaks=rec.get("Breaks", ""),
+        source_package=source_name(rec),
         order=order,
     )
+
+
+def source_name(rec: Mapping[str, str]) -> str:
+    """The source package a Packages stanza was built from: `Source` without its version (`openssl
+    (3.0.11-1)` -> `openssl`), or the binary's own name when the field is absent (as Debian policy
+    5.6.1 says)."""
+    words = rec.get("Source", "").split()
+    return words[0] if words else rec["Package"]
 
 
 @functools.cache
@@ -145,8 +155,11 @@ class _Restart(Exception):
 class Universe:
     """Every candidate of the target architecture, by name and by what it provides."""
 
-    def __init__(self, candidates: Iterable[Candidate], architecture: str) -> None:
+    def __init__(self, candidates: Iterable[Candidate], architecture: str,
+                 security: Iterable[tuple[str, str]] = ()) -> None:
         self.architecture = architecture
+        # (source, suite) pairs whose Release says it is a security suite (Release.security).
+        self.security = frozenset(security)
         by_name: dict[str, list[Candidate]] = {}
         for c in candidates:
             if c.architecture in (architecture, "all"):
@@ -171,6 +184,15 @@ class Universe:
             if m and m.group(2) in (None, self.architecture, "all"):
                 out.append((m.group(1), m.group(3)))
         return out
+
+    def is_security(self, c: Candidate) -> bool:
+        """Whether `c` comes from a security suite."""
+        return (c.source, c.suite) in self.security
+
+    def candidate(self, name: str, version: str) -> Candidate | None:
+        """The candidate of `name` at exactly `version` (the best-placed index's), if listed."""
+        want = V(version)
+        return next((c for c in self.by_name.get(name, []) if V(c.version) == want), None)
 
     def names(self) -> list[str]:
         return sorted(set(self.by_name) | set(self.providers))
