@@ -56,6 +56,31 @@ MirrorOpt = Annotated[
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Never use the network: every input must already be in the store.")
 ]
+SnapshotOpt = Annotated[
+    list[str] | None,
+    typer.Option("--snapshot", metavar="NAME=URL", help="Snapshot archive for Debian source "
+                 "NAME (e.g. BASE/archive/debian), tried after the mirrors and the input bundle: "
+                 "URL/YYYYMMDDTHHMMSSZ/pool/... at the date of the signed index. Repeatable; "
+                 "before IMAGELOCK_SNAPSHOT_<NAME> and the spec's snapshots."),
+]
+KeyringOpt = Annotated[
+    list[str] | None,
+    typer.Option("--keyring", metavar="NAME=PATH", help="OpenPGP keyring trusted to sign the "
+                 "indexes of Debian source NAME. Default: the spec's keyring when it is a "
+                 "system keyring (/usr/share/keyrings, /etc/apt/...). Repeatable."),
+]
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    from imagelock.core.errors import InputError
+
+    out: dict[str, str] = {}
+    for v in values or []:
+        name, sep, value = v.partition("=")
+        if not sep or not name or not value:
+            raise InputError(f"{option} {v!r} is not NAME=VALUE")
+        out[name] = value
+    return out
 
 
 def _run(json_out: bool, fn: Callable[[], T]) -> T:
@@ -344,8 +369,10 @@ InsecureOpt = Annotated[
 
 @app.command()
 def rebuild(
-    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
-                         "directory. Default: ./imagelock.lock.")] = None,
+    lock_file: Annotated[str | None, typer.Argument(metavar="LOCK|REF", help="The lock, or its "
+                         "directory (default ./imagelock.lock); or an image reference "
+                         "(HOST/REPO@sha256:..., or oci:DIR pulled with --with-inputs) to rebuild "
+                         "from its recipe and inputs alone.")] = None,
     image: Annotated[str | None, typer.Option("--image", metavar="REF", help="The published image "
                      "to compare with: oci:DIR[:TAG], docker-archive:FILE, HOST[:PORT]/REPO:TAG or "
                      "HOST/REPO@sha256:... Without it, compare with the lock's digests only.")] = None,
@@ -380,12 +407,24 @@ def rebuild(
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
     insecure: InsecureOpt = False,
+    vendor_key: Annotated[list[Path] | None, typer.Option("--vendor-key", metavar="KEY",
+                          help="With REF: count only provenance signed by this public key "
+                          "(repeatable).")] = None,
+    vendor_policy: Annotated[Path | None, typer.Option("--policy", help="With REF: count only "
+                             "provenance signed by the vendor keys of this policy.")] = None,
+    keyring: KeyringOpt = None,
+    snapshot: SnapshotOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild the image a lock describes, in isolation, and compare it with the published image
     (or the lock): fetch every pinned input (hashes checked), build in a bubblewrap sandbox with
     no network and the store read-only, compare both identities, explain any difference down to
     the file, and optionally sign the verdict.
+
+    With an image reference instead of a lock, the provenance, the recipe and the inputs are
+    found beside the image: the recipe must be the lock the provenance names, every Debian pin
+    is checked against its signed index, and inputs come from the local store, the mirrors, the
+    input bundle, then snapshot archives.
 
     Verdicts: reproduced (bit-identical, exit 0); reproduced-content (same content, other
     compression, proven by decompressing the published blobs, exit 0); mismatch (exit 1);
@@ -397,6 +436,25 @@ def rebuild(
         from imagelock.rebuild.rebuild import rebuild as do_rebuild
         from imagelock.rebuild.rebuild import scratch
 
+        from imagelock.rebuild.reference import is_reference
+
+        if lock_file is not None and is_reference(lock_file):
+            if image is not None:
+                raise InputError("give an image reference or --image, not both",
+                                 hint="rebuild REF compares the rebuild with REF itself")
+            _rebuild_reference(
+                lock_file, store=store, mirror=mirror, snapshot=snapshot, keyring=keyring,
+                vendor_key=vendor_key or [], vendor_policy=vendor_policy, offline=offline,
+                sandbox=not no_sandbox, platform=platform, insecure=insecure, keep=keep,
+                diffoscope=diffoscope, sign=sign, sigstore=sigstore, identity_token=identity_token,
+                trusted_root=trusted_root, signing_config=signing_config,
+                sign_failures=sign_failures, attestation_out=attestation_out,
+                push_attestation=push_attestation, verifier_id=verifier_id, verbose=verbose,
+                json_out=json_out)
+            return
+        if vendor_key or vendor_policy or keyring or snapshot:
+            raise InputError("--vendor-key, --policy, --keyring and --snapshot go with a "
+                             "rebuild from an image reference (rebuild REF)")
         signing = sign is not None or sigstore
         if signing and no_sandbox:
             raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
@@ -408,7 +466,7 @@ def rebuild(
             raise InputError("--push-attestation needs --sign KEY or --sigstore")
         key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
         with scratch() as tmp:
-            res = do_rebuild(_lock_path(lock_file), image=image, store=_store(store),
+            res = do_rebuild(_lock_path(Path(lock_file) if lock_file else None), image=image, store=_store(store),
                              cli_mirrors=mirror or [], offline=offline, sandbox=not no_sandbox,
                              platform=platform, workdir=Path(tmp), insecure=insecure, keep=keep,
                              diffoscope=diffoscope)
@@ -441,6 +499,78 @@ def rebuild(
     _run(json_out, body)
 
 
+def _rebuild_reference(
+    ref: str, *, store: Path | None, mirror: list[str] | None, snapshot: list[str] | None,
+    keyring: list[str] | None, vendor_key: list[Path], vendor_policy: Path | None, offline: bool,
+    sandbox: bool, platform: str | None, insecure: bool, keep: Path | None,
+    diffoscope: Path | None, sign: Path | None, sigstore: bool, identity_token: str | None,
+    trusted_root: Path | None, signing_config: Path | None, sign_failures: bool,
+    attestation_out: Path | None, push_attestation: bool, verifier_id: str | None,
+    verbose: bool, json_out: bool,
+) -> None:
+    """`rebuild REF`: the rebuild from an image reference alone (docs/rebuilder.md)."""
+    from imagelock.api import rebuild_from_reference
+    from imagelock.core.errors import InputError
+    from imagelock.fetch.mirrors import parse_cli_mirrors
+    from imagelock.fetch.snapshot import parse_cli_snapshots
+    from imagelock.oci.locations import local_path
+    from imagelock.rebuild.rebuild import scratch
+    from imagelock.trust import load_public_key_file
+
+    signing = sign is not None or sigstore
+    if signing and not sandbox:
+        raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
+                         hint="rebuild in the sandbox to sign, or drop --sign")
+    if push_attestation and not signing:
+        raise InputError("--push-attestation needs --sign KEY or --sigstore")
+    keys = [load_public_key_file(k) for k in vendor_key]
+    named = ", ".join(str(k) for k in vendor_key)
+    if vendor_policy is not None:
+        from imagelock.trust.policy import load_policy
+
+        loaded = load_policy(vendor_policy)
+        keys += [s.key for s in loaded.signers if s.role == "vendor" and s.key is not None]
+        if not any(s.role == "vendor" and s.key is not None for s in loaded.signers):
+            raise InputError("the policy names no vendor key", path=vendor_policy,
+                             field="vendors", hint="rebuild REF checks provenance against "
+                             "vendor keys (sigstore identities are not used here)")
+        named = ", ".join(filter(None, [named, f"the vendors of {vendor_policy}"]))
+    key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
+    with scratch() as tmp:
+        res = rebuild_from_reference(
+            ref, store=_store(store), workdir=Path(tmp), vendor_keys=keys, keys_from=named,
+            keyrings=_pairs(keyring, "--keyring"), cli_mirrors=parse_cli_mirrors(mirror or []),
+            cli_snapshots=parse_cli_snapshots(snapshot or []), offline=offline, sandbox=sandbox,
+            platform=platform, insecure=insecure, keep=keep, diffoscope=diffoscope)
+        data = res.as_json()
+        human = res.human(verbose)
+        matched = res.verdict in ("reproduced", "reproduced-content")
+        if key is not None and (matched or (sign_failures and res.verdict == "mismatch")):
+            from imagelock.trust.signing import sign_rebuild
+
+            local = local_path(res.image) if res.image.startswith("oci:") else None
+            out = attestation_out or (local.with_name(local.name + ".intoto.jsonl")
+                                      if local is not None else Path("rebuild.intoto.jsonl"))
+            written, line = sign_rebuild(res.result, key, out=out, verifier_id=verifier_id,
+                                         input_attestations=res.input_attestations())
+            data["attestation"] = str(written)
+            human += f"\nsigned {'PASSED' if matched else 'FAILED'} VSA -> {written}"
+            if push_attestation:
+                if local is not None:
+                    raise InputError("--push-attestation needs a registry image, not a pulled one",
+                                     hint="hand the .intoto.jsonl file over, or attach it later")
+                from imagelock.trust.gate import push_attestation as push_att
+
+                digest = push_att(res.image, line, insecure=insecure)
+                data["referrer"] = digest
+                human += f"\nattached to {res.image} as referrer {digest}"
+    _emit(json_out, data, human)
+    if res.verdict == "mismatch":
+        raise typer.Exit(EXIT_VERIFICATION_FAILED)
+    if res.verdict == "error":
+        raise typer.Exit(3)
+
+
 @app.command()
 def push(
     image: Annotated[str, typer.Argument(metavar="IMAGE", help="An OCI layout directory, a "
@@ -469,6 +599,9 @@ def pull(
     output: Annotated[Path, typer.Option("-o", "--output", help="OCI layout directory to write.")],
     platform: Annotated[str | None, typer.Option("--platform", help="Platform to pull from an "
                         "index. Default: linux/amd64.")] = None,
+    with_inputs: Annotated[bool, typer.Option("--with-inputs", help="Also keep the image's "
+                           "attestations, recipe and input bundle in OUTPUT.referrers/, so that "
+                           "`rebuild oci:OUTPUT --offline` needs nothing else.")] = False,
     insecure: InsecureOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -481,12 +614,35 @@ def pull(
 
         img = do_pull(registry_form(ref).removeprefix("docker://"), output, platform=platform,
                       insecure=insecure)
-        _emit(json_out, {"ref": ref, "output": str(output), "manifest_digest": img.manifest_digest,
-                         "config_digest": img.config_digest},
-              f"pulled {ref} -> {output}\n  config   {img.config_digest}\n"
-              f"  manifest {img.manifest_digest}")
+        data: dict[str, Any] = {"ref": ref, "output": str(output), "manifest_digest": img.manifest_digest,
+                "config_digest": img.config_digest}
+        human = (f"pulled {ref} -> {output}\n  config   {img.config_digest}\n"
+                 f"  manifest {img.manifest_digest}")
+        if with_inputs:
+            kept, referrers = _pull_referrers(ref, img.manifest_digest, output, insecure)
+            data["referrers"] = {"path": str(kept), "artifacts": referrers}
+            human += f"\n  kept {len(referrers)} referrer(s) in {kept}"
+        _emit(json_out, data, human)
 
     _run(json_out, body)
+
+
+def _pull_referrers(ref: str, digest: str, output: Path, insecure: bool
+                    ) -> tuple[Path, list[dict[str, object]]]:
+    """Copy the attestations, recipes and input bundles attached to the pulled image."""
+    from imagelock.formats.recipe import INPUTS_ARTIFACT_TYPE, RECIPE_ARTIFACT_TYPE
+    from imagelock.oci.locations import registry_form
+    from imagelock.oci.reference import parse_reference
+    from imagelock.oci.referrer_sources import RegistryReferrers, copy_referrers, referrers_dir
+    from imagelock.trust.gate import ARTIFACT_TYPE, BUNDLE_TYPE
+
+    r = parse_reference(registry_form(ref).removeprefix("docker://")).at(digest)
+    kept = referrers_dir(output)
+    with RegistryReferrers(r, insecure=insecure) as source:
+        copied = copy_referrers(source, {ARTIFACT_TYPE, BUNDLE_TYPE, RECIPE_ARTIFACT_TYPE,
+                                         INPUTS_ARTIFACT_TYPE}, kept)
+    return kept, [{"digest": a.digest, "artifact_type": a.artifact_type, "blobs": len(a.layers)}
+                  for a in copied]
 
 
 @app.command()
@@ -535,23 +691,53 @@ def verify(
 def attach(
     image: Annotated[str, typer.Argument(metavar="REF", help="A registry image, "
                      "HOST[:PORT]/REPO@sha256:... or :TAG.")],
-    attestations: Annotated[list[Path], typer.Argument(metavar="ATTESTATION...", help="Files of "
-                            "DSSE envelopes (.intoto.jsonl: one per line), e.g. what `build "
-                            "--sign` wrote.")],
+    attestations: Annotated[list[Path] | None, typer.Argument(metavar="[ATTESTATION]...",
+                            help="Files of DSSE envelopes (.intoto.jsonl: one per line), e.g. "
+                            "what `build --sign` wrote.")] = None,
+    recipe: Annotated[Path | None, typer.Option("--recipe", metavar="LOCK", help="Also attach "
+                      "the recipe of this lock (or its directory): the spec, the lock and every "
+                      "context file it pins, so the image can be rebuilt from its reference "
+                      "alone.")] = None,
+    inputs: Annotated[bool, typer.Option("--inputs", help="With --recipe, also attach the input "
+                      "bundle: every pinned blob and the signed Debian indexes (blobs the "
+                      "repository already holds are not uploaded again).")] = False,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    snapshot: SnapshotOpt = None,
+    offline: OfflineOpt = False,
     insecure: InsecureOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Attach attestations to an image in a registry as OCI 1.1 referrers (with the tag-scheme
     fallback on registries without the referrers API), so `verify REF` finds them. Each envelope
-    must name the image's manifest digest as its subject."""
+    must name the image's manifest digest as its subject. With --recipe (and --inputs), also
+    attach what it takes to rebuild the image: its recipe and input bundle."""
 
     def body() -> None:
+        from imagelock.core.errors import InputError
         from imagelock.trust.gate import attach_files
 
-        pushed = attach_files(image, attestations, insecure=insecure)
-        _emit(json_out, {"ref": image, "referrers": pushed},
-              "\n".join([f"attached {len(pushed)} attestation(s) to {image}",
-                         *[f"  {d}" for d in pushed]]))
+        if not attestations and recipe is None:
+            raise InputError("nothing to attach", hint="give attestation files and/or --recipe LOCK")
+        if inputs and recipe is None:
+            raise InputError("--inputs needs --recipe LOCK (the bundle holds that lock's inputs)")
+        published = None
+        if recipe is not None:
+            from imagelock.api import attach_recipe
+            from imagelock.fetch.mirrors import parse_cli_mirrors
+            from imagelock.fetch.snapshot import parse_cli_snapshots
+
+            published = attach_recipe(image, _lock_path(recipe), store=_store(store),
+                                      inputs=inputs, cli_mirrors=parse_cli_mirrors(mirror or []),
+                                      cli_snapshots=parse_cli_snapshots(snapshot or []),
+                                      offline=offline, insecure=insecure)
+        pushed = attach_files(image, attestations, insecure=insecure) if attestations else []
+        data: dict[str, Any] = {"ref": image, "referrers": pushed}
+        lines = [f"attached {len(pushed)} attestation(s) to {image}", *[f"  {d}" for d in pushed]]
+        if published is not None:
+            data.update(published.as_json())
+            lines += published.human()
+        _emit(json_out, data, "\n".join(lines))
 
     _run(json_out, body)
 
@@ -615,6 +801,47 @@ def diff(
         d = diff_locks(read_lock(_lock_path(old)), read_lock(_lock_path(new)))
         _emit(json_out, d.as_json(), render_lock_diff(d))
         if not d.empty:
+            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+
+    _run(json_out, body)
+
+
+inputs_app = typer.Typer(help="The inputs of a lock or an image: where each is still "
+                         "available.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(inputs_app, name="inputs")
+
+
+@inputs_app.command("check")
+def inputs_check(
+    target: Annotated[str | None, typer.Argument(metavar="LOCK|REF", help="A lock (or its "
+                      "directory; default ./imagelock.lock), or an image reference whose "
+                      "recipe names the inputs.")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="REF", help="With a lock: the "
+                     "registry image whose input bundle and recipe to check too.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    snapshot: SnapshotOpt = None,
+    keyring: KeyringOpt = None,
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The rot monitor: for every input (packages, wheels, downloads, the signed Debian indexes,
+    context files), where it can still be fetched: the configured mirrors, the image's input
+    bundle, snapshot archives. Asks without downloading. Exit 1 if an input survives only in the
+    local store or nowhere (run it on a schedule)."""
+
+    def body() -> None:
+        from imagelock.api import inputs_check as do_check
+        from imagelock.fetch.mirrors import parse_cli_mirrors
+        from imagelock.fetch.snapshot import parse_cli_snapshots
+
+        with tempfile.TemporaryDirectory(prefix="imagelock-inputs-") as tmp:
+            report = do_check(target or LOCK_FILENAME, store=_store(store), workdir=Path(tmp),
+                              image=image, cli_mirrors=parse_cli_mirrors(mirror or []),
+                              cli_snapshots=parse_cli_snapshots(snapshot or []),
+                              keyrings=_pairs(keyring, "--keyring"), insecure=insecure)
+        _emit(json_out, report.as_json(), report.human())
+        if not report.ok:
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
 
     _run(json_out, body)

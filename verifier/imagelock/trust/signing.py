@@ -154,10 +154,13 @@ def _payload(line: bytes) -> bytes:
 
 
 def sign_rebuild(
-    res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None
+    res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None,
+    input_attestations: list[AttestationRef] | None = None,
 ) -> tuple[Path, bytes]:
     """A VSA for the image the rebuild checked (the published one, else the lock's), signed and
-    appended to `out`. PASSED on a match; FAILED only when the caller asks for it."""
+    appended to `out`. PASSED on a match; FAILED only when the caller asks for it.
+    `input_attestations` names the vendor's provenance a rebuild from a reference verified;
+    by default, the provenance kept beside a local image."""
     subject = res.published or res.rebuilt
     match = {"reproduced": "distribution", "reproduced-content": "content"}.get(res.verdict)
     st = build_vsa(
@@ -167,7 +170,8 @@ def sign_rebuild(
         lock_uri=res.lock_path.name,
         time_verified=utc_now(),
         match=match,  # type: ignore[arg-type]
-        input_attestations=provenance_refs(local_path(res.image_ref) if res.image_ref else None),
+        input_attestations=input_attestations if input_attestations is not None else
+        provenance_refs(local_path(res.image_ref) if res.image_ref else None),
         verifier_version={"imagelock": __version__},
         # A local path means nothing to others (and says where the rebuilder keeps files).
         resource_uri=res.image_ref if res.image_ref and local_path(res.image_ref) is None else None,

@@ -58,10 +58,30 @@ class Release:
 
 @dataclass(frozen=True)
 class FetchedRelease:
-    """A verified Release and the mirror base it was fetched from (tried first for its indexes)."""
+    """A verified Release and the mirror base it was fetched from (tried first for its indexes),
+    with the InRelease's exact bytes: the lock stage keeps them in the store, so the signed index
+    can be bundled beside the image and re-checked years later."""
 
     release: Release
     mirror: str
+    inrelease: bytes = b""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One good signature on an InRelease: which key made it, and when."""
+
+    fingerprint: str  # the signing (sub)key
+    primary: str  # its primary key (what a keyring lists)
+    created: int  # signature creation time, seconds since the epoch
+
+
+@dataclass(frozen=True)
+class SignedText:
+    """The text gpgv wrote out as signed, and the good signatures on it."""
+
+    content: bytes
+    signatures: tuple[Signature, ...]
 
 
 def _dearmor(data: bytes) -> bytes:
@@ -96,6 +116,12 @@ def verify_inrelease(data: bytes, keyring: str | Path, *, what: str = "InRelease
     Refuses (VerificationFailed) unless at least one signature by a key in `keyring` is good
     and none is bad. gpgv runs with a private, empty home so no other keyring is consulted.
     """
+    signed = verify_signed(data, keyring, what=what)
+    return signed.content, tuple(s.fingerprint for s in signed.signatures)
+
+
+def verify_signed(data: bytes, keyring: str | Path, *, what: str = "InRelease") -> SignedText:
+    """`verify_inrelease`, keeping which key made each good signature and when."""
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise ToolUnavailable("gpgv is not installed; it verifies the archive's signatures",
@@ -123,7 +149,7 @@ def verify_inrelease(data: bytes, keyring: str | Path, *, what: str = "InRelease
             capture_output=True, env={"PATH": "/usr/bin:/bin", "LANG": "C"}, check=False,
         )
         status = proc.stdout.decode("utf-8", errors="replace").splitlines()
-        good = [ln.split()[2] for ln in status if ln.startswith("[GNUPG:] VALIDSIG ")]
+        good = [_signature(ln) for ln in status if ln.startswith("[GNUPG:] VALIDSIG ")]
         bad = [ln for ln in status if ln.startswith(("[GNUPG:] BADSIG", "[GNUPG:] EXPKEYSIG",
                                                       "[GNUPG:] REVKEYSIG", "[GNUPG:] EXPSIG"))]
         if bad or not good or not out.is_file():
@@ -134,7 +160,14 @@ def verify_inrelease(data: bytes, keyring: str | Path, *, what: str = "InRelease
                 hint="the file was altered or the archive key is not trusted: check the mirror "
                 "and the source's `keyring:`; nothing was locked",
             )
-        return out.read_bytes(), tuple(good)
+        return SignedText(out.read_bytes(), tuple(good))
+
+
+def _signature(line: str) -> Signature:
+    # VALIDSIG <fpr> <date> <timestamp> <expire> <version> <reserved> <algo> <hash> <class> <primary>
+    words = line.split()
+    created = int(words[4]) if len(words) > 4 and words[4].isdigit() else 0
+    return Signature(words[2], words[11] if len(words) > 11 else words[2], created)
 
 
 def parse_release(content: bytes, suite: str) -> Release:
@@ -206,6 +239,6 @@ def fetch_release(
             )
         rel = dataclasses.replace(rel, inrelease_sha256=hashlib.sha256(data).hexdigest(),
                                   signers=signers)
-        return FetchedRelease(rel, base)
+        return FetchedRelease(rel, base, data)
     raise FetchError(f"could not fetch the InRelease of {suite!r}: " + "; ".join(problems),
                      hint="check the network and the mirrors (--mirror NAME=URL)")
