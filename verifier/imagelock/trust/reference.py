@@ -96,7 +96,9 @@ class ReferenceRebuild:
         counts = ", ".join(f"{n} from {k}" for k, n in sorted(self.fetched.count().items()))
         lines.append(f"  inputs: {counts or 'none'}")
         for i in self.indexes:
-            keys = ", ".join(f"{s.primary} (signed {_day(s.created)})" for s in i.signatures)
+            keys = ", ".join(f"{s.primary} (signed {_day(s.created)}"
+                             + (f"; the key expired {_day(s.expired)}, after it signed"
+                                if s.expired else "") + ")" for s in i.signatures)
             lines.append(f"  debian index {i.source}/{i.suite} {i.component}/{i.architecture} of "
                          f"{i.date}: signature good by {keys} from {i.keyring}; {i.pins} pins "
                          "listed in it")

@@ -53,7 +53,8 @@ class IndexChecked:
                 "architecture": self.architecture, "date": self.date, "keyring": self.keyring,
                 "pins": self.pins,
                 "signatures": [{"fingerprint": s.fingerprint, "primary": s.primary,
-                                "created": s.created} for s in self.signatures]}
+                                "created": s.created, "key_expired": s.expired}
+                               for s in self.signatures]}
 
 
 def _name(pin: DebianIndexPin) -> str:
@@ -68,7 +69,7 @@ def signed_entry(pin: DebianIndexPin, data: bytes, keyring: Path
     if hashlib.sha256(data).hexdigest() != pin.inrelease_sha256:
         raise VerificationFailed(f"{what} does not hash to the lock's sha256",
                                  hint="internal: the fetch should have refused these bytes")
-    signed = verify_signed(data, keyring, what=what)
+    signed = verify_signed(data, keyring, what=what, valid_when_signed=True)
     rel = parse_release(signed.content, pin.suite)
     if rel.date != pin.date:
         raise VerificationFailed(

@@ -74,6 +74,7 @@ class Signature:
     fingerprint: str  # the signing (sub)key
     primary: str  # its primary key (what a keyring lists)
     created: int  # signature creation time, seconds since the epoch
+    expired: int | None = None  # when the key expired, if it has since signing
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,15 @@ def verify_inrelease(data: bytes, keyring: str | Path, *, what: str = "InRelease
     return signed.content, tuple(s.fingerprint for s in signed.signatures)
 
 
-def verify_signed(data: bytes, keyring: str | Path, *, what: str = "InRelease") -> SignedText:
-    """`verify_inrelease`, keeping which key made each good signature and when."""
+def verify_signed(data: bytes, keyring: str | Path, *, what: str = "InRelease",
+                  valid_when_signed: bool = False) -> SignedText:
+    """`verify_inrelease`, keeping which key made each good signature and when.
+
+    Archive keys expire and rotate; an index locked years ago was signed by a key that has
+    expired since. With `valid_when_signed`, a signature whose key expired *after* it was made
+    counts (the key was valid at the index's date); a revoked key, a bad signature, or a key
+    already expired when it signed never does. Locking keeps the strict rule: today's index
+    must be signed by a key valid today."""
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise ToolUnavailable("gpgv is not installed; it verifies the archive's signatures",
@@ -149,9 +157,7 @@ def verify_signed(data: bytes, keyring: str | Path, *, what: str = "InRelease") 
             capture_output=True, env={"PATH": "/usr/bin:/bin", "LANG": "C"}, check=False,
         )
         status = proc.stdout.decode("utf-8", errors="replace").splitlines()
-        good = [_signature(ln) for ln in status if ln.startswith("[GNUPG:] VALIDSIG ")]
-        bad = [ln for ln in status if ln.startswith(("[GNUPG:] BADSIG", "[GNUPG:] EXPKEYSIG",
-                                                      "[GNUPG:] REVKEYSIG", "[GNUPG:] EXPSIG"))]
+        good, bad = _signatures(status, valid_when_signed)
         if bad or not good or not out.is_file():
             reason = "a BAD signature" if bad else "no valid signature by a key in the keyring"
             detail = proc.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
@@ -163,11 +169,42 @@ def verify_signed(data: bytes, keyring: str | Path, *, what: str = "InRelease") 
         return SignedText(out.read_bytes(), tuple(good))
 
 
-def _signature(line: str) -> Signature:
+def _signature(line: str, expired: int | None = None) -> Signature:
     # VALIDSIG <fpr> <date> <timestamp> <expire> <version> <reserved> <algo> <hash> <class> <primary>
     words = line.split()
     created = int(words[4]) if len(words) > 4 and words[4].isdigit() else 0
-    return Signature(words[2], words[11] if len(words) > 11 else words[2], created)
+    return Signature(words[2], words[11] if len(words) > 11 else words[2], created, expired)
+
+
+def _signatures(status: list[str], valid_when_signed: bool) -> tuple[list[Signature], list[str]]:
+    """gpgv's status lines, one block per signature (from NEWSIG): the good signatures, and the
+    lines that make the file bad."""
+    blocks: list[list[str]] = []
+    for ln in status:
+        if ln.startswith("[GNUPG:] NEWSIG") or not blocks:
+            blocks.append([])
+        blocks[-1].append(ln)
+    good: list[Signature] = []
+    bad: list[str] = []
+    for block in blocks:
+        valid = [ln for ln in block if ln.startswith("[GNUPG:] VALIDSIG ")]
+        bad += [ln for ln in block if ln.startswith(("[GNUPG:] BADSIG", "[GNUPG:] REVKEYSIG",
+                                                     "[GNUPG:] EXPSIG"))]
+        expkey = [ln for ln in block if ln.startswith("[GNUPG:] EXPKEYSIG")]
+        if not valid:
+            bad += expkey
+            continue
+        if not expkey:
+            good.append(_signature(valid[0]))
+            continue
+        ends = [int(w[2]) for w in (ln.split() for ln in block if ln.startswith(
+            "[GNUPG:] KEYEXPIRED ")) if len(w) > 2 and w[2].isdigit()]
+        sig = _signature(valid[0], min(ends) if ends else None)
+        if valid_when_signed and sig.expired is not None and sig.created < sig.expired:
+            good.append(sig)
+        else:
+            bad += expkey
+    return good, bad
 
 
 def parse_release(content: bytes, suite: str) -> Release:
