@@ -16,6 +16,7 @@ from typing import BinaryIO, cast
 from imagelock.core.errors import FetchError
 from imagelock.fetch.places import Availability, Fetched, Place, Wanted, fetch_in_order
 from imagelock.fetch.store import Store
+from imagelock.formats.debian import DEFAULT_KEYRING, DebianSource
 from imagelock.formats.lock import Lock
 from imagelock.formats.recipe import INPUT_MEDIA_TYPES, TITLE
 from imagelock.lock.debian.pin_check import check_debian_pins, signed_entry
@@ -78,7 +79,7 @@ def bundle_inputs(lock: Lock, store: Store, config: PlaceConfig, *, offline: boo
     items = lock_inputs(lock)
     for item in items:
         fetch_in_order(store, item.wanted, places.places(item), offline=offline, log=log)
-    ring = keyring or (lambda name: Path(config.debian_source(name, "").keyring))
+    ring = keyring or (lambda name: Path(_spec_keyring(config, name)))
     files = PlacedIndexFiles(lock, store, config, offline=offline, log=log)
     seen: set[str] = set()
     for platform, plock in lock.debian.items():
@@ -112,3 +113,9 @@ def _opener(store: Store, w: Wanted, size: int) -> Callable[[], BinaryIO]:
     # The store's reader checks the digest at the end of the stream, so a blob damaged in the
     # store fails the upload instead of being published.
     return lambda: cast(BinaryIO, store.open_verified(w.sha256, size, w.what))
+
+
+def _spec_keyring(config: PlaceConfig, name: str) -> str:
+    # The vendor's own spec on the vendor's own machine: its keyring is the vendor's choice.
+    src = config.sources.get(name)
+    return src.keyring if isinstance(src, DebianSource) else DEFAULT_KEYRING
