@@ -143,6 +143,7 @@ def stranger_rebuild(world: World, ref: str, name: str, *extra: str) -> Any:
 # --- the team-vanishes drill -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_vendor_vanishes_and_a_stranger_rebuilds_from_the_reference_alone(world: World) -> None:
     d = vendor_lock(world, "drill", ["tiny-app", "tiny-base"])
     ref = vendor_publish(world, d, "acme/drill")
@@ -171,6 +172,7 @@ def test_the_vendor_vanishes_and_a_stranger_rebuilds_from_the_reference_alone(wo
         "stranger", "vendor"]
 
 
+@pytest.mark.slow
 def test_the_same_drill_without_a_bundle_takes_the_packages_from_a_snapshot_archive(
         world: World) -> None:
     d = vendor_lock(world, "snap", ["tiny-app", "tiny-other"])
@@ -188,6 +190,7 @@ def test_the_same_drill_without_a_bundle_takes_the_packages_from_a_snapshot_arch
         assert any(h.startswith(f"/archive/debian/{ts}/pool/main/t/tiny-app/") for h in srv.hits)
 
 
+@pytest.mark.slow
 def test_a_pulled_image_with_its_inputs_rebuilds_offline(world: World, tmp_path: Path) -> None:
     d = vendor_lock(world, "offline", ["tiny-app"])
     with start_registry(tmp_path / "reg") as reg:
@@ -360,6 +363,7 @@ def test_a_recipe_with_an_extra_file_is_refused_naming_it(world: World) -> None:
     assert "carries files its lock does not pin: run-me.sh" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_damaged_bundle_blob_is_named_and_the_next_place_is_tried(world: World) -> None:
     d = vendor_lock(world, "damaged", ["tiny-app", "tiny-other"])
     ref = vendor_publish(world, d, "acme/damaged")
@@ -384,6 +388,7 @@ def test_a_damaged_bundle_blob_is_named_and_the_next_place_is_tried(world: World
     assert any("tiny-app" in w and "input bundle" in w for w in about["warnings"])
 
 
+@pytest.mark.slow
 def test_a_snapshot_mirror_serving_another_file_is_named_and_the_next_is_tried(
         world: World) -> None:
     d = vendor_lock(world, "liar", ["tiny-app"])
@@ -406,6 +411,7 @@ def test_a_snapshot_mirror_serving_another_file_is_named_and_the_next_is_tried(
 # --- the registry is a shared store of inputs -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_images_sharing_fifty_packages_upload_each_shared_blob_once(world: World) -> None:
     shared = [f"tiny-{i:02d}" for i in range(50)]
     a = vendor_lock(world, "share-a", [*shared, "tiny-app"])
