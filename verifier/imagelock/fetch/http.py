@@ -80,6 +80,7 @@ def fetch_to_store(
     sha256: str | None,
     size: int | None = None,
     what: str,
+    limit: int | None = None,
 ) -> tuple[str, int]:
     """Put the content behind the first working URL into the store; returns (sha256, size).
 
@@ -95,7 +96,8 @@ def fetch_to_store(
     for url in urls:
         for attempt in range(ATTEMPTS):
             try:
-                return store.add_chunks(_stream(url), sha256=sha256, size=size, what=what)
+                return store.add_chunks(_stream(url), sha256=sha256, size=size, what=what,
+                                        limit=limit)
             except IntegrityError as e:
                 integrity = e
                 problems.append(f"{url}: {e.message}")

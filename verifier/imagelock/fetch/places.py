@@ -27,6 +27,7 @@ class Wanted:
     sha256: str
     size: int | None
     what: str
+    limit: int | None = None  # for an object of unknown size (an InRelease): at most this
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class UrlPlace(Place):
         failed: list[str] = []
         for url in urls:
             try:
-                fetch_to_store(store, [url], sha256=w.sha256, size=w.size, what=w.what)
+                fetch_to_store(store, [url], sha256=w.sha256, size=w.size, what=w.what,
+                               limit=w.limit)
                 self.discarded += [f"{w.what}: {self.label} served other bytes than the pin: {x}"
                                    for x in wrong]
                 return True

@@ -56,6 +56,9 @@ class BundlePlace(Place):
             return False
         if w.size is not None and size != w.size:
             raise FetchError(f"{self.label} lists {w.what} with {size} bytes, not {w.size}")
+        if w.limit is not None and size > w.limit:
+            raise FetchError(f"{self.label} lists {w.what} with {size} bytes, more than the "
+                             f"{w.limit} such a file may have")
         self.referrers.blob_to_store("sha256:" + w.sha256, size, store, f"{w.what} from {self.label}")
         return True
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagelock.core.errors import InputError
+from imagelock.core.errors import InputError, UnsafeContentError
 from imagelock.fetch.debian import package_urls, source_mirrors
 from imagelock.fetch.downloads import urls_for
 from imagelock.fetch.mirrors import join, split_location
@@ -117,9 +117,13 @@ def lock_inputs(lock: Lock) -> list[Input]:
     return list(out.values())
 
 
+# As when locking (lock.debian.release): a real InRelease is kilobytes.
+INRELEASE_LIMIT = 64 << 20
+
+
 def inrelease_input(pin: DebianIndexPin) -> Input:
     return Input("inrelease", Wanted(pin.inrelease_sha256, None,
-                                     f"the InRelease of {pin.suite} ({pin.date})"),
+                                     f"the InRelease of {pin.suite} ({pin.date})", INRELEASE_LIMIT),
                  f"{pin.source}:dists/{pin.suite}/InRelease")
 
 
@@ -209,6 +213,10 @@ class PlacedIndexFiles:
     def _get(self, item: Input, pin: DebianIndexPin) -> bytes:
         fetch_in_order(self.store, item.wanted, self.places.places(item, pin),
                        offline=self.offline, log=self.log)
+        limit = item.wanted.limit
+        if limit is not None and self.store.path_for(item.wanted.sha256).stat().st_size > limit:
+            raise UnsafeContentError(f"{item.wanted.what} is larger than {limit} bytes",
+                                     hint="no genuine index file is this large: do not use it")
         with self.store.open_verified(item.wanted.sha256, item.wanted.size, item.wanted.what) as r:
             return r.read()
 
