@@ -296,6 +296,11 @@ def test_without_the_vendor_key_the_report_says_the_provenance_was_not_checked(
             env=world.stranger_env("unkeyed"))
     assert r.returncode == 0, r.stderr
     assert "NOT signature-checked" in json.loads(r.stdout)["reference"]["trust"]
+    # The vendor keys of a consumer's policy do as well as --vendor-key.
+    r = run(["rebuild", ref, "--keyring", f"tiny={world.keyring}", "--policy",
+             str(world.tmp / "policy.yaml"), "--json"], env=world.stranger_env("unkeyed"))
+    assert r.returncode == 0, r.stderr
+    assert "signed by the vendors of" in json.loads(r.stdout)["reference"]["trust"]
     # A key that did not sign it finds no provenance at all.
     r = run(["rebuild", ref, "--keyring", f"tiny={world.keyring}", "--vendor-key",
              str(world.tmp / "stranger.key.pub")], env=world.stranger_env("unkeyed"))

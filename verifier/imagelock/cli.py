@@ -435,7 +435,6 @@ def rebuild(
         from imagelock.oci.locations import local_path
         from imagelock.rebuild.rebuild import rebuild as do_rebuild
         from imagelock.rebuild.rebuild import scratch
-
         from imagelock.rebuild.reference import is_reference
 
         if lock_file is not None and is_reference(lock_file):
@@ -466,9 +465,9 @@ def rebuild(
             raise InputError("--push-attestation needs --sign KEY or --sigstore")
         key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
         with scratch() as tmp:
-            res = do_rebuild(_lock_path(Path(lock_file) if lock_file else None), image=image, store=_store(store),
-                             cli_mirrors=mirror or [], offline=offline, sandbox=not no_sandbox,
-                             platform=platform, workdir=Path(tmp), insecure=insecure, keep=keep,
+            res = do_rebuild(_lock_path(Path(lock_file) if lock_file else None), image=image,
+                             store=_store(store), cli_mirrors=mirror or [], offline=offline,
+                             sandbox=not no_sandbox, platform=platform, workdir=Path(tmp), insecure=insecure, keep=keep,
                              diffoscope=diffoscope)
             data = res.as_json()
             human = res.human(verbose)
