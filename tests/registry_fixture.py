@@ -47,10 +47,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(storage: Path, port: int, htpasswd: Path | None, token: str) -> str:
+def _config(storage: Path, port: int, htpasswd: Path | None, token: str,
+            access_log: bool = False) -> str:
     text = (
         "version: 0.1\n"
-        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"log:\n  level: warn\n  accesslog:\n    disabled: {'false' if access_log else 'true'}\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n  secret: imagelock-test\n"
     )
@@ -75,13 +76,15 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], expect: int) -> bool:
 
 @contextmanager
 def start_registry(
-    workdir: Path, *, users: dict[str, str] | None = None, token_users: dict[str, str] | None = None
+    workdir: Path, *, users: dict[str, str] | None = None, token_users: dict[str, str] | None = None,
+    access_log: bool = False,
 ) -> Iterator[Registry]:
     """Run a registry on 127.0.0.1 with storage under `workdir`. With `users`, behind basic auth
     (an htpasswd file made with `htpasswd -Bbn`); with `token_users`, behind bearer tokens that
-    only those users get. Stops it on exit."""
+    only those users get; with `access_log`, the registry logs every request to `Registry.log`
+    (to count what clients really sent). Stops it on exit."""
     if token_users is None:
-        yield from _run(workdir, users, "", [])
+        yield from _run(workdir, users, "", [], access_log)
         return
     with token_service(workdir, token_users) as svc:
         token = (f"auth:\n  token:\n    realm: {svc.realm}\n    service: {svc.service}\n"
@@ -90,7 +93,8 @@ def start_registry(
 
 
 def _run(
-    workdir: Path, users: dict[str, str] | None, token: str, token_requests: list[str]
+    workdir: Path, users: dict[str, str] | None, token: str, token_requests: list[str],
+    access_log: bool = False,
 ) -> Iterator[Registry]:
     binary = shutil.which("docker-registry")
     if binary is None:
@@ -114,7 +118,7 @@ def _run(
     for _attempt in range(3):  # another process may take the free port before the registry does
         port = _free_port()
         cfg = workdir / "config.yml"
-        cfg.write_text(_config(storage, port, htpasswd, token))
+        cfg.write_text(_config(storage, port, htpasswd, token, access_log))
         with open(log, "ab") as logf:
             proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=logf, stderr=logf,
                                     stdin=subprocess.DEVNULL)

@@ -162,6 +162,8 @@ def cli() -> tuple[set[str], dict[str, set[str]]]:
     def opts(cmd: Any) -> set[str]:
         names = {o for p in cmd.params if p.param_type_name == "option"
                  for o in (*p.opts, *p.secondary_opts)}
+        for sub in getattr(cmd, "commands", {}).values():  # a group (`inputs check`)
+            names |= opts(sub)
         return names | {"--help"}
 
     commands = {name: opts(cmd) for name, cmd in group.commands.items()}

@@ -45,12 +45,22 @@ Mirrors = Mapping[str, list[str]]
 __all__ = [
     "ImagelockError", "InputError", "attach", "build", "check", "check_rebuild_signing", "diff", "fetch", "keygen", "lock",
     "lock_up_to_date", "pull", "push", "rebuild", "resolve", "signer", "verify",
-    "outdated", "inspect", "sbom",
+    "outdated", "inspect", "sbom", "attach_recipe", "rebuild_from_reference", "inputs_check",
 ]
 
 if TYPE_CHECKING:
     from imagelock.formats.inventory import InspectResult, OutdatedResult
+    from imagelock.rebuild.publish import Published
+    from imagelock.rebuild.rot import RotReport
     from imagelock.sbom.document import Sbom
+    from imagelock.trust.keys import PublicKey
+    from imagelock.trust.reference import ReferenceRebuild
+
+if TYPE_CHECKING:
+    from imagelock.rebuild.publish import Published
+    from imagelock.rebuild.rot import RotReport
+    from imagelock.trust.keys import PublicKey
+    from imagelock.trust.reference import ReferenceRebuild
 
 
 def _store(store: Store | Path | None) -> Store:
@@ -475,3 +485,84 @@ def sbom(target: str, *, fmt: Literal["spdx", "cyclonedx"], store: Store | Path 
     found = resolve_target(target, lock=lock, platform=platform, insecure=insecure)
     return make_sbom(found, fmt, _store(store), platform=platform, cli_mirrors=mirrors,
                      offline=offline)
+
+
+def attach_recipe(
+    ref: str,
+    lock_path: Path,
+    *,
+    store: Store | Path | None = None,
+    inputs: bool = False,
+    cli_mirrors: Mapping[str, list[str]] | None = None,
+    cli_snapshots: Mapping[str, list[str]] | None = None,
+    offline: bool = False,
+    insecure: bool = False,
+) -> Published:
+    """Attach the recipe of the lock (spec, lock, pinned context files) and, with `inputs`, its
+    input bundle to the registry image the lock describes."""
+    # lazy: the registry client loads only for the commands that talk to a registry
+    from imagelock.rebuild.publish import publish
+
+    return publish(ref, lock_path, recipe=True, inputs=inputs, store=_store(store),
+                   cli_mirrors=cli_mirrors or {}, cli_snapshots=cli_snapshots or {},
+                   offline=offline, insecure=insecure)
+
+
+def rebuild_from_reference(
+    ref: str,
+    *,
+    store: Store | Path | None = None,
+    workdir: Path,
+    vendor_keys: Sequence[PublicKey] = (),
+    keys_from: str = "",
+    keyrings: Mapping[str, str] | None = None,
+    cli_mirrors: Mapping[str, list[str]] | None = None,
+    cli_snapshots: Mapping[str, list[str]] | None = None,
+    offline: bool = False,
+    sandbox: bool = True,
+    platform: str | None = None,
+    insecure: bool = False,
+    keep: Path | None = None,
+    diffoscope: Path | None = None,
+) -> ReferenceRebuild:
+    """Rebuild an image from its reference alone: provenance, recipe and inputs found beside it
+    (docs/rebuilder.md)."""
+    # lazy: the registry client loads only for the commands that talk to a registry
+    from imagelock.trust.reference import rebuild_reference
+
+    return rebuild_reference(ref, store=_store(store), vendor_keys=vendor_keys, keys_from=keys_from,
+                             keyrings=keyrings, cli_mirrors=cli_mirrors,
+                             cli_snapshots=cli_snapshots, offline=offline, sandbox=sandbox,
+                             platform=platform, workdir=workdir, insecure=insecure, keep=keep,
+                             diffoscope=diffoscope)
+
+
+def inputs_check(
+    target: str,
+    *,
+    store: Store | Path | None = None,
+    workdir: Path,
+    image: str | None = None,
+    cli_mirrors: Mapping[str, list[str]] | None = None,
+    cli_snapshots: Mapping[str, list[str]] | None = None,
+    keyrings: Mapping[str, str] | None = None,
+    insecure: bool = False,
+) -> RotReport:
+    """Where every input of a lock (or of an image's recipe) is still available."""
+    # lazy: the registry client loads only for the commands that talk to a registry
+    from imagelock.rebuild.reference import is_reference
+    from imagelock.rebuild.rot import check_lock, check_reference
+
+    mirrors, snaps, rings = cli_mirrors or {}, cli_snapshots or {}, dict(keyrings or {})
+    st = _store(store)
+    if is_reference(target) and not Path(target).exists():
+        return check_reference(target, store=st, cli_mirrors=mirrors, cli_snapshots=snaps,
+                               keyrings=rings, workdir=workdir, insecure=insecure)
+    path = Path(target)
+    lock_path = path / LOCK_FILENAME if path.is_dir() else path
+    if image is not None:
+        return check_reference(image, store=st, cli_mirrors=mirrors, cli_snapshots=snaps,
+                               keyrings=rings, workdir=workdir, insecure=insecure,
+                               lock_path=lock_path)
+    return check_lock(lock_path, store=st, cli_mirrors=mirrors, cli_snapshots=snaps,
+                      keyrings=rings)

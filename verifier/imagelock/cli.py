@@ -69,6 +69,31 @@ QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="No progress on st
                      "are still printed).")]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="Also list every input, layer "
                        "and blob on stderr as it is done.")]
+SnapshotOpt = Annotated[
+    list[str] | None,
+    typer.Option("--snapshot", metavar="NAME=URL", help="Snapshot archive for Debian source "
+                 "NAME (e.g. BASE/archive/debian), tried after the mirrors and the input bundle: "
+                 "URL/YYYYMMDDTHHMMSSZ/pool/... at the date of the signed index. Repeatable; "
+                 "before IMAGELOCK_SNAPSHOT_<NAME> and the spec's snapshots."),
+]
+KeyringOpt = Annotated[
+    list[str] | None,
+    typer.Option("--keyring", metavar="NAME=PATH", help="OpenPGP keyring trusted to sign the "
+                 "indexes of Debian source NAME. Default: the spec's keyring when it is a "
+                 "system keyring (/usr/share/keyrings, /etc/apt/...). Repeatable."),
+]
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    from imagelock.core.errors import InputError
+
+    out: dict[str, str] = {}
+    for v in values or []:
+        name, sep, value = v.partition("=")
+        if not sep or not name or not value:
+            raise InputError(f"{option} {v!r} is not NAME=VALUE")
+        out[name] = value
+    return out
 
 
 def _progress(quiet: bool, verbose: bool, json_out: bool) -> contextlib.AbstractContextManager[object]:
@@ -305,8 +330,10 @@ InsecureOpt = Annotated[
 
 @app.command()
 def rebuild(
-    lock_path: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
-                         "directory. Default: ./imagelock.lock.")] = None,
+    lock_path: Annotated[str | None, typer.Argument(metavar="LOCK|REF", help="The lock, or its "
+                         "directory (default ./imagelock.lock); or an image reference "
+                         "(HOST/REPO@sha256:..., or oci:DIR pulled with --with-inputs) to rebuild "
+                         "from its recipe and inputs alone.")] = None,
     image: Annotated[str | None, typer.Option("--image", metavar="REF", help="The published image "
                      "to compare with: oci:DIR[:TAG], docker-archive:FILE, HOST[:PORT]/REPO:TAG or "
                      "HOST/REPO@sha256:... Without it, compare with the lock's digests only.")] = None,
@@ -346,12 +373,24 @@ def rebuild(
     offline: OfflineOpt = False,
     insecure: InsecureOpt = False,
     quiet: QuietOpt = False,
+    vendor_key: Annotated[list[Path] | None, typer.Option("--vendor-key", metavar="KEY",
+                          help="With REF: count only provenance signed by this public key "
+                          "(repeatable).")] = None,
+    vendor_policy: Annotated[Path | None, typer.Option("--policy", help="With REF: count only "
+                             "provenance signed by the vendor keys of this policy.")] = None,
+    keyring: KeyringOpt = None,
+    snapshot: SnapshotOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild the image a lock describes, in isolation, and compare it with the published image
     (or the lock): fetch every pinned input (hashes checked), build in a bubblewrap sandbox with
     no network and the store read-only, compare both identities, explain any difference down to
     the file, and optionally sign the verdict.
+
+    With an image reference instead of a lock, the provenance, the recipe and the inputs are
+    found beside the image: the recipe must be the lock the provenance names, every Debian pin
+    is checked against its signed index, and inputs come from the local store, the mirrors, the
+    input bundle, then snapshot archives.
 
     Verdicts: reproduced (bit-identical, exit 0); reproduced-content (same content, other
     compression, proven by decompressing the published blobs, exit 0); mismatch (exit 1);
@@ -360,23 +399,109 @@ def rebuild(
     def body() -> int:
         from imagelock import api
         from imagelock.rebuild.rebuild import render_rebuild
+        from imagelock.rebuild.reference import is_reference
 
+        if lock_path is not None and is_reference(lock_path):
+            if image is not None:
+                raise api.InputError("give an image reference or --image, not both",
+                                     hint="rebuild REF compares the rebuild with REF itself")
+            return _rebuild_reference(
+                lock_path, store=store, mirror=mirror, snapshot=snapshot, keyring=keyring,
+                vendor_key=vendor_key or [], vendor_policy=vendor_policy, offline=offline,
+                sandbox=not no_sandbox, platform=platform, insecure=insecure, keep=keep,
+                diffoscope=diffoscope, sign=sign, sigstore=sigstore, identity_token=identity_token,
+                trusted_root=trusted_root, signing_config=signing_config,
+                sign_failures=sign_failures, attestation_out=attestation_out,
+                push_attestation=push_attestation, verifier_id=verifier_id, verbose=verbose,
+                json_out=json_out)
+        if vendor_key or vendor_policy or keyring or snapshot:
+            raise api.InputError("--vendor-key, --policy, --keyring and --snapshot go with a "
+                                 "rebuild from an image reference (rebuild REF)")
         api.check_rebuild_signing(signing=sign is not None or sigstore, sandbox=not no_sandbox,
                                   image=image, push_attestation=push_attestation)
         signer = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
                             trusted_root=trusted_root, signing_config=signing_config)
         report = api.rebuild(
-            lock_path, image=image, sandbox=not no_sandbox, platform=platform, keep=keep,
-            diffoscope=diffoscope, report_html=report_html, store=store, mirrors=_mirrors(mirror),
-            offline=offline,
-            insecure=insecure, signer=signer, sign_failures=sign_failures,
-            attestation_out=attestation_out, push_attestation=push_attestation,
-            verifier_id=verifier_id)
+            Path(lock_path) if lock_path else None, image=image, sandbox=not no_sandbox,
+            platform=platform, keep=keep, diffoscope=diffoscope, report_html=report_html,
+            store=store, mirrors=_mirrors(mirror), offline=offline, insecure=insecure,
+            signer=signer, sign_failures=sign_failures, attestation_out=attestation_out,
+            push_attestation=push_attestation, verifier_id=verifier_id)
         _emit(json_out, report, render_rebuild(report, verbose=verbose))
         return {"mismatch": EXIT_VERIFICATION_FAILED, "error": EXIT_FETCH_FAILED}.get(
             report.verdict, EXIT_OK)
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
+
+
+def _rebuild_reference(
+    ref: str, *, store: Path | None, mirror: list[str] | None, snapshot: list[str] | None,
+    keyring: list[str] | None, vendor_key: list[Path], vendor_policy: Path | None, offline: bool,
+    sandbox: bool, platform: str | None, insecure: bool, keep: Path | None,
+    diffoscope: Path | None, sign: Path | None, sigstore: bool, identity_token: str | None,
+    trusted_root: Path | None, signing_config: Path | None, sign_failures: bool,
+    attestation_out: Path | None, push_attestation: bool, verifier_id: str | None,
+    verbose: bool, json_out: bool,
+) -> int:
+    """`rebuild REF`: the rebuild from an image reference alone (docs/rebuilder.md)."""
+    from imagelock import api
+    from imagelock.core.errors import InputError
+    from imagelock.fetch.snapshot import parse_cli_snapshots
+    from imagelock.oci.locations import local_path
+    from imagelock.rebuild.rebuild import scratch
+    from imagelock.trust.keys import load_public_key_file
+
+    signing = sign is not None or sigstore
+    if signing and not sandbox:
+        raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
+                         hint="rebuild in the sandbox to sign, or drop --sign")
+    if push_attestation and not signing:
+        raise InputError("--push-attestation needs --sign KEY or --sigstore")
+    keys = [load_public_key_file(k) for k in vendor_key]
+    named = ", ".join(str(k) for k in vendor_key)
+    if vendor_policy is not None:
+        from imagelock.trust.policy import load_policy
+
+        loaded = load_policy(vendor_policy)
+        keys += [s.key for s in loaded.signers if s.role == "vendor" and s.key is not None]
+        if not any(s.role == "vendor" and s.key is not None for s in loaded.signers):
+            raise InputError("the policy names no vendor key", path=vendor_policy,
+                             field="vendors", hint="rebuild REF checks provenance against "
+                             "vendor keys (sigstore identities are not used here)")
+        named = ", ".join(filter(None, [named, f"the vendors of {vendor_policy}"]))
+    key = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
+                     trusted_root=trusted_root, signing_config=signing_config)
+    with scratch() as tmp:
+        res = api.rebuild_from_reference(
+            ref, store=store, workdir=Path(tmp), vendor_keys=keys, keys_from=named,
+            keyrings=_pairs(keyring, "--keyring"), cli_mirrors=_mirrors(mirror),
+            cli_snapshots=parse_cli_snapshots(snapshot or []), offline=offline, sandbox=sandbox,
+            platform=platform, insecure=insecure, keep=keep, diffoscope=diffoscope)
+        report = res.report()
+        human = res.human(verbose)
+        matched = res.verdict in ("reproduced", "reproduced-content")
+        if key is not None and (matched or (sign_failures and res.verdict == "mismatch")):
+            from imagelock.trust.signing import sign_rebuild
+
+            local = local_path(res.image) if res.image.startswith("oci:") else None
+            out = attestation_out or (local.with_name(local.name + ".intoto.jsonl")
+                                      if local is not None else Path("rebuild.intoto.jsonl"))
+            written, line = sign_rebuild(res.result, key, out=out, verifier_id=verifier_id,
+                                         input_attestations=res.input_attestations())
+            report = report.model_copy(update={"attestation": str(written)})
+            human += f"\nsigned {'PASSED' if matched else 'FAILED'} VSA -> {written}"
+            if push_attestation:
+                if local is not None:
+                    raise InputError("--push-attestation needs a registry image, not a pulled one",
+                                     hint="hand the .intoto.jsonl file over, or attach it later")
+                from imagelock.trust.gate import push_attestation as push_att
+
+                digest = push_att(res.image, line, insecure=insecure)
+                report = report.model_copy(update={"referrer": digest})
+                human += f"\nattached to {res.image} as referrer {digest}"
+    _emit(json_out, report, human)
+    return {"mismatch": EXIT_VERIFICATION_FAILED, "error": EXIT_FETCH_FAILED}.get(
+        report.verdict, EXIT_OK)
 
 
 @app.command()
@@ -409,6 +534,9 @@ def pull(
     output: Annotated[Path, typer.Option("-o", "--output", help="OCI layout directory to write.")],
     platform: Annotated[str | None, typer.Option("--platform", help="Platform to pull from an "
                         "index. Default: linux/amd64.")] = None,
+    with_inputs: Annotated[bool, typer.Option("--with-inputs", help="Also keep the image's "
+                           "attestations, recipe and input bundle in OUTPUT.referrers/, so that "
+                           "`rebuild oci:OUTPUT --offline` needs nothing else.")] = False,
     insecure: InsecureOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -420,11 +548,36 @@ def pull(
     def body() -> int:
         from imagelock import api
 
+        from imagelock.formats.results import PulledArtifact, PulledReferrers
+
         result = api.pull(ref, output, platform=platform, insecure=insecure)
+        if with_inputs:
+            kept, referrers = _pull_referrers(ref, result.manifest_digest, output, insecure)
+            result = result.model_copy(update={"referrers": PulledReferrers(
+                path=str(kept), artifacts=[PulledArtifact.model_validate(a) for a in referrers])})
         _emit(json_out, result, result.human())
         return EXIT_OK
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
+
+
+def _pull_referrers(ref: str, digest: str, output: Path, insecure: bool
+                    ) -> tuple[Path, list[dict[str, object]]]:
+    """Copy the attestations, recipes and input bundles attached to the pulled image."""
+    from imagelock.formats.recipe import INPUTS_ARTIFACT_TYPE, RECIPE_ARTIFACT_TYPE
+    from imagelock.oci.locations import registry_form
+    from imagelock.oci.reference import parse_reference
+    from imagelock.oci.referrer_sources import RegistryReferrers, copy_referrers, referrers_dir
+    from imagelock.formats.attestation import DSSE_INTOTO_PAYLOAD_TYPE as ARTIFACT_TYPE
+    from imagelock.formats.attestation import SIGSTORE_BUNDLE_MEDIA_TYPE as BUNDLE_TYPE
+
+    r = parse_reference(registry_form(ref).removeprefix("docker://")).at(digest)
+    kept = referrers_dir(output)
+    with RegistryReferrers(r, insecure=insecure) as source:
+        copied = copy_referrers(source, {ARTIFACT_TYPE, BUNDLE_TYPE, RECIPE_ARTIFACT_TYPE,
+                                         INPUTS_ARTIFACT_TYPE}, kept)
+    return kept, [{"digest": a.digest, "artifact_type": a.artifact_type, "blobs": len(a.layers)}
+                  for a in copied]
 
 
 @app.command()
@@ -462,9 +615,20 @@ def verify(
 def attach(
     image: Annotated[str, typer.Argument(metavar="REF", help="A registry image, "
                      "HOST[:PORT]/REPO@sha256:... or :TAG.")],
-    attestations: Annotated[list[Path], typer.Argument(metavar="ATTESTATION...", help="Files of "
-                            "DSSE envelopes (.intoto.jsonl: one per line), e.g. what `build "
-                            "--sign` wrote.")],
+    attestations: Annotated[list[Path] | None, typer.Argument(metavar="[ATTESTATION]...",
+                            help="Files of DSSE envelopes (.intoto.jsonl: one per line), e.g. "
+                            "what `build --sign` wrote.")] = None,
+    recipe: Annotated[Path | None, typer.Option("--recipe", metavar="LOCK", help="Also attach "
+                      "the recipe of this lock (or its directory): the spec, the lock and every "
+                      "context file it pins, so the image can be rebuilt from its reference "
+                      "alone.")] = None,
+    inputs: Annotated[bool, typer.Option("--inputs", help="With --recipe, also attach the input "
+                      "bundle: every pinned blob and the signed Debian indexes (blobs the "
+                      "repository already holds are not uploaded again).")] = False,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    snapshot: SnapshotOpt = None,
+    offline: OfflineOpt = False,
     insecure: InsecureOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -472,12 +636,34 @@ def attach(
 ) -> None:
     """Attach attestations to an image in a registry as OCI 1.1 referrers (with the tag-scheme
     fallback on registries without the referrers API), so `verify REF` finds them. Each envelope
-    must name the image's manifest digest as its subject."""
+    must name the image's manifest digest as its subject. With --recipe (and --inputs), also
+    attach what it takes to rebuild the image: its recipe and input bundle."""
 
     def body() -> int:
         from imagelock import api
+        from imagelock.core.names import lock_file as recipe_lock
+        from imagelock.formats.results import AttachResult
 
-        result = api.attach(image, attestations, insecure=insecure)
+        if not attestations and recipe is None:
+            raise api.InputError("nothing to attach",
+                                 hint="give attestation files and/or --recipe LOCK")
+        if inputs and recipe is None:
+            raise api.InputError("--inputs needs --recipe LOCK (the bundle holds that lock's "
+                                 "inputs)")
+        published = None
+        if recipe is not None:
+            from imagelock.fetch.snapshot import parse_cli_snapshots
+
+            published = api.attach_recipe(
+                image, recipe_lock(recipe), store=store, inputs=inputs,
+                cli_mirrors=_mirrors(mirror), cli_snapshots=parse_cli_snapshots(snapshot or []),
+                offline=offline, insecure=insecure)
+        result = (api.attach(image, attestations, insecure=insecure) if attestations
+                  else AttachResult(ref=image, referrers=[]))
+        if published is not None:
+            result = AttachResult.model_validate({
+                **result.model_dump(mode="json"), **published.as_json(), "ref": image,
+                "published_lines": published.human()})
         _emit(json_out, result, result.human())
         return EXIT_OK
 
@@ -636,6 +822,48 @@ def sbom(
         res = doc.result(str(output))
         _emit(json_out, res, res.human())
         return EXIT_OK
+
+    _run(json_out, body)
+
+
+inputs_app = typer.Typer(help="The inputs of a lock or an image: where each is still "
+                         "available.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(inputs_app, name="inputs")
+
+
+@inputs_app.command("check")
+def inputs_check(
+    target: Annotated[str | None, typer.Argument(metavar="LOCK|REF", help="A lock (or its "
+                      "directory; default ./imagelock.lock), or an image reference whose "
+                      "recipe names the inputs.")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="REF", help="With a lock: the "
+                     "registry image whose input bundle and recipe to check too.")] = None,
+    store: StoreOpt = None,
+    mirror: MirrorOpt = None,
+    snapshot: SnapshotOpt = None,
+    keyring: KeyringOpt = None,
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The rot monitor: for every input (packages, wheels, downloads, the signed Debian indexes,
+    context files), where it can still be fetched: the configured mirrors, the image's input
+    bundle, snapshot archives. Asks without downloading. Exit 1 if an input survives only in the
+    local store or nowhere (run it on a schedule)."""
+
+    def body() -> int:
+        import tempfile
+
+        from imagelock import api
+        from imagelock.fetch.snapshot import parse_cli_snapshots
+        from imagelock.formats.results import InputsCheckResult
+
+        with tempfile.TemporaryDirectory(prefix="imagelock-inputs-") as tmp:
+            report = api.inputs_check(target or "imagelock.lock", store=store, workdir=Path(tmp),
+                                      image=image, cli_mirrors=_mirrors(mirror),
+                                      cli_snapshots=parse_cli_snapshots(snapshot or []),
+                                      keyrings=_pairs(keyring, "--keyring"), insecure=insecure)
+        _emit(json_out, InputsCheckResult.model_validate(report.as_json()), report.human())
+        return EXIT_OK if report.ok else EXIT_VERIFICATION_FAILED
 
     _run(json_out, body)
 

@@ -81,6 +81,7 @@ def fetch_to_store(
     sha256: str | None,
     size: int | None = None,
     what: str,
+    limit: int | None = None,
 ) -> tuple[str, int]:
     """Put the content behind the first working URL into the store; returns (sha256, size).
 
@@ -98,7 +99,7 @@ def fetch_to_store(
         for attempt in range(ATTEMPTS):
             try:
                 got = store.add_chunks(progress.counted(_stream(url), what, src), sha256=sha256,
-                                       size=size, what=what)
+                                       size=size, what=what, limit=limit)
                 progress.item(what, "downloaded", got[1], src)
                 return got
             except IntegrityError as e:
@@ -147,3 +148,37 @@ def fetch_bytes(url: str, *, what: str, limit: int = 512 << 20) -> bytes:
 def local_path(url: str) -> Path | None:
     p = urllib.parse.urlparse(url)
     return Path(urllib.parse.unquote(p.path)) if p.scheme == "file" else None
+
+
+def probe(url: str) -> tuple[bool, int | None, str]:
+    """Whether `url` is served now, with its length if the server says, and why not: a HEAD (or
+    a stat for `file://`), never the bytes. Used to monitor where inputs still live; a fetch is
+    what checks the bytes."""
+    local = local_path(url)
+    if local is not None:
+        if local.is_file():
+            return True, local.stat().st_size, "present"
+        return False, None, "no such file"
+    t = _timeout()
+    for attempt in range(ATTEMPTS):
+        try:
+            r = session().head(url, timeout=(t, t), allow_redirects=True)
+        except requests.RequestException as e:
+            if attempt + 1 == ATTEMPTS:
+                return False, None, f"{type(e).__name__}"
+            time.sleep(_backoff(attempt))
+            continue
+        r.close()
+        if r.status_code == 200:
+            length = r.headers.get("Content-Length")
+            return True, int(length) if length and length.isdigit() else None, "HTTP 200"
+        if r.status_code < 500 or attempt + 1 == ATTEMPTS:
+            return False, None, f"HTTP {r.status_code}"
+        time.sleep(_backoff(attempt))
+    return False, None, "no answer"  # pragma: no cover - the loop always returns
+
+
+def is_absent(e: FetchError) -> bool:
+    """A fetch that failed because the server does not have the file (404/410), not because
+    it could not be asked."""
+    return "HTTP 404" in e.message or "HTTP 410" in e.message

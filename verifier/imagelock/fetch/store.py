@@ -74,8 +74,10 @@ class Store:
         sha256: str | None = None,
         size: int | None = None,
         what: str = "",
+        limit: int | None = None,
     ) -> tuple[str, int]:
         """Stream bytes into the store; with `sha256` given, refuse (and discard) any other bytes.
+        `limit` bounds an object whose size is not known in advance.
 
         Returns (hex digest, size). Nothing is left behind on failure.
         """
@@ -86,6 +88,9 @@ class Store:
             with os.fdopen(fd, "wb") as f:
                 for chunk in chunks:
                     n += len(chunk)
+                    if limit is not None and n > limit:
+                        raise IntegrityError(f"{what or 'download'} is larger than {limit} bytes",
+                                             hint="no genuine file of this kind is this large")
                     if size is not None and n > size:
                         raise IntegrityError(
                             f"{what or 'download'} is larger than its pinned size {size}",

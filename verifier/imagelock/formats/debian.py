@@ -47,6 +47,13 @@ class DebianSource(Strict):
         "order. Default: the URIs of the machine's apt sources entry listing the suite. "
         "Overridden by IMAGELOCK_MIRROR_<NAME> and `--mirror NAME=URL`.",
     )
+    snapshots: list[str] = Field(
+        default_factory=list,
+        description="Snapshot archive bases (e.g. `BASE/archive/debian`), tried after the "
+        "mirrors and the image's input bundle when a rebuild needs a file the mirrors no longer "
+        "serve: `BASE/YYYYMMDDTHHMMSSZ/pool/...` at the Date of the signed index the pin came "
+        "from. Overridden by IMAGELOCK_SNAPSHOT_<NAME> and `--snapshot NAME=URL`.",
+    )
 
     @field_validator("suites", "components")
     @classmethod

@@ -118,6 +118,55 @@ class BuildResult(Strict):
 # --- rebuild and check ------------------------------------------------------------------------
 
 
+class ProvenanceSeen(Strict):
+    """A vendor provenance statement a rebuild from a reference found about the image."""
+
+    source: str = Field(description="Where it was found (a referrer, a file).")
+    sha256: str = Field(description="Hex sha256 of the envelope.")
+    lock_sha256: str = Field(description="The lock digest it names.")
+    signed_by: list[str] = Field(description="Key ids of the trusted vendor keys that signed it "
+                                 "(empty when no vendor key was given).")
+
+
+class IndexSignature(Strict):
+    """A good OpenPGP signature on a Debian InRelease."""
+
+    fingerprint: str = Field(description="Fingerprint of the signing (sub)key.")
+    primary: str = Field(description="Fingerprint of its primary key.")
+    created: int = Field(description="When it signed (Unix seconds).")
+    key_expired: int | None = Field(description="When the key expired (Unix seconds), null if "
+                                    "it has not; a key that expired after signing still counts.")
+
+
+class IndexChecked(Strict):
+    """A signed Debian index a rebuild from a reference checked every pin against."""
+
+    source: str = Field(description="The lock's source name.")
+    suite: str = Field(description="The suite.")
+    component: str = Field(description="The component.")
+    architecture: str = Field(description="The architecture.")
+    date: str = Field(description="The index's Release date.")
+    keyring: str = Field(description="The keyring the signature was checked with.")
+    pins: int = Field(description="How many of the lock's pins this index lists.")
+    signatures: list[IndexSignature] = Field(description="The good signatures found.")
+
+
+class ReferenceInfo(Strict):
+    """How a rebuild from an image reference alone found and trusted what it built."""
+
+    image: str = Field(description="The image reference rebuilt.")
+    subject: str = Field(description="The manifest digest the attestations name.")
+    trust: str = Field(description="What the provenance was checked with, in words.")
+    recipe: str = Field(description="Digest of the recipe artifact used.")
+    lock_sha256: str = Field(description="Hex sha256 of the recipe's lock.")
+    provenance: list[ProvenanceSeen] = Field(description="The provenance statements found.")
+    inputs: dict[str, int] = Field(description="How many inputs came from each place (store, "
+                                   "mirror, bundle, snapshot).")
+    warnings: list[str] = Field(description="Places that served other bytes than a pin.")
+    debian_indexes: list[IndexChecked] = Field(description="Every signed index checked.")
+    notes: list[str] = Field(description="Things worth knowing about the reference.")
+
+
 class RebuildReport(Report):
     """`imagelock rebuild`: the comparison report, and how the rebuild that made it ran."""
 
@@ -134,6 +183,9 @@ class RebuildReport(Report):
                                     "file the signed VSA was written to.")
     referrer: str | None = Field(default=None, description="With `--push-attestation`: the "
                                  "digest of the referrer that attaches the VSA to the image.")
+    reference: ReferenceInfo | None = Field(default=None, description="For `rebuild REF`: the "
+                                            "provenance, recipe, inputs and signed indexes it "
+                                            "used; null for a rebuild of a lock.")
 
 
 class CheckDifference(Strict):
@@ -233,6 +285,21 @@ class PushResult(Strict):
         return f"pushed {self.ref}\n  manifest {self.digest}"
 
 
+class PulledArtifact(Strict):
+    """A referrer of the pulled image, copied beside it."""
+
+    digest: Digest = Field(description="The artifact manifest's digest.")
+    artifact_type: str = Field(description="Its artifactType.")
+    blobs: int = Field(description="How many blobs it holds.")
+
+
+class PulledReferrers(Strict):
+    """The referrers kept beside a pulled image (spec/README.md §20.5)."""
+
+    path: str = Field(description="The OCI layout holding them (`DIR.referrers`).")
+    artifacts: list[PulledArtifact] = Field(description="Each artifact kept.")
+
+
 class PullResult(Strict):
     """`imagelock pull`: the image written as an OCI layout, every blob's digest checked."""
 
@@ -241,9 +308,26 @@ class PullResult(Strict):
     manifest_digest: Digest = Field(description="Digest of the image manifest.")
     config_digest: Digest = Field(description="Digest of the image config.")
 
+    referrers: PulledReferrers | None = Field(default=None, description="With "
+                                              "`--with-inputs`: the attestations, recipe and "
+                                              "input bundle kept beside the layout.")
+
     def human(self) -> str:
-        return (f"pulled {self.ref} -> {self.output}\n  config   {self.config_digest}\n"
+        text = (f"pulled {self.ref} -> {self.output}\n  config   {self.config_digest}\n"
                 f"  manifest {self.manifest_digest}")
+        if self.referrers is not None:
+            text += (f"\n  kept {len(self.referrers.artifacts)} referrer(s) in "
+                     f"{self.referrers.path}")
+        return text
+
+
+class PushedArtifact(Strict):
+    """An artifact pushed as a referrer of the image."""
+
+    referrer: Digest = Field(description="The artifact manifest's digest.")
+    uploaded: int = Field(description="Blobs uploaded.")
+    already_present: int = Field(description="Blobs the registry already had.")
+    bytes_uploaded: int = Field(description="Bytes uploaded.")
 
 
 class AttachResult(Strict):
@@ -253,9 +337,54 @@ class AttachResult(Strict):
     referrers: list[Digest] = Field(description="Digest of each referrer pushed, one per "
                                     "attestation, in the order given.")
 
+    subject: str | None = Field(default=None, description="With `--recipe`: the image "
+                                "manifest digest the recipe and bundle refer to.")
+    lock_sha256: str | None = Field(default=None, description="With `--recipe`: hex sha256 of "
+                                    "the lock published.")
+    recipe: PushedArtifact | None = Field(default=None, description="With `--recipe`: the "
+                                          "recipe artifact.")
+    inputs: PushedArtifact | None = Field(default=None, description="With `--inputs`: the "
+                                          "input bundle artifact.")
+    inputs_count: int | None = Field(default=None, description="With `--inputs`: how many "
+                                     "inputs the bundle holds.")
+    published_lines: list[str] = Field(default_factory=list, description="What was published, "
+                                       "in words.")
+
     def human(self) -> str:
         return "\n".join([f"attached {len(self.referrers)} attestation(s) to {self.ref}",
-                          *[f"  {d}" for d in self.referrers]])
+                          *[f"  {d}" for d in self.referrers], *self.published_lines])
+
+
+class InputPlace(Strict):
+    """Whether one place still serves an input."""
+
+    place: str = Field(description="The place, in words (a mirror, the bundle, a snapshot).")
+    kind: str = Field(description="mirror, bundle, snapshot or recipe.")
+    available: bool = Field(description="Whether it answered with the input.")
+    detail: str = Field(description="What it answered.")
+
+
+class InputState(Strict):
+    """Where one input of a lock can still be fetched."""
+
+    kind: str = Field(description="The input kind.")
+    title: str = Field(description="The input's location in the lock.")
+    what: str = Field(description="The input, in words.")
+    sha256: str = Field(description="Its pinned sha256.")
+    local_store: bool = Field(description="Whether this machine's store holds it.")
+    survives: bool = Field(description="Whether a place other than this store serves it.")
+    places: list[InputPlace] = Field(description="Every place asked.")
+
+
+class InputsCheckResult(Strict):
+    """`imagelock inputs check`: where every input is still available (the rot monitor)."""
+
+    subject: str = Field(description="The lock or image checked.")
+    ok: bool = Field(description="True when every input survives somewhere else than this "
+                     "store (exit 0); false is exit 1.")
+    inputs: list[InputState] = Field(description="Every input and its places.")
+    lost: list[str] = Field(description="Inputs that survive only in this store or nowhere.")
+    notes: list[str] = Field(description="Things worth knowing about the check.")
 
 
 # --- keys -------------------------------------------------------------------------------------

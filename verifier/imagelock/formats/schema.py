@@ -33,6 +33,7 @@ RESULTS: dict[str, type[BaseModel]] = {
     "pull": results.PullResult,
     "attach": results.AttachResult,
     "keygen": results.KeygenResult,
+    "inputs": results.InputsCheckResult,
     "outdated": inventory.OutdatedResult,
     "inspect": inventory.InspectResult,
     "sbom": inventory.SbomResult,

@@ -229,10 +229,13 @@ def rebuild_attestations_path(image: str | None) -> Path:
 
 @progress.phase("sign")
 def sign_rebuild(
-    res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None
+    res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None,
+    input_attestations: list[AttestationRef] | None = None,
 ) -> tuple[Path, bytes]:
     """A VSA for the image the rebuild checked (the published one, else the lock's), signed and
-    appended to `out`. PASSED on a match; FAILED only when the caller asks for it."""
+    appended to `out`. PASSED on a match; FAILED only when the caller asks for it.
+    `input_attestations` names the vendor's provenance a rebuild from a reference verified;
+    by default, the provenance kept beside a local image."""
     subject = res.published or res.rebuilt
     image_ref = res.report.image
     match = {"reproduced": "distribution", "reproduced-content": "content"}.get(res.verdict)
@@ -243,7 +246,8 @@ def sign_rebuild(
         lock_uri=res.lock_path.name,
         time_verified=utc_now(),
         match=match,  # type: ignore[arg-type]
-        input_attestations=provenance_refs(local_path(image_ref) if image_ref else None),
+        input_attestations=input_attestations if input_attestations is not None else
+        provenance_refs(local_path(image_ref) if image_ref else None),
         verifier_version={"imagelock": __version__},
         # A local path means nothing to others (and says where the rebuilder keeps files): a
         # registry image is named by its oci:// URI, anything else by its package URL.

@@ -94,6 +94,27 @@ def _write_cache(store: Store, sha256: str, records: list[Record]) -> None:
         raise
 
 
+def cached_records(store: Store, sha256: str) -> list[Record] | None:
+    """The parsed index this store keeps for an uncompressed Packages sha256, if it has one (it
+    writes one only after the index was checked against its signed Release)."""
+    return _read_cache(store, sha256)
+
+
+def parse_checked(store: Store, data: bytes, sha256: str) -> list[Record]:
+    """Parse an uncompressed index already checked to hash to `sha256`, and cache the result."""
+    records = parse_packages(data.decode("utf-8", errors="replace"))
+    _write_cache(store, sha256, records)
+    return records
+
+
+def decompress(path: str, data: bytes) -> bytes:
+    """The uncompressed bytes of an index file named `path` (`.xz`, `.gz` or plain)."""
+    for suffix, fn in _COMPRESSIONS:
+        if suffix and path.endswith(suffix):
+            return fn(data)
+    return data
+
+
 def _fetch_compressed(store: Store, release: Release, mirrors: Sequence[str], rel_path: str,
                       sha256: str, size: int, what: str) -> bytes:
     """The compressed index, from the store or the first mirror serving the signed bytes."""

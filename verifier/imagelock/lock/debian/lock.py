@@ -109,6 +109,11 @@ def load_universe(
             rel = fetched.release
             if rel.security:
                 security.append((name, suite))
+            # Kept by its sha256 (the lock records it): the archive replaces its InRelease within
+            # days, and the input bundle must carry the exact signed file.
+            if not store.has(rel.inrelease_sha256):
+                store.add_chunks([fetched.inrelease], sha256=rel.inrelease_sha256,
+                                 what=f"InRelease of {suite}")
             ordered = [fetched.mirror] + [m for m in mirrors if m != fetched.mirror]
             for component in src.components:
                 idx = load_index(store, rel, ordered, component, architecture)

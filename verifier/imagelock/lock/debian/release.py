@@ -67,10 +67,31 @@ class Release:
 
 @dataclass(frozen=True)
 class FetchedRelease:
-    """A verified Release and the mirror base it was fetched from (tried first for its indexes)."""
+    """A verified Release and the mirror base it was fetched from (tried first for its indexes),
+    with the InRelease's exact bytes: the lock stage keeps them in the store, so the signed index
+    can be bundled beside the image and re-checked years later."""
 
     release: Release
     mirror: str
+    inrelease: bytes = b""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One good signature on an InRelease: which key made it, and when."""
+
+    fingerprint: str  # the signing (sub)key
+    primary: str  # its primary key (what a keyring lists)
+    created: int  # signature creation time, seconds since the epoch
+    expired: int | None = None  # when the key expired, if it has since signing
+
+
+@dataclass(frozen=True)
+class SignedText:
+    """The text gpgv wrote out as signed, and the good signatures on it."""
+
+    content: bytes
+    signatures: tuple[Signature, ...]
 
 
 def _dearmor(data: bytes) -> bytes:
@@ -105,6 +126,19 @@ def verify_inrelease(data: bytes, keyring: str | Path, *, what: str = "InRelease
     Refuses (VerificationFailed) unless at least one signature by a key in `keyring` is good
     and none is bad. gpgv runs with a private, empty home so no other keyring is consulted.
     """
+    signed = verify_signed(data, keyring, what=what)
+    return signed.content, tuple(s.fingerprint for s in signed.signatures)
+
+
+def verify_signed(data: bytes, keyring: str | Path, *, what: str = "InRelease",
+                  valid_when_signed: bool = False) -> SignedText:
+    """`verify_inrelease`, keeping which key made each good signature and when.
+
+    Archive keys expire and rotate; an index locked years ago was signed by a key that has
+    expired since. With `valid_when_signed`, a signature whose key expired *after* it was made
+    counts (the key was valid at the index's date); a revoked key, a bad signature, or a key
+    already expired when it signed never does. Locking keeps the strict rule: today's index
+    must be signed by a key valid today."""
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise ToolUnavailable("gpgv is not installed; it verifies the archive's signatures",
@@ -132,9 +166,7 @@ def verify_inrelease(data: bytes, keyring: str | Path, *, what: str = "InRelease
             capture_output=True, env={"PATH": "/usr/bin:/bin", "LANG": "C"}, check=False,
         )
         status = proc.stdout.decode("utf-8", errors="replace").splitlines()
-        good = [ln.split()[2] for ln in status if ln.startswith("[GNUPG:] VALIDSIG ")]
-        bad = [ln for ln in status if ln.startswith(("[GNUPG:] BADSIG", "[GNUPG:] EXPKEYSIG",
-                                                      "[GNUPG:] REVKEYSIG", "[GNUPG:] EXPSIG"))]
+        good, bad = _signatures(status, valid_when_signed)
         if bad or not good or not out.is_file():
             reason = "a BAD signature" if bad else "no valid signature by a key in the keyring"
             detail = proc.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
@@ -143,7 +175,45 @@ def verify_inrelease(data: bytes, keyring: str | Path, *, what: str = "InRelease
                 hint="the file was altered or the archive key is not trusted: check the mirror "
                 "and the source's `keyring:`; nothing was locked",
             )
-        return out.read_bytes(), tuple(good)
+        return SignedText(out.read_bytes(), tuple(good))
+
+
+def _signature(line: str, expired: int | None = None) -> Signature:
+    # VALIDSIG <fpr> <date> <timestamp> <expire> <version> <reserved> <algo> <hash> <class> <primary>
+    words = line.split()
+    created = int(words[4]) if len(words) > 4 and words[4].isdigit() else 0
+    return Signature(words[2], words[11] if len(words) > 11 else words[2], created, expired)
+
+
+def _signatures(status: list[str], valid_when_signed: bool) -> tuple[list[Signature], list[str]]:
+    """gpgv's status lines, one block per signature (from NEWSIG): the good signatures, and the
+    lines that make the file bad."""
+    blocks: list[list[str]] = []
+    for ln in status:
+        if ln.startswith("[GNUPG:] NEWSIG") or not blocks:
+            blocks.append([])
+        blocks[-1].append(ln)
+    good: list[Signature] = []
+    bad: list[str] = []
+    for block in blocks:
+        valid = [ln for ln in block if ln.startswith("[GNUPG:] VALIDSIG ")]
+        bad += [ln for ln in block if ln.startswith(("[GNUPG:] BADSIG", "[GNUPG:] REVKEYSIG",
+                                                     "[GNUPG:] EXPSIG"))]
+        expkey = [ln for ln in block if ln.startswith("[GNUPG:] EXPKEYSIG")]
+        if not valid:
+            bad += expkey
+            continue
+        if not expkey:
+            good.append(_signature(valid[0]))
+            continue
+        ends = [int(w[2]) for w in (ln.split() for ln in block if ln.startswith(
+            "[GNUPG:] KEYEXPIRED ")) if len(w) > 2 and w[2].isdigit()]
+        sig = _signature(valid[0], min(ends) if ends else None)
+        if valid_when_signed and sig.expired is not None and sig.created < sig.expired:
+            good.append(sig)
+        else:
+            bad += expkey
+    return good, bad
 
 
 def parse_release(content: bytes, suite: str) -> Release:
@@ -216,6 +286,6 @@ def fetch_release(
             )
         rel = dataclasses.replace(rel, inrelease_sha256=hashlib.sha256(data).hexdigest(),
                                   signers=signers)
-        return FetchedRelease(rel, base)
+        return FetchedRelease(rel, base, data)
     raise FetchError(f"could not fetch the InRelease of {suite!r}: " + "; ".join(problems),
                      hint="check the network and the mirrors (--mirror NAME=URL)")

@@ -13,8 +13,9 @@ by its digest and refuses one whose `subject` is not the image asked about.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from imagelock.core.digest import canonical_json
 from imagelock.core.errors import InputError
@@ -54,21 +55,60 @@ class Referrer:
     annotations: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class ArtifactBlob:
+    """One blob of a many-blob artifact (a recipe, an input bundle), streamed when uploaded."""
+
+    media_type: str
+    digest: str
+    size: int
+    opener: Callable[[], BinaryIO]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What attaching an artifact did: its manifest digest, and which blobs had to be sent."""
+
+    digest: str
+    uploaded: int
+    present: int
+    bytes_uploaded: int
+
+
 def artifact_manifest(subject: ManifestRef, artifact: Artifact) -> bytes:
     """The artifact manifest's exact bytes (canonical JSON: the same attestation attached to the
     same image always has the same digest)."""
+    data = artifact.data
+    blob = ArtifactBlob(artifact.media_type, hash_digest(data), len(data), lambda: io.BytesIO(data))
+    return artifact_manifest_of(subject, artifact.artifact_type, [blob], artifact.annotations)
+
+
+def artifact_manifest_of(
+    subject: ManifestRef,
+    artifact_type: str,
+    blobs: Sequence[ArtifactBlob],
+    annotations: Mapping[str, str] | None = None,
+) -> bytes:
+    """An OCI 1.1 artifact manifest (empty config, `blobs` as layers, `subject` the image) as
+    canonical JSON, so the same content attached to the same image has the same digest."""
+    layers = []
+    for b in blobs:
+        entry: dict[str, object] = {"mediaType": b.media_type, "digest": b.digest, "size": b.size}
+        if b.annotations:
+            entry["annotations"] = dict(b.annotations)
+        layers.append(entry)
     doc: dict[str, object] = {
         "schemaVersion": 2,
         "mediaType": MT_MANIFEST,
-        "artifactType": artifact.artifact_type,
+        "artifactType": artifact_type,
         "config": {"mediaType": MT_EMPTY, "digest": hash_digest(EMPTY), "size": len(EMPTY)},
-        "layers": [{"mediaType": artifact.media_type, "digest": hash_digest(artifact.data),
-                    "size": len(artifact.data)}],
+        "layers": layers,
         "subject": {"mediaType": subject.media_type, "digest": subject.digest,
                     "size": subject.size},
     }
-    if artifact.annotations:
-        doc["annotations"] = dict(artifact.annotations)
+    if annotations:
+        doc["annotations"] = dict(annotations)
     return canonical_json(doc)
 
 
@@ -85,23 +125,50 @@ def push_referrer(
     credentials: Credentials | None = None,
 ) -> str:
     """Attach `artifact` to the image `ref` names; returns the artifact manifest's digest."""
+    data = artifact.data
+    blob = ArtifactBlob(artifact.media_type, hash_digest(data), len(data), lambda: io.BytesIO(data))
+    return push_artifact(ref, artifact.artifact_type, [blob], annotations=artifact.annotations,
+                         insecure=insecure, credentials=credentials).digest
+
+
+def push_artifact(
+    ref: str | Reference,
+    artifact_type: str,
+    blobs: Sequence[ArtifactBlob],
+    *,
+    annotations: Mapping[str, str] | None = None,
+    insecure: bool = False,
+    credentials: Credentials | None = None,
+) -> Pushed:
+    """Attach an artifact of many blobs to the image `ref` names. A blob the repository already
+    holds (asked with HEAD) is not sent again, so inputs shared by several images of a
+    repository are stored once."""
     r = as_reference(ref)
+    uploaded = present = sent = 0
     with client_for(r, insecure=insecure, credentials=credentials) as client:
         subject = get_checked(client, r)
-        for blob in (EMPTY, artifact.data):
-            client.upload_blob(r.repository, hash_digest(blob), len(blob),
-                               lambda b=blob: io.BytesIO(b))  # type: ignore[misc]
-        manifest = artifact_manifest(subject, artifact)
+        client.upload_blob(r.repository, hash_digest(EMPTY), len(EMPTY), lambda: io.BytesIO(EMPTY))
+        seen: set[str] = set()
+        for b in blobs:
+            if b.digest in seen:
+                continue
+            seen.add(b.digest)
+            if client.upload_blob(r.repository, b.digest, b.size, b.opener):
+                uploaded += 1
+                sent += b.size
+            else:
+                present += 1
+        manifest = artifact_manifest_of(subject, artifact_type, blobs, annotations)
         digest = hash_digest(manifest)
         headers = client.put_manifest(r.repository, digest, manifest, MT_MANIFEST)
         if headers.get("OCI-Subject") != subject.digest:
             # The registry does not index referrers itself: keep the fallback index.
             entry = {"mediaType": MT_MANIFEST, "digest": digest, "size": len(manifest),
-                     "artifactType": artifact.artifact_type}
-            if artifact.annotations:
-                entry["annotations"] = dict(artifact.annotations)
+                     "artifactType": artifact_type}
+            if annotations:
+                entry["annotations"] = dict(annotations)
             _add_to_fallback_index(client, r, subject.digest, entry)
-    return digest
+    return Pushed(digest, uploaded, present, sent)
 
 
 def _add_to_fallback_index(
