@@ -268,7 +268,8 @@ def build(
     json_out: JsonOpt = False,
 ) -> None:
     """Build the image a lock describes, deterministically, and compare it with the lock's
-    expected digests (exit 1 if they differ). Prints the config and manifest digests."""
+    expected digests (exit 1 if they differ, a content-only match included: the lock promises
+    the manifest digest). Prints the config and manifest digests."""
 
     def body() -> None:
         from imagelock.build.from_lock import build_lock
@@ -279,14 +280,16 @@ def build(
                          cli_mirrors=mirror or [], offline=offline)
         data = res.as_json()
         human = res.human()
-        if key is not None and res.verdict != "mismatch":
+        if key is not None and res.verdict == "reproduced":
             from imagelock.trust.signing import sign_build
 
             att = sign_build(res, lock_path, key)
             data["attestations"] = str(att)
             human += f"\nsigned provenance -> {att}"
+        elif key is not None:
+            human += "\nnot signed: the build is not the image the lock names"
         _emit(json_out, data, human)
-        if res.verdict == "mismatch":
+        if res.verdict != "reproduced":
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
 
     _run(json_out, body)

@@ -26,7 +26,10 @@ class BuildResult:
     lock: Lock
     output: Path
     fmt: str
-    verdict: str  # reproduced | reproduced-content | mismatch
+    # reproduced | reproduced-content | mismatch. Only `reproduced` is a success: the lock
+    # promises the manifest digest (what a consumer pins), and a content-only match has other
+    # compressed bytes, so another manifest digest.
+    verdict: str
     platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -45,8 +48,10 @@ class BuildResult:
                 lines.append(f"    layer    {layer['digest']}  {layer['name']} ({layer['size']} bytes)")
         verdicts = {
             "reproduced": "matches the lock: yes (config and manifest digests)",
-            "reproduced-content": "matches the lock: content only (config digest); the compressed "
-            "blobs differ",
+            "reproduced-content": "matches the lock: content only (config digest). The compressed "
+            "blobs, and so the manifest digest the lock promises, differ: this is not the image "
+            "the lock names (exit 1). Lock again with this compressor (`imagelock lock`) or build "
+            "where the lock's compressor is installed",
             "mismatch": "matches the lock: NO. Run `imagelock rebuild` to see why",
         }
         lines.append(verdicts[self.verdict])
