@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from imagelock.build.expected import expected_of
 from imagelock.build.image import build_images
+from imagelock.core.scratch import scratch_dir
 from imagelock.fetch.mirrors import parse_cli_mirrors
 from imagelock.fetch.pins import fetch_lock
 from imagelock.fetch.store import Store
@@ -78,8 +78,9 @@ def build_lock(
         notes.append(f"compressing with {comp.implementation}; the lock was made with "
                      f"{lock.compression.implementation}, so blob digests may differ")
     context = lock_path.parent / lock.context
-    with tempfile.TemporaryDirectory(prefix="imagelock-build-") as tmp:
-        images = build_images(lock, context=context, store=store, workdir=Path(tmp),
+    # A killed build's directory is removed by the next one (core/scratch.py).
+    with scratch_dir("imagelock-build-") as tmp:
+        images = build_images(lock, context=context, store=store, workdir=tmp,
                               keep_tars=fmt == "docker-archive", notes=notes)
         if fmt == "oci":
             write_layout(images, output)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagelock.core.errors import FetchError
+from imagelock.core.errors import FetchError, IntegrityError
 from imagelock.fetch.debian import package_urls
 from imagelock.fetch.downloads import urls_for
 from imagelock.fetch.http import fetch_to_store
@@ -42,9 +42,14 @@ def sources_of(lock_path: Path, lock: Lock) -> dict[str, object]:
 def _fetch_one(store: Store, report: FetchReport, *, sha256: str, size: int, what: str,
                urls: Callable[[], list[str]], offline: bool) -> None:
     if store.has(sha256):
-        store.verify(sha256, size, what)
-        report.present += 1
-        return
+        try:
+            store.verify(sha256, size, what)
+            report.present += 1
+            return
+        except IntegrityError:
+            if offline:
+                raise
+            # The corrupt copy is deleted: online, fetch it again now, not on the next run.
     if offline:
         raise FetchError(
             f"{what} (sha256 {sha256}) is not in the store and --offline was given",

@@ -6,8 +6,8 @@ This is the verifier a third party runs: it trusts nothing but the lock and the 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from imagelock.compare.diffoscope import keep_images, run_diffoscope
 from imagelock.compare.images import compare_images
 from imagelock.compare.render import render
 from imagelock.core.errors import InputError, ToolUnavailable
+from imagelock.core.scratch import scratch_dir
 from imagelock.fetch.mirrors import parse_cli_mirrors
 from imagelock.fetch.pins import fetch_lock
 from imagelock.fetch.store import Store
@@ -127,5 +128,6 @@ def sandbox_unavailable_hint(e: ToolUnavailable) -> ToolUnavailable:
     return e
 
 
-def scratch() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="imagelock-rebuild-")
+def scratch() -> AbstractContextManager[Path]:
+    """The rebuild's working directory; a killed rebuild's is removed by the next one."""
+    return scratch_dir("imagelock-rebuild-")
