@@ -133,8 +133,9 @@ def locked_temp_file(directory: Path, prefix: str) -> tuple[int, Path]:
 
 
 def sweep_files(directory: Path, prefix: str, legacy: tuple[str, ...] = ()) -> list[Path]:
-    """Remove `directory/<prefix>*` files whose owner died, and unlocked `.new-*` files or files
-    named with a `legacy` prefix (an older version's) once UNLOCKED_AGE old; returns them."""
+    """Remove `directory/<prefix>*` files whose owner died, and our own unlocked `.new-*` files
+    or files named with a `legacy` prefix (an older version's) once UNLOCKED_AGE old; returns
+    them."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(directory))
@@ -156,7 +157,7 @@ def sweep_files(directory: Path, prefix: str, legacy: tuple[str, ...] = ()) -> l
         elif entry.name.startswith((".new-", *legacy)):
             try:
                 st = entry.stat(follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode) and old_enough(st):
+                if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and old_enough(st):
                     path.unlink()
                     removed.append(path)
             except OSError:
