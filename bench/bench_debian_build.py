@@ -43,28 +43,29 @@ def _apt_install() -> None:
 
 
 def local_repository(work: Path, store: Path, pins: list[dict[str, str]],
-                     sources: list[str]) -> Path:
-    """A flat file repository: the lock's .debs (the files imagelock builds from), plus the
-    packages mmdebstrap's essential variant needs beyond them (Essential: yes and their
-    dependencies), taken from an untimed mmdebstrap run against the machine's mirrors."""
+                     essential_from: list[str] | None) -> Path:
+    """A flat file repository: the lock's .debs (the files imagelock builds from), plus, with
+    `essential_from` (apt source lines), the packages mmdebstrap's essential variant needs
+    beyond them (Essential: yes and their dependencies), taken from an untimed mmdebstrap run
+    against those sources."""
     repo = work / "repo"
     repo.mkdir()
     for p in pins:
         shutil.copy(store / "sha256" / p["sha256"], repo / p["location"].rsplit("/", 1)[1])
     names = [p["name"] for p in pins]
-    prep = work / "prep"
-    subprocess.run(["mmdebstrap", "--variant=essential", "--mode=root", "--format=directory",
-                    "--quiet", "--skip=essential/unlink,cleanup/apt/cache",
-                    "--include=" + ",".join(names),
-                    "bookworm", str(prep), *sources],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pinned = set(names)
     extra = 0
-    for deb in sorted((prep / "var/cache/apt/archives").glob("*.deb")):
-        if deb.name.split("_", 1)[0] not in pinned:
-            shutil.copy(deb, repo / deb.name)
-            extra += 1
-    shutil.rmtree(prep, ignore_errors=True)
+    if essential_from is not None:
+        prep = work / "prep"
+        subprocess.run(["mmdebstrap", "--variant=essential", "--mode=root", "--format=directory",
+                        "--quiet", "--skip=essential/unlink,cleanup/apt/cache",
+                        "--include=" + ",".join(names), "bookworm", str(prep), *essential_from],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pinned = set(names)
+        for deb in sorted((prep / "var/cache/apt/archives").glob("*.deb")):
+            if deb.name.split("_", 1)[0] not in pinned:
+                shutil.copy(deb, repo / deb.name)
+                extra += 1
+        shutil.rmtree(prep, ignore_errors=True)
     index = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=repo, check=True,
                            capture_output=True).stdout
     (repo / "Packages").write_bytes(index)
@@ -76,6 +77,17 @@ def local_repository(work: Path, store: Path, pins: list[dict[str, str]],
     print(f"local repository: {len(pins)} .debs of the lock + {extra} more for the essential "
           f"variant ({repo})", file=sys.stderr)
     return repo
+
+
+def mmdebstrap_command(variant: str, include: list[str], repo: Path, out: Path) -> list[str]:
+    """The timed mmdebstrap run: `repo` (a local file repository) is its only source."""
+    args = ["mmdebstrap", f"--variant={variant}", "--mode=root", "--format=tar", "--quiet",
+            # Bind-mounts the file repository into the chroot (read in place, not copied).
+            f"--hook-dir={AUTOMOUNT}", "--include=" + ",".join(include), "bookworm", str(out),
+            f"deb [trusted=yes] file://{repo} ./"]
+    if variant == "extract":  # mmdebstrap 1.3 runs no customize hook (the unmount) there
+        args.insert(1, f"--extract-hook={AUTOMOUNT}/customize00.sh \"$1\"")
+    return args
 
 
 def main() -> None:
@@ -94,7 +106,6 @@ def main() -> None:
     mirrors = {s: machine_mirrors(s) for s in ("bookworm", "bookworm-updates", "bookworm-security")}
     network = [f"deb {m[0]} {s} main" for s, m in mirrors.items() if m]
     repo = local_repository(work, Path(env["IMAGELOCK_STORE"]), pins, network)
-    local = [f"deb [trusted=yes] file://{repo} ./"]
     names = [p["name"] for p in pins]
     variants = {
         # Unpacks the packages, runs no maintainer scripts: the closest to what imagelock does
@@ -106,12 +117,7 @@ def main() -> None:
     }
     rows = [("imagelock build (python-base, OCI layout with gzip layers)", len(names), ours)]
     for variant, include in variants.items():
-        args = ["mmdebstrap", f"--variant={variant}", "--mode=root", "--format=tar", "--quiet",
-                # Bind-mounts the file repository into the chroot (read in place, not copied).
-                f"--hook-dir={AUTOMOUNT}", "--include=" + ",".join(include), "bookworm",
-                str(work / f"mmdebstrap-{variant}.tar"), *local]
-        if variant == "extract":  # mmdebstrap 1.3 runs no customize hook (the unmount) there
-            args.insert(1, f"--extract-hook={AUTOMOUNT}/customize00.sh \"$1\"")
+        args = mmdebstrap_command(variant, include, repo, work / f"mmdebstrap-{variant}.tar")
         t = time.perf_counter()
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env={**os.environ, "SOURCE_DATE_EPOCH": str(lock["source_date_epoch"])})
