@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from imagelock.build.wheels import wheel_entries
 from imagelock.fetch.store import Store
 from imagelock.formats.python import PythonContents, WheelPin
+from imagelock.inputs.python.wheels import wheel_entries
 from imagelock.lock.python import lock_python
 from imagelock.tar.entry import Entry
 

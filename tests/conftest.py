@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 from helpers import REPO  # noqa: F401  (re-exported for tests)
 
-pytest_plugins = ["conftest_debian", "registry_fixture", "oci_helpers"]
+pytest_plugins = ["conftest_debian", "registry_fixture", "oci_helpers", "example_locks"]
+
+# Fixtures that start one of the real tools (docker-registry, skopeo): every test that uses one
+# needs that tool, so it gets the `tools` marker here rather than by hand in each test.
+TOOL_FIXTURES = {"registry", "skopeo_hello_archive"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.tools)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# Real sigstore bundles and trusted roots, with their origin and licence in its README.
+SIGSTORE_FIXTURES = REPO / "tests" / "fixtures" / "sigstore"
 IMAGELOCK = str(Path(sys.executable).parent / "imagelock")
 
 
@@ -58,7 +59,7 @@ def need(tool: str) -> str:
 
 
 def podman_cmd(root: Path) -> list[str]:
-    """podman as it runs on these machines (../shared/FIELD-NOTES.md)."""
+    """podman as it runs on these machines (docs/field-notes.md, "podman")."""
     need("podman")
     # podman refuses a runroot longer than 50 characters.
     runroot = tempfile.mkdtemp(prefix="ilp-", dir="/tmp")

@@ -37,15 +37,20 @@ def build_hello(tmp: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def hello(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """hello as our builder writes it (`oci`, `archive`) and as skopeo re-writes it
-    (`skopeo_archive`: the classic docker-archive with `<id>/layer.tar` symlinks)."""
-    out = build_hello(tmp_path_factory.mktemp("hello"))
+    """hello as our builder writes it (`oci`, `archive`)."""
+    return build_hello(tmp_path_factory.mktemp("hello"))
+
+
+@pytest.fixture(scope="session")
+def skopeo_hello_archive(hello: dict[str, Path]) -> Path:
+    """hello as skopeo re-writes it: the classic docker-archive with `<id>/layer.tar` symlinks.
+    A test that uses it is marked `tools` (conftest.py)."""
     need("skopeo")
-    out["skopeo_archive"] = out["tmp"] / "skopeo.tar"
-    subprocess.run(["skopeo", "copy", "--quiet", f"oci:{out['oci']}:1.0",
-                    f"docker-archive:{out['skopeo_archive']}:imagelock/hello:1.0"],
+    archive = hello["tmp"] / "skopeo.tar"
+    subprocess.run(["skopeo", "copy", "--quiet", f"oci:{hello['oci']}:1.0",
+                    f"docker-archive:{archive}:imagelock/hello:1.0"],
                    check=True, capture_output=True)
-    return out
+    return archive
 
 
 def copy_layout(src: Path, dest: Path) -> Path:

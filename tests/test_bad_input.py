@@ -231,3 +231,135 @@ def test_offline_build_with_an_empty_store_fails_with_exit_3(tmp_path: Path, sto
     r = run(["build", str(d), "-o", str(tmp_path / "o"), "--offline"], env=other)
     assert_clean_error(r, 3, "not in the store", "--offline")
     assert not (tmp_path / "o").exists()
+
+
+# --- issue 12: hostile values are bad input (exit 2), never a crash or a silent coercion -------
+
+
+def _hello_lock(tmp: Path, edit: str) -> Path:
+    """The hello example with its lock's text edited (the lock is JSON, edited as text so that
+    duplicate keys and huge numbers survive)."""
+    from helpers import copy_example
+
+    ex = copy_example("hello", tmp / "hello")
+    text = (ex / "imagelock.lock").read_text()
+    (ex / "imagelock.lock").write_text(edit.replace("{lock}", text[1:]))
+    return ex
+
+
+def test_a_lock_with_a_duplicate_key_is_refused(tmp_path: Path, store_env: dict[str, str]) -> None:
+    # Last one wins in Python's json: this lock would otherwise be read with epoch 0.
+    ex = _hello_lock(tmp_path, '{"source_date_epoch": 0, {lock}')
+    r = run(["build", str(ex), "-o", str(tmp_path / "out")], env=store_env)
+    assert_clean_error(r, 2, "'source_date_epoch' appears twice")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_duplicate_key_in_a_spec_or_policy_is_refused(tmp_path: Path, store_env: dict[str, str]) -> None:
+    (tmp_path / "policy.yaml").write_text(
+        "version: 1\nrebuilders: {threshold: 0}\nrebuilders: {threshold: 0}\n")
+    r = run(["verify", str(tmp_path), "--policy", str(tmp_path / "policy.yaml")], env=store_env)
+    assert_clean_error(r, 2, "policy.yaml:3", "duplicate key 'rebuilders'")
+
+
+@pytest.mark.parametrize(("value", "needle"), [
+    ("true", "valid integer"),
+    ('"1"', "valid integer"),
+])
+def test_policy_numbers_are_not_coerced(value: str, needle: str, tmp_path: Path,
+                                        store_env: dict[str, str]) -> None:
+    (tmp_path / "k.pub").write_bytes(b"")
+    (tmp_path / "policy.yaml").write_text(
+        "version: 1\nrequired_predicate_types: []\n"
+        f"rebuilders: {{threshold: {value}, trusted: [{{name: a, key: k.pub}}]}}\n")
+    r = run(["verify", str(tmp_path), "--policy", str(tmp_path / "policy.yaml")], env=store_env)
+    assert_clean_error(r, 2, "rebuilders.threshold", needle)
+
+
+def test_lock_numbers_are_not_coerced(tmp_path: Path, store_env: dict[str, str]) -> None:
+    ex = _hello_lock(tmp_path, '{"source_date_epoch": "1767225600", {lock}')
+    text = (ex / "imagelock.lock").read_text()
+    # Keep only the string epoch: drop the lock's own (numeric) one.
+    text = text.replace('  "source_date_epoch": 1767225600,\n', "")
+    (ex / "imagelock.lock").write_text(text)
+    r = run(["build", str(ex), "-o", str(tmp_path / "out")], env=store_env)
+    assert_clean_error(r, 2, "source_date_epoch", "valid integer")
+
+
+@pytest.mark.parametrize(("files_entry", "needle"), [
+    ('{src: a, dest: /a, owner: "0:4294967296"}', "at most 2147483647"),
+    ('{src: a, dest: /' + "x" * 256 + "}", "at most 255"),
+    ('{src: a, dest: /' + "/".join(["x" * 200] * 21) + "}", "at most 4095"),
+])
+def test_owners_and_paths_stay_within_what_linux_unpacks(
+    files_entry: str, needle: str, tmp_path: Path, store_env: dict[str, str]
+) -> None:
+    d = project(tmp_path, HEAD + f"contents:\n  files:\n    - {files_entry}\n", {"a": b"x"})
+    r = run(["lock", str(d)], env=store_env)
+    assert_clean_error(r, 2, "contents.files[0]", needle)
+
+
+def test_the_tar_writer_refuses_ids_and_names_linux_cannot_unpack() -> None:
+    from imagelock.core.errors import UnsafeContentError
+    from imagelock.tar.writer import entry_header
+
+    ok = {"path": "a", "type": "file", "mode": 0o644, "uid": 2**31 - 1, "gid": 0, "size": 0,
+          "mtime": 0}
+    assert len(entry_header(**ok)) >= 512  # type: ignore[arg-type]
+    for bad in ({"uid": 2**31}, {"gid": 2**40}, {"path": "d/" + "x" * 256},
+                {"type": "symlink", "linkname": "y" * 4096}):
+        with pytest.raises(UnsafeContentError):
+            entry_header(**{**ok, **bad})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", [
+    HEAD + "source_date_epoch: 99999999999999\n",      # accepted by the spec, refused by the lock
+    HEAD + "source_date_epoch: " + "9" * 5000 + "\n",  # over Python's 4,300-digit limit
+    HEAD + "config:\n  labels: " + "[" * 2000 + "]" * 2000 + "\n",  # RecursionError in PyYAML
+])
+def test_hostile_specs_are_bad_input_not_a_crash(text: str, tmp_path: Path,
+                                                 store_env: dict[str, str]) -> None:
+    d = project(tmp_path, text)
+    r = run(["lock", str(d)], env=store_env)
+    assert_clean_error(r, 2)
+    assert len(r.stderr) < 4000
+
+
+def test_an_epoch_from_the_environment_beyond_tar_is_bad_input(tmp_path: Path,
+                                                                store_env: dict[str, str]) -> None:
+    d = project(tmp_path, HEAD)
+    r = run(["lock", str(d)], env={**store_env, "SOURCE_DATE_EPOCH": "99999999999999"})
+    assert_clean_error(r, 2, "SOURCE_DATE_EPOCH")
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('{"lock_version": ' + "1" * 5000 + "}", "digits"),
+    ("[" * 100_000 + "]" * 100_000, "arrays and objects"),
+    ('{"lock_version": 1, "x": NaN}', "NaN is not JSON"),
+])
+def test_hostile_locks_are_bad_input_in_diff_too(text: str, needle: str, tmp_path: Path) -> None:
+    from helpers import REPO
+
+    (tmp_path / "bad.lock").write_text(text)
+    r = run(["diff", str(REPO / "examples/hello/imagelock.lock"), str(tmp_path / "bad.lock")])
+    assert_clean_error(r, 2, "bad.lock", needle)
+
+
+def test_max_age_beyond_any_clock_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "k.pub").write_bytes(b"")
+    (tmp_path / "policy.yaml").write_text(
+        "version: 1\nrequired_predicate_types: []\nmax_age: 99999999999w\n"
+        "rebuilders: {threshold: 1, trusted: [{name: a, key: k.pub}]}\n")
+    r = run(["verify", str(tmp_path), "--policy", str(tmp_path / "policy.yaml")])
+    assert_clean_error(r, 2, "max_age", "100 years")
+
+
+def test_an_alias_bomb_in_a_spec_is_refused_quickly(tmp_path: Path, store_env: dict[str, str]) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    # Where it is validated: a list of a billion strings once expanded.
+    d = project(tmp_path, HEAD + "\n".join(lines) + "\nconfig:\n  cmd: *a8\n")
+    r = run(["lock", str(d)], env=store_env, timeout=30)
+    assert_clean_error(r, 2, "YAML aliases expand this document")
+    # The message names the problem; it never expands (or quotes) the aliased value.
+    assert "x, x" not in r.stderr and "'x'" not in r.stderr and len(r.stderr) < 2000

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 from deb_factory import M, make_deb, pin_for
-from imagelock.build.debian.deb import (
+from imagelock.core.errors import EXIT_FETCH_FAILED, InputError, IntegrityError, UnsafeContentError
+from imagelock.fetch.store import Store
+from imagelock.inputs.debian.deb import (
     extract_pinned,
     merge_usr_symlink_target,
     merged_usr_links,
     read_deb,
 )
-from imagelock.core.errors import EXIT_FETCH_FAILED, InputError, IntegrityError, UnsafeContentError
-from imagelock.fetch.store import Store
 
 ROOT = [M("./", "dir", mode=0o755)]
 

@@ -1,4 +1,7 @@
-"""Real bookworm packages, fetched with `apt-get download` from the machine's apt sources.
+"""Real bookworm packages, fetched with `apt-get download` from the machine's mirrors.
+
+apt runs in a private root updated at the start of the run (conftest_debian.private_apt), so it
+downloads what the archive serves today even if the machine's own lists predate a point release.
 
 Checks extraction against dpkg-deb's own view of each package, the merged-/usr rule, and the
 generated database against the machine's /var/lib/dpkg for packages installed here at the same
@@ -16,28 +19,37 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest_debian import private_apt
 from deb_factory import pin_for
-from imagelock.build.debian.deb import MERGED_USR_DIRS, StagedFile, merge_usr_path, read_deb
-from imagelock.build.debian.root import DebianRoot, debian_entries
-from imagelock.fetch.store import Store
+from helpers import need
+from imagelock.inputs.debian.deb import MERGED_USR_DIRS, StagedFile, merge_usr_path, read_deb
+from imagelock.inputs.debian.root import DebianRoot, debian_entries
 from imagelock.tar.entry import Entry
+from imagelock.formats.debian import DEFAULT_KEYRING
+from imagelock.fetch.apt_sources import machine_mirrors
+from imagelock.fetch.store import Store
 
 pytestmark = pytest.mark.network
 
+SUITES = ["bookworm", "bookworm-updates", "bookworm-security"]
 PACKAGES = ["base-passwd", "ca-certificates", "libc6", "libc-bin", "tzdata", "passwd"]
 EPOCH = 1700000000
 
 
 @pytest.fixture(scope="module")
 def debs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        pytest.skip("needs apt-get and dpkg-deb")
+    need("dpkg-deb")
+    sources = [f"deb [signed-by={DEFAULT_KEYRING}] {mirror} {suite} main"
+               for suite in SUITES for mirror in machine_mirrors(suite)[:1]]
+    assert sources, "no apt source on this machine lists bookworm"
+    env = private_apt(tmp_path_factory.mktemp("aptroot"), sources)
     d = tmp_path_factory.mktemp("debs")
-    r = subprocess.run(["apt-get", "download", *PACKAGES], cwd=d, capture_output=True, text=True,
-                       check=False)
-    if r.returncode != 0:
-        pytest.skip(f"apt-get download failed: {r.stderr.strip()[-300:]}")
-    return sorted(d.glob("*.deb"))
+    r = subprocess.run(["apt-get", "download", *PACKAGES], cwd=d, env=env, capture_output=True,
+                       text=True, check=False)
+    assert r.returncode == 0, f"apt-get download failed: {r.stderr.strip()[-300:]}"
+    got = sorted(d.glob("*.deb"))
+    assert len(got) == len(PACKAGES), got
+    return got
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +130,7 @@ def test_database_matches_this_machines_dpkg_for_the_same_versions(root: DebianR
         pytest.skip("none of the packages is installed here at the downloaded version")
 
 
+@pytest.mark.tools  # ldconfig runs in bubblewrap
 def test_ld_so_cache_is_made_and_lists_libc(root: DebianRoot, tmp_path: Path) -> None:
     sys = {e.path: e for e in root.system}
     assert "etc/ld.so.cache" in sys, root.notes

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
+from imagelock.inputs.debian.diff import diff_debian, render_debian_diff
 from imagelock.core.errors import IntegrityError, VerificationFailed
 from imagelock.fetch.http import fetch_bytes
 from imagelock.fetch.mirrors import join
@@ -22,7 +23,7 @@ from imagelock.lock.debian.index import FIELDS, parse_packages
 from imagelock.lock.debian.lock import load_universe
 from imagelock.lock.debian.release import fetch_release, verify_inrelease
 from imagelock.lock.debian.resolver import Universe, resolve
-from imagelock.lock.diff import diff_debian, render_debian_diff
+from security_ahead import CveDay
 
 pytestmark = pytest.mark.network
 
@@ -143,34 +144,33 @@ def test_essential_set_matches_apt_installing_the_essential_packages(
 
 # -- the CVE day ---------------------------------------------------------------------------------
 
-def test_cve_day_upgrades_only_the_named_library(debian_store: Store) -> None:
-    contents = DebianContents(packages=["libssl3", "python3"])
-    main = {"debian": DebianSource(kind="debian", suites=["bookworm"])}  # mirrors: apt sources
-    both = {**main, "security": DebianSource(kind="debian", suites=["bookworm-security"])}
+def test_cve_day_upgrades_only_the_named_package(debian_store: Store, live_cve_day: CveDay) -> None:
+    """In-process, on the live archive: the package is found at run time (security_ahead.py)."""
+    day = live_cve_day
+    contents = DebianContents(packages=list(day.packages))
+    main = day.sources(with_security=False)
+    both = day.sources(with_security=True)
     index_pins, old = lock_debian(main, contents, debian_store)
-    assert [(p.source, p.suite) for p in index_pins] == [("debian", "bookworm")]
+    assert [(p.source, p.suite) for p in index_pins] == [("debian", day.main.suites[0])]
     _, fresh = lock_debian(both, contents, debian_store)
-    _, new = lock_debian(both, contents, debian_store, previous_pins=old, upgrade={"libssl3"})
+    _, new = lock_debian(both, contents, debian_store, previous_pins=old, upgrade={day.target})
 
     old_v = {p.name: p.version for p in old}
     fresh_v = {p.name: p.version for p in fresh}
-    moved_in_fresh = sorted(n for n in old_v if fresh_v.get(n) != old_v[n])
-    assert len(moved_in_fresh) > 1, "the security suite should be ahead for more than libssl3"
+    moved_in_fresh = {n for n in old_v if fresh_v.get(n) != old_v[n]}
+    assert {day.target, *day.bystanders} <= moved_in_fresh, day.where
 
     d = diff_debian(old, new)
-    assert [c.new.name for c in d.upgraded] == ["libssl3"]
-    ssl = d.upgraded[0].new
-    assert ssl.suite == "bookworm-security" and ssl.location.startswith("security:pool/")
+    assert [c.new.name for c in d.upgraded] == [day.target]
+    upgraded = d.upgraded[0].new
+    assert upgraded.suite == day.security.suites[0] and upgraded.location.startswith("security:pool/")
     assert not (d.removed or d.downgraded or d.hash_changed or d.relocated)
-    # Whatever was added is what the new libssl3 newly needs, nothing else.
-    new_names = {p.name for p in new}
-    for p in d.added:
-        assert p.name in new_names and p.name not in old_v
-    unchanged = [p for p in new if p.name != "libssl3" and p.name in old_v]
-    assert unchanged == [p for p in old if p.name != "libssl3"]
+    assert [p.name for p in d.added] == list(day.adds)
+    unchanged = [p for p in new if p.name != day.target and p.name in old_v]
+    assert unchanged == [p for p in old if p.name != day.target]
     text = render_debian_diff(d)
-    assert f"{d.upgraded[0].old.version} -> {ssl.version}" in text
-    assert "debian/bookworm -> security/bookworm-security" in text
+    assert f"{d.upgraded[0].old.version} -> {upgraded.version}" in text
+    assert f"debian/{day.main.suites[0]} -> security/{day.security.suites[0]}" in text
 
 
 def test_second_lock_is_fast_with_the_index_cached(debian_store: Store, bookworm: Universe) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from deb_factory import M, make_deb, pin_for
 from helpers import need
-from imagelock.build.debian.root import debian_entries
 from imagelock.fetch.store import Store
+from imagelock.inputs.debian.root import debian_entries
+
+pytestmark = pytest.mark.tools  # the package's ldconfig runs in bubblewrap
 
 
 def test_a_hostile_ldconfig_cannot_touch_the_host(tmp_path: Path) -> None:
+    need("bwrap")  # the sandbox it runs in
     busybox = Path(need("busybox")).read_bytes()
     marker = tmp_path / "pwned"
     evil = f"#!/usr/bin/busybox sh\necho ran > {marker}\nexit 0\n".encode()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
+from imagelock.inputs.debian.diff import diff_debian, render_debian_diff
 from imagelock.core.errors import InputError, IntegrityError, VerificationFailed
 from imagelock.fetch.apt_sources import machine_mirrors, parse_list_file, parse_sources_file
 from imagelock.fetch.store import Store
@@ -17,7 +18,6 @@ from imagelock.lock.debian import lock as lock_mod
 from imagelock.lock.debian.index import load_index, parse_packages
 from imagelock.lock.debian.release import IndexFile, Release, parse_release, verify_inrelease
 from imagelock.lock.debian.resolver import Universe, candidate_from_record, resolve
-from imagelock.lock.diff import diff_debian, render_debian_diff
 from pydantic import ValidationError
 
 SHA = "0" * 64

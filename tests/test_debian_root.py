@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from deb_factory import M, make_deb
-from imagelock.build.debian.deb import DebPackage, read_deb
-from imagelock.build.debian.root import DebianRoot, combine
-from imagelock.build.debian.accounts import Group, User
-from imagelock.build.debian.ca_bundle import subject_hash
 from imagelock.core.errors import InputError
+from imagelock.inputs.debian.accounts import Group, User
+from imagelock.inputs.debian.ca_bundle import subject_hash
+from imagelock.inputs.debian.deb import DebPackage, read_deb
+from imagelock.inputs.debian.root import DebianRoot, combine
 from imagelock.tar.entry import Entry
 
 EPOCH = 1700000000

@@ -182,23 +182,34 @@ class Invocation:
     text: str
 
 
+_OPENERS = "`\"'($["
+_CLOSERS = "`\"',)];"
+
+
+def _program(tokens: list[str], i: int) -> bool:
+    """Whether tokens[i] starts an imagelock invocation: `imagelock`, `.../imagelock`, an argv
+    list's `"imagelock",`, or `python -m imagelock.cli`."""
+    tok = tokens[i].lstrip(_OPENERS).rstrip(_CLOSERS)
+    if tok == "imagelock" or tok.endswith("/imagelock"):
+        return not (i and tokens[i - 1].lower() in _NOT_AN_INVOCATION_AFTER)
+    return tok == "imagelock.cli" and i > 0 and tokens[i - 1].strip(_OPENERS + _CLOSERS) == "-m"
+
+
 def invocations(where: str, text: str) -> Iterator[Invocation]:
-    """Every `imagelock WORD ...` in a piece of shell, YAML or prose-in-code."""
+    """Every `imagelock WORD ...` in a piece of shell, YAML, Python or prose-in-code."""
     text = text.replace("\\\n", " ")
     for line in text.splitlines():
-        tokens = line.split()
-        for i, raw in enumerate(tokens):
-            tok = raw.lstrip("`\"'($")
-            if not (tok == "imagelock" or tok.endswith("/imagelock")):
-                continue
-            if i and tokens[i - 1].lower() in _NOT_AN_INVOCATION_AFTER:
+        # `run(["imagelock", ...` is an invocation too: an opening bracket ends a token.
+        tokens = re.sub(r"([(\[])", r"\1 ", line).split()
+        for i in range(len(tokens)):
+            if not _program(tokens, i):
                 continue
             rest = []
             for t in tokens[i + 1:]:
                 if t in _STOP or t.startswith("#"):
                     break
-                rest.append(t.strip("`\"',)"))
-                if t.endswith((";", "`", ")")):
+                rest.append(t.lstrip(_OPENERS).rstrip(_CLOSERS))
+                if t.endswith((";", "`", ")", "]")):
                     break
             if not rest:
                 continue
@@ -249,12 +260,70 @@ def test_every_command_and_flag_in_the_docs_exists() -> None:
 
 
 def test_the_scanner_catches_a_wrong_command_and_a_wrong_flag() -> None:
-    text = "imagelock rebuild --image oci:x --sgin k\nimagelock sbom x\npip install imagelock\n"
+    text = ("imagelock rebuild --image oci:x --sgin k\nimagelock sbom x\npip install imagelock\n"
+            'subprocess.run(["imagelock", "atach", "r", "f"])\n'
+            "python -m imagelock.cli verfiy x --policy p\n")
     found = list(invocations("t", text))
     assert [(i.command, i.flags) for i in found] == [("rebuild", ("--image", "--sgin")),
-                                                      ("sbom", ())]
+                                                      ("sbom", ()), ("atach", ()),
+                                                      ("verfiy", ("--policy",))]
     _top, commands = cli()
-    assert "--sgin" not in commands["rebuild"] and "sbom" not in commands
+    assert "--sgin" not in commands["rebuild"]
+    assert not {"sbom", "atach", "verfiy"} & set(commands)
+
+
+# --- internal modules: the docs show the CLI and the public API, never the package's insides ---
+
+# The public Python API (docs/api.md); `-m imagelock.cli` is the CLI itself.
+PUBLIC_MODULES = {"imagelock", "imagelock.api", "imagelock.cli"}
+# Pages about the internals themselves, which name them on purpose.
+INTERNALS_PAGES = {"architecture.md": "the map of the package",
+                   "isolation.md": "a maintainer's look into the sandbox module it documents"}
+_IMPORT = re.compile(r"(?:^|[\s;(])(?:from\s+(imagelock(?:\.\w+)*)\s+import\b|import\s+"
+                     r"(imagelock(?:\.\w+)*)|-m\s+(imagelock(?:\.\w+)*))")
+
+
+def internal_imports(text: str) -> list[str]:
+    """The imagelock modules other than the public ones that a piece of code imports or runs."""
+    found = []
+    for m in _IMPORT.finditer(text):
+        module = next(g for g in m.groups() if g)
+        if module not in PUBLIC_MODULES:
+            found.append(module)
+    return found
+
+
+def test_code_blocks_show_no_internal_modules() -> None:
+    problems = []
+    for path in [*DOCS, README]:
+        if path.name in INTERNALS_PAGES:
+            continue
+        for b in fenced_blocks(path):
+            for module in internal_imports(b.text):
+                problems.append(f"{b.where}: `{module}` is internal and may move; show the CLI "
+                                "or imagelock.api instead")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_import_scanner_catches_internal_modules() -> None:
+    text = ("from imagelock.trust.gate import push_attestation\nimport imagelock.api\n"
+            "python -m imagelock.formats.schema\nfrom imagelock import api\n"
+            "python -m imagelock.cli verify\n")
+    assert internal_imports(text) == ["imagelock.trust.gate", "imagelock.formats.schema"]
+
+
+def test_spec_examples_with_accounts_install_base_passwd() -> None:
+    # build/debian/accounts.py refuses accounts without base-passwd (it provides root and the
+    # system groups): an example that omits it fails for whoever copies it.
+    problems = []
+    for b in YAML_BLOCKS:
+        data = load(b.text)
+        if not isinstance(data, dict) or not data.get("accounts"):
+            continue
+        packages = ((data.get("contents") or {}).get("debian") or {}).get("packages") or []
+        if not any(str(p).split("=")[0] == "base-passwd" for p in packages):
+            problems.append(f"{b.where}: accounts without base-passwd in the Debian packages")
+    assert not problems, "\n".join(problems)
 
 
 # --- (c) the CI recipes -----------------------------------------------------------------------

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import PODMAN_RUN_LIMITS, REPO, copy_example, need, podman_cmd, run
 
+pytestmark = pytest.mark.tools  # skopeo, umoci, podman
+
 LOCK = json.loads((REPO / "examples/hello/imagelock.lock").read_text())
 EXPECTED = LOCK["expected"]["linux/amd64"]
 

@@ -1,26 +1,40 @@
 """A published image whose layer is a decompression or tar bomb: `rebuild` reports a mismatch
 that names the limit it hit, within 200 MB of memory and 30 s, never a crash (exit 70) and never
 unbounded memory. Bombs are generated here (tests/bombs.py); each rebuild runs in a child process
-whose peak RSS the kernel reports (tests/measure.py)."""
+whose peak RSS the kernel reports (tests/measure.py's run_measured)."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import bombs
 import pytest
-from helpers import copy_example, run
+from helpers import IMAGELOCK, copy_example, run
 from imagelock.formats.oci import MT_LAYER_GZIP
 from imagelock.tar.compress import gunzip_chunks
-from measure import run_measured
+from measure import Measured, run_measured
 from oci_helpers import rewrite_manifest
 
-MEMORY = 200 << 20
+MEMORY_MB = 200
 SECONDS = 30
+
+
+def summary(m: Measured) -> str:
+    return (f"exit {m.returncode}, peak RSS {m.peak_rss_mb:.0f} MiB, {m.seconds:.1f} s"
+            + (", killed: ran too long" if m.timed_out else ""))
+
+
+def rebuild_measured(hello: dict[str, Path], layout: Path) -> Measured:
+    """`imagelock rebuild` of hello against the published `layout`, in a measured child."""
+    return run_measured([IMAGELOCK, "rebuild", str(hello["example"]), "--image", f"oci:{layout}",
+                         "--no-sandbox", "--json"],
+                        env={**os.environ, "IMAGELOCK_STORE": str(hello["store"])},
+                        timeout=2 * SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +62,15 @@ def published_with_layer(hello: dict[str, Path], pieces: Iterable[bytes], dest: 
 
 
 def rebuild_against(hello: dict[str, Path], layout: Path) -> tuple[dict, str]:  # type: ignore[type-arg]
-    m = run_measured(["rebuild", str(hello["example"]), "--image", f"oci:{layout}",
-                      "--no-sandbox", "--json"],
-                     env={"IMAGELOCK_STORE": str(hello["store"])}, timeout=2 * SECONDS)
-    assert m.killed is None and m.returncode == 1, m.summary() + "\n" + m.stderr[-3000:]
-    assert m.peak_rss < MEMORY, m.summary()
-    assert m.seconds < SECONDS, m.summary()
-    print(m.summary())
+    m = rebuild_measured(hello, layout)
+    assert not m.timed_out and m.returncode == 1, summary(m) + "\n" + m.stderr[-3000:]
+    assert m.peak_rss_mb < MEMORY_MB, summary(m)
+    assert m.seconds < SECONDS, summary(m)
+    print(summary(m))
     report = json.loads(m.stdout)
     assert report["verdict"] == "mismatch"
     assert "limit" in report["reason"], report["reason"]
-    return report, m.summary()
+    return report, summary(m)
 
 
 def stopped_because(report: dict) -> str:  # type: ignore[type-arg]
@@ -118,11 +130,9 @@ def test_a_name_of_half_a_million_dot_slashes_is_read_in_linear_time(
     moment, and be listed."""
     layout = published_with_layer(
         hello, bombs.dot_slash_bomb(bombs.MIB - 4096, 3), tmp_path / "bomb")
-    m = run_measured(["rebuild", str(hello["example"]), "--image", f"oci:{layout}",
-                      "--no-sandbox", "--json"],
-                     env={"IMAGELOCK_STORE": str(hello["store"])}, timeout=2 * SECONDS)
-    assert m.killed is None and m.returncode == 1, m.summary() + "\n" + m.stderr[-3000:]
-    assert m.peak_rss < MEMORY and m.seconds < SECONDS, m.summary()
+    m = rebuild_measured(hello, layout)
+    assert not m.timed_out and m.returncode == 1, summary(m) + "\n" + m.stderr[-3000:]
+    assert m.peak_rss_mb < MEMORY_MB and m.seconds < SECONDS, summary(m)
     report = json.loads(m.stdout)
     assert report["verdict"] == "mismatch"
     added = [d for d in report["differences"] if d["change"] == "added" and d["field"] == "entry"]

@@ -84,16 +84,16 @@ def test_our_docker_archive_exposes_layer_tars_by_diff_id(hello: dict[str, Path]
 
 
 def test_skopeo_docker_archive_with_layer_symlinks_reads_as_the_same_content(
-    hello: dict[str, Path],
+    hello: dict[str, Path], skopeo_hello_archive: Path,
 ) -> None:
-    img = read_docker_archive(hello["skopeo_archive"], ref="imagelock/hello:1.0")
+    img = read_docker_archive(skopeo_hello_archive, ref="imagelock/hello:1.0")
     ours = read_docker_archive(hello["archive"])
     assert img.config_digest == ours.config_digest == EXPECTED["config_digest"]
     assert [b.digest for b in img.layers] == [DIFF_ID]
     assert layer_sha(img) == DIFF_ID
     assert img.manifest == ours.manifest  # same content, same made-up manifest
     with pytest.raises(InputError, match="no image tagged"):
-        read_docker_archive(hello["skopeo_archive"], ref="other:1")
+        read_docker_archive(skopeo_hello_archive, ref="other:1")
 
 
 def docker25_archive(hello: dict[str, Path], dest: Path) -> tuple[Path, bytes]:
@@ -139,10 +139,12 @@ def test_docker25_archive_is_read_through_its_embedded_layout(
         assert layer_sha(img) == DIFF_ID
 
 
-def test_read_image_takes_skopeo_style_locations(hello: dict[str, Path]) -> None:
+def test_read_image_takes_skopeo_style_locations(
+    hello: dict[str, Path], skopeo_hello_archive: Path
+) -> None:
     for loc in (f"oci:{hello['oci']}:1.0", f"oci:{hello['oci']}", str(hello["oci"])):
         assert read_image(loc).manifest_digest == EXPECTED["manifest_digest"]
-    for loc in (f"docker-archive:{hello['skopeo_archive']}:imagelock/hello:1.0",
+    for loc in (f"docker-archive:{skopeo_hello_archive}:imagelock/hello:1.0",
                 str(hello["archive"])):
         assert read_image(loc).config_digest == EXPECTED["config_digest"]
     with pytest.raises(InputError, match="neither an image path"):
@@ -323,8 +325,10 @@ def test_manifest_json_naming_a_path_outside_is_refused(hello: dict[str, Path], 
         read_docker_archive(tar_of(out, tmp_path / "bad.tar"))
 
 
-def test_layer_links_leaving_the_archive_are_refused(hello: dict[str, Path], tmp_path: Path) -> None:
-    members = archive_members(hello["skopeo_archive"])
+def test_layer_links_leaving_the_archive_are_refused(
+    skopeo_hello_archive: Path, tmp_path: Path
+) -> None:
+    members = archive_members(skopeo_hello_archive)
     for target in ("../../../etc/passwd", "/etc/passwd"):
         out: list[tuple[tarfile.TarInfo, bytes | None]] = []
         for info, data in members:

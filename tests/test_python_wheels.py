@@ -19,11 +19,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from imagelock.build.wheels import wheel_entries
 from imagelock.core.errors import EXIT_FETCH_FAILED, InputError, IntegrityError, UnsafeContentError
 from imagelock.fetch.python_index import Indexes, fetch_wheel
 from imagelock.fetch.store import Store
 from imagelock.formats.python import PythonContents, WheelPin, expand_platform_tags
+from imagelock.inputs.python.wheels import wheel_entries
 from imagelock.lock.python import requirements_path
 from imagelock.tar.entry import Entry
 from pydantic import ValidationError

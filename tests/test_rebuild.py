@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
+from browser import chromium, read_dom
+import pytest
 from helpers import REPO, copy_example, run
 from imagelock.oci.layout import write_layout
 from imagelock.oci.layout_read import read_layout
-from tamper import change_byte, chmod, edit_config, edit_layer, recompress
+from tamper import add_file, change_byte, chmod, edit_config, edit_layer, recompress
 
 
 def _setup(tmp: Path) -> tuple[Path, Path, dict[str, str]]:
@@ -27,36 +31,97 @@ def _rebuild(ex: Path, image: Path, env: dict[str, str], *extra: str) -> tuple[i
     return r.returncode, json.loads(r.stdout)
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_untouched_image_is_reproduced_in_the_sandbox(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     code, rep = _rebuild(ex, published, env)
     assert (code, rep["verdict"], rep["sandbox"]) == (0, "reproduced", "bubblewrap")
 
 
+def _page(path: Path) -> tuple[str, str]:
+    """The report page as Chromium renders it: its title and visible text."""
+    page = read_dom(chromium(path, dump_dom=True))
+    assert "script" not in page.tags and "img" not in page.tags, page.tags
+    return page.title, page.text
+
+
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_one_changed_byte_is_a_mismatch_naming_the_file(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     img = edit_layer(read_layout(published), 0, tmp_path / "w", change_byte("usr/local/bin/hello", 100))
     write_layout([img], tmp_path / "tampered")
-    code, rep = _rebuild(ex, tmp_path / "tampered", env)
+    code, rep = _rebuild(ex, tmp_path / "tampered", env, "--report-html", str(tmp_path / "r.html"))
     assert code == 1 and rep["verdict"] == "mismatch"
     real = [d for d in rep["differences"] if not d["derived"]]
     assert [(d["category"], d["path"]) for d in real] == [("content", "/usr/local/bin/hello")]
     human = run(["rebuild", str(ex), "--image", f"oci:{tmp_path / 'tampered'}"], env=env)
     assert human.returncode == 1 and "usr/local/bin/hello" in human.stdout
+    title, text = _page(tmp_path / "r.html")
+    assert title.startswith("imagelock rebuild: MISMATCH")
+    assert "MISMATCH the published image differs from the rebuild" in text
+    assert "Layer 0 (files) content (1) path field change expected got /usr/local/bin/hello " \
+        "content changed 8512 bytes" in text
+    assert "no inline diff: not UTF-8 text" in text  # a binary gets no text diff
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_mode_and_config_changes_are_classified(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     img = edit_layer(read_layout(published), 0, tmp_path / "w1", chmod("etc/passwd", 0o666))
     img = edit_config(img, tmp_path / "w2", lambda c: c["config"]["Env"].append("EVIL=1"))
     write_layout([img], tmp_path / "tampered")
-    code, rep = _rebuild(ex, tmp_path / "tampered", env)
+    code, rep = _rebuild(ex, tmp_path / "tampered", env, "--report-html", str(tmp_path / "r.html"))
     assert code == 1
     cats = {(d["category"], d["path"] or d["field"]) for d in rep["differences"] if not d["derived"]}
     assert ("permissions", "/etc/passwd") in cats
     assert any(c == "metadata" and "Env" in str(f) for c, f in cats)
+    _, text = _page(tmp_path / "r.html")
+    # Summary first, then the documents, then the layer, each grouped by class.
+    assert text.index("Summary") < text.index("Identities") < text.index("Image documents") \
+        < text.index("Layer 0 (files)")
+    assert re.search(r"Image documents \(index, manifest, config\) metadata \(1\) field change "
+                     r"expected got config\.Env added EVIL=1 \d derived differences \(they "
+                     r"follow from the others\) class field .* config\.digest changed ", text)
+    assert "permissions (1) path field change expected got /etc/passwd mode changed 0644 0666" in text
 
 
+def test_report_page_shows_hostile_names_as_text_and_diffs_small_text_files(
+        tmp_path: Path) -> None:
+    """The page is built from the published image, which anyone could have made: a file
+    named like markup is shown as text and runs nothing; a changed text file is shown as a
+    diff; the same comparison writes the same bytes."""
+    ex, published, env = _setup(tmp_path)
+    script = "usr/share/<script>document.title='PWNED'</script>"  # a directory, then `script>`
+    img = edit_layer(read_layout(published), 0, tmp_path / "w", change_byte("etc/os-release", 10),
+                     add_file(script, b"x\n"),
+                     add_file("usr/share/<img src=x onerror=\"document.title='PWNED'\">", b"y\n"))
+    write_layout([img], tmp_path / "tampered")
+    code, _ = _rebuild(ex, tmp_path / "tampered", env, "--report-html", str(tmp_path / "r.html"),
+                       "--diffoscope", str(tmp_path / "diffoscope"))
+    assert code == 1
+    title, text = _page(tmp_path / "r.html")
+    assert title == "imagelock rebuild: MISMATCH: imagelock/hello:1.0 (linux/amd64)"  # no script ran
+    assert f"/{script} entry added" in text
+    assert "/usr/share/<img src=x onerror=\"document.title='PWNED'\"> entry added" in text
+    assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;&lt;/script&gt;" in \
+        (tmp_path / "r.html").read_text()
+    # The inline diff: NAME="imagelock hello" had one bit flipped (l -> m) by the tamper.
+    assert '--- rebuilt +++ published @@ -1,4 +1,4 @@ -NAME="imagelock hello" ' \
+        '+NAME="imagdlock hello"' in text
+    # diffoscope ran on the changed file; the page links to its output, relative to the page.
+    assert "diffoscope/diffoscope/layer-0/etc/os-release.txt" in \
+        (tmp_path / "r.html").read_text()
+    chromium(tmp_path / "r.html", screenshot=tmp_path / "rebuild-report.png", size=(1000, 1150))
+
+    first = (tmp_path / "r.html").read_bytes()
+    shutil.rmtree(tmp_path / "diffoscope")
+    code, _ = _rebuild(ex, tmp_path / "tampered", env, "--report-html", str(tmp_path / "r.html"),
+                       "--diffoscope", str(tmp_path / "diffoscope"))
+    assert code == 1
+    assert (tmp_path / "r.html").read_bytes() == first
+
+
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_recompressed_image_is_reproduced_content_with_exit_0(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     write_layout([recompress(read_layout(published), tmp_path / "w", level=9)], tmp_path / "re")
@@ -74,6 +139,7 @@ def test_no_sandbox_is_said_and_a_missing_sandbox_is_exit_4(tmp_path: Path) -> N
     assert "bubblewrap" in r.stderr and "--no-sandbox" in r.stderr
 
 
+@pytest.mark.tools  # the rebuild runs in bubblewrap
 def test_rebuild_signs_a_vsa_only_on_a_match(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     r = run(["keygen", "-o", str(tmp_path / "rb.key"), "--no-passphrase"], env=env)
@@ -136,10 +202,10 @@ def _token() -> str:
 def test_keyless_signing_is_tested_up_to_the_network_boundary(tmp_path: Path) -> None:
     """sigstore's services are unreachable from here: a well-formed token gets as far as Fulcio
     and fails with exit 3; a malformed one is bad input, exit 2. Nothing half-written remains."""
-    from helpers import SHARED
+    from helpers import SIGSTORE_FIXTURES
 
     ex, _, env = _setup(tmp_path)
-    trust = SHARED / "fixtures/sigstore/sigstore-python/trust"
+    trust = SIGSTORE_FIXTURES / "sigstore-python/trust"
     common = ["--sigstore", "--trusted-root", str(trust / "production.trusted_root.json"),
               "--signing-config", str(trust / "production.signing_config.v0.2.json")]
     env = {**env, "IMAGELOCK_HTTP_TIMEOUT": "3"}

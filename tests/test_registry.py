@@ -148,6 +148,7 @@ def test_pull_of_a_missing_tag_names_it(registry: Registry, tmp_path: Path) -> N
 # -- a registry that serves other bytes is refused ------------------------------------------------
 
 
+@pytest.mark.tools  # docker-registry
 def test_tampered_blob_or_manifest_in_the_registry_is_refused(
     hello: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -264,6 +265,7 @@ def test_a_referrer_of_another_image_is_refused(
 # -- credentials and authentication ---------------------------------------------------------------
 
 
+@pytest.mark.tools  # docker-registry
 def test_basic_auth_uses_the_auth_file_and_names_a_wrong_password(
     hello: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,6 +285,7 @@ def test_basic_auth_uses_the_auth_file_and_names_a_wrong_password(
         assert "looking-glass" not in repr(find_credentials(reg.host, "private"))
 
 
+@pytest.mark.tools  # docker-registry
 def test_bearer_tokens_are_fetched_with_credentials_from_the_docker_config(
     hello: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     no_real_auth_files: Path,

@@ -35,8 +35,8 @@ def _bwrap() -> None:
 
 
 def inside(box: Sandbox, code: str) -> subprocess.CompletedProcess[bytes]:
-    """Run Python `code` in the sandbox (build mode binds the interpreter)."""
-    return box.run([sys.executable, "-I", "-B", "-c", textwrap.dedent(code)])
+    """Run Python `code` in the sandbox (build mode binds the interpreter where inside_path says)."""
+    return box.run([sb.inside_path(sys.executable), "-I", "-B", "-c", textwrap.dedent(code)])
 
 
 def probe(box: Sandbox, code: str) -> object:
@@ -87,7 +87,7 @@ def test_build_sandbox_has_no_dns_and_only_loopback(box: Sandbox) -> None:
     out = probe(box, """
         import socket
         try:
-            socket.getaddrinfo("deb.debian.org", 80)
+            socket.getaddrinfo("example.com", 80)
             dns = "resolved"
         except OSError as e:
             dns = type(e).__name__
@@ -121,7 +121,7 @@ def test_undeclared_host_files_cannot_be_read(box: Sandbox, tmp_path: Path) -> N
 
 
 def test_store_is_read_only_and_readable(box: Sandbox, tmp_path: Path) -> None:
-    store = tmp_path / "store"
+    store, out_dir = sb.inside_path(tmp_path / "store"), sb.inside_path(tmp_path / "out")
     out = probe(box, f"""
         import errno
         data = open("{store}/sha256/obj").read()
@@ -132,12 +132,12 @@ def test_store_is_read_only_and_readable(box: Sandbox, tmp_path: Path) -> None:
                 res.append("written")
             except OSError as e:
                 res.append(errno.errorcode[e.errno])
-        open("{tmp_path}/out/result", "w").write("ok")
+        open("{out_dir}/result", "w").write("ok")
         out = [data, res]
     """)
     assert out == ["pinned", ["EROFS", "EROFS", "EROFS"]]
     assert (tmp_path / "out" / "result").read_text() == "ok"
-    assert sorted(os.listdir(store / "sha256")) == ["obj"]
+    assert sorted(os.listdir(tmp_path / "store" / "sha256")) == ["obj"]
 
 
 def test_build_sandbox_keeps_only_chroot_and_cannot_remount(box: Sandbox) -> None:
@@ -362,8 +362,8 @@ def test_a_root_step_cannot_change_kernel_settings(tiny_root: Path, as_root: Non
 def test_step_symlinks_never_lead_the_build_to_host_paths(tmp_path: Path, as_root: None) -> None:
     """A step that links /x to a host directory, then a step that replaces /x with a fresh
     directory: applying the changes must not empty or chmod the host directory."""
-    from imagelock.build.steps import run_steps
     from imagelock.formats.spec import Step
+    from imagelock.inputs.steps.run import run_steps
     from imagelock.tar.entry import Entry
 
     busybox = need("busybox")

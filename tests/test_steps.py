@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import oci_layers, run
 
-pytestmark = pytest.mark.network  # the image's .debs come from the Debian mirror
+pytestmark = [pytest.mark.network,  # the image's .debs come from the Debian mirror
+              pytest.mark.tools]  # steps run in bubblewrap
 
 HEAD = """\
 version: 1
@@ -33,6 +34,7 @@ def _project(tmp: Path, steps: str) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_step_changes_become_a_layer_with_whiteouts_and_owners(tmp_path: Path, shared_store: Path) -> None:
     env = {"IMAGELOCK_STORE": str(shared_store)}
     d = _project(tmp_path, "  - name: setup\n    shell: >-\n      echo hi > /greeting &&\n"
@@ -74,6 +76,7 @@ def test_a_step_has_no_network(tmp_path: Path, shared_store: Path) -> None:
     assert any(":" in line and not line.strip().startswith("lo:") for line in host)
 
 
+@pytest.mark.slow
 def test_a_failing_step_shows_its_output_and_leaves_no_image(tmp_path: Path, shared_store: Path) -> None:
     env = {"IMAGELOCK_STORE": str(shared_store)}
     d = _project(tmp_path, "  - name: ok\n    shell: echo fine > /ok\n")
@@ -90,6 +93,7 @@ def test_a_failing_step_shows_its_output_and_leaves_no_image(tmp_path: Path, sha
     assert list(tmp_path.glob(".new.lock*")) == []
 
 
+@pytest.mark.slow
 def test_check_names_the_file_and_the_variation(tmp_path: Path, shared_store: Path) -> None:
     env = {"IMAGELOCK_STORE": str(shared_store)}
     d = _project(tmp_path, "  - name: stamp\n    shell: >-\n"
@@ -105,6 +109,7 @@ def test_check_names_the_file_and_the_variation(tmp_path: Path, shared_store: Pa
     assert by == {"every-build": {"/random.bin"}, "wall-clock": {"/build-date"}}
 
 
+@pytest.mark.slow
 def test_check_passes_a_deterministic_step(tmp_path: Path, shared_store: Path) -> None:
     env = {"IMAGELOCK_STORE": str(shared_store)}
     d = _project(tmp_path, "  - name: stable\n    shell: echo stable > /stable && date -d @$SOURCE_DATE_EPOCH +%F > /date\n")

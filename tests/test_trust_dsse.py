@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from imagelock.core.errors import InputError, VerificationFailed
 from imagelock.formats.attestation import (
@@ -20,6 +24,7 @@ from imagelock.formats.attestation import (
 )
 from imagelock.trust import keys
 from imagelock.trust.dsse import (
+    decode_b64,
     envelope_json,
     pae,
     parse_envelope,
@@ -30,7 +35,8 @@ from imagelock.trust.dsse import (
 from imagelock.trust.keys import PublicKey, generate, keyid_of
 from imagelock.trust.provenance import BUILD_TYPE, lock_digest_of, parse_provenance
 from imagelock.trust.statement import parse_statement, statement_bytes
-from imagelock.trust.vsa import lock_digest_of_vsa, match_of, parse_vsa
+from imagelock.trust.uris import oci_uri
+from imagelock.trust.vsa import AttestationRef, build_vsa, lock_digest_of_vsa, match_of, parse_vsa
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.exceptions import VerificationError as SslibVerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
@@ -72,6 +78,63 @@ def test_the_spec_example_signature_verifies_over_our_pae() -> None:
     )
     got = verify_envelope(env, [_spec_public_key()])
     assert got.payload == SPEC_BODY and got.keyids == (_spec_public_key().keyid,)
+
+
+# --- the DSSE repository's own vectors (tests/fixtures/dsse, Apache-2.0) ------------------------
+
+DSSE_FIXTURES = Path(__file__).parent / "fixtures" / "dsse"
+VECTORS = json.loads((DSSE_FIXTURES / "vectors.json").read_text(encoding="utf-8"))
+
+
+def _vector_key(name: str) -> tuple[ed25519.Ed25519PrivateKey, PublicKey]:
+    seed = bytes.fromhex(VECTORS["keys"][name]["seed"])
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    public = private.public_key()
+    return private, PublicKey(public, "ed25519", keyid_of(public))
+
+
+def test_the_vectors_keys_are_the_rfc_8032_keys_they_claim() -> None:
+    for name, key in VECTORS["keys"].items():
+        _, public = _vector_key(name)
+        raw = public.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        assert raw.hex() == key["public"], name
+
+
+@pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: v["id"])
+def test_dsse_spec_vector(vector: dict[str, Any]) -> None:
+    env = parse_envelope(json.dumps(vector["envelope"]))
+    body = decode_b64(env.payload, field="payload")
+    # The PAE the signatures cover: ours must be byte-identical for the vector's claim.
+    if vector["expect"] == "accept":
+        assert pae(env.payload_type, body).hex() == vector["pae"]
+    trusted = [_vector_key(k)[1] for k in vector["trustedKeys"]]
+    try:
+        verified = verify_envelope(env, trusted, threshold=vector["threshold"])
+        accepted = verified.payload_type in vector["supportedPayloadTypes"]
+    except VerificationFailed:
+        accepted = False
+    assert accepted == (vector["expect"] == "accept")
+
+
+def test_the_vectors_signatures_are_what_their_keys_sign() -> None:
+    # Ed25519 is deterministic: re-signing the PAE reproduces each signature, so the fixture's
+    # expectations rest on nothing but the RFC 8032 keys.
+    for vector in VECTORS["vectors"]:
+        for sig in vector["envelope"]["signatures"]:
+            signed_by = [k for k in VECTORS["keys"]
+                         if _vector_key(k)[0].sign(bytes.fromhex(vector["pae"]))
+                         == decode_b64(sig["sig"], field="sig")]
+            assert signed_by, vector["id"]
+
+
+def test_the_specs_own_ecdsa_example_with_a_raw_signature_verifies() -> None:
+    # protocol.md's example: r||s (64 bytes), as pycryptodome and WebCrypto write it, not DER.
+    env = parse_envelope((DSSE_FIXTURES / "protocol-example.json").read_bytes())
+    assert len(decode_b64(env.signatures[0].sig, field="sig")) == 64
+    got = verify_envelope(env, [_spec_public_key()])
+    assert got.payload == SPEC_BODY and got.payload_type == SPEC_TYPE
+    # A raw signature of the wrong bytes still fails.
+    assert not _spec_public_key().verify(decode_b64(env.signatures[0].sig, field="sig"), b"x")
 
 
 def test_pae_counts_bytes_not_characters() -> None:
@@ -157,7 +220,6 @@ def test_keyid_is_only_a_hint() -> None:
     ("doc", "field"),
     [
         ({"payload": "e30=", "signatures": [{"sig": "AA=="}]}, "payloadType"),
-        ({"payloadType": "t", "payload": "e30=", "signatures": []}, "signatures"),
         (
             {"payloadType": "t", "payload": "e30=", "signatures": [{"keyid": "k"}]},
             "signatures[0].sig",
@@ -179,6 +241,14 @@ def test_malformed_envelope_is_an_input_error_naming_the_field(
         parse_envelope(json.dumps(doc), path="x.intoto.json")
     assert err.value.field == field
     assert err.value.path == "x.intoto.json"
+
+
+def test_an_envelope_without_signatures_or_keyids_is_well_formed_as_the_spec_says() -> None:
+    env = parse_envelope(json.dumps({"payloadType": "t", "payload": "e30=", "signatures": []}))
+    assert env.signatures == []
+    env = parse_envelope(json.dumps({"payloadType": "t", "payload": "e30=",
+                                     "signatures": [{"keyid": None, "sig": "AA=="}]}))
+    assert env.signatures[0].keyid == ""
 
 
 def test_envelope_that_is_not_json_is_an_input_error() -> None:
@@ -275,7 +345,7 @@ def test_vsa_statement_has_the_slsa_v1_shape() -> None:
     p = doc["predicate"]
     assert p["verifier"] == {"id": "https://imagelock.dev/verifiers/rebuild/v1"}
     assert p["timeVerified"] == "2025-06-01T12:00:00Z"
-    assert p["resourceUri"] == f"{IMAGE}@{MANIFEST}"
+    assert p["resourceUri"] == f"pkg:oci/app@sha256%3A{MANIFEST[7:]}"
     assert p["policy"] == {"uri": "imagelock.lock", "digest": {"sha256": LOCK}}
     assert p["inputAttestations"] == [
         {"uri": "app.provenance.intoto.json", "digest": {"sha256": "55" * 32}}
@@ -283,6 +353,31 @@ def test_vsa_statement_has_the_slsa_v1_shape() -> None:
     assert p["verificationResult"] == "PASSED"
     assert p["verifiedLevels"] == ["SLSA_BUILD_LEVEL_1", "IMAGELOCK_REPRODUCED_DISTRIBUTION"]
     assert p["slsaVersion"] == "1.0"
+
+
+# RFC 3986: a URI starts with a scheme; a relative reference's first segment has no colon.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
+_RELATIVE_REFERENCE = re.compile(r"^(?:[A-Za-z0-9._~!$&'()*+,;=@-]|%[0-9A-F]{2})+"
+                                 r"(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-F]{2})*)*$")
+
+
+@pytest.mark.parametrize(("image_ref", "expected"), [
+    (None, "pkg:oci/app@sha256%3A"),
+    ("127.0.0.1:5000/acme/app:1.0", "oci://127.0.0.1:5000/acme/app@sha256:"),
+])
+def test_uri_fields_are_uris_or_relative_references(image_ref: str | None, expected: str) -> None:
+    st = build_vsa(
+        subject_name=IMAGE, manifest_digest=MANIFEST, lock_digest=LOCK,
+        lock_uri="my lock:v2.lock", time_verified=NOW, match="distribution",
+        input_attestations=[AttestationRef("55" * 32, "app:1.intoto.jsonl")],
+        resource_uri=oci_uri(image_ref, MANIFEST) if image_ref else None)
+    p = json.loads(statement_bytes(st))["predicate"]
+    assert p["resourceUri"] == expected + MANIFEST[7:]
+    assert _URI.match(p["resourceUri"])
+    for uri in (p["policy"]["uri"], p["inputAttestations"][0]["uri"]):
+        assert _RELATIVE_REFERENCE.match(uri) and not _URI.match(uri), uri
+    prov = json.loads(statement_bytes(provenance()))["predicate"]
+    assert _RELATIVE_REFERENCE.match(prov["buildDefinition"]["externalParameters"]["lock"]["uri"])
 
 
 def test_vsa_records_content_match_and_failure() -> None:

@@ -1,18 +1,26 @@
 """End to end, as the docs tell it: a vendor builds and signs examples/python-base; two
 independent rebuilders rebuild and sign; a consumer's `verify` with threshold 2 passes; with
 only one trusted rebuilder (plus an untrusted one) it refuses. The same through a registry,
-with the attestations attached as OCI 1.1 referrers."""
+with the attestations attached as OCI 1.1 referrers.
+
+python-base comes through `fresh_example` (tests/example_locks.py): the committed lock while the
+archive serves its pins, else a re-locked copy and a warning saying how to refresh it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from example_locks import FreshExample
 from helpers import copy_example, run
 
-pytestmark = pytest.mark.network  # python-base's .debs come from the Debian mirror
+pytestmark = [pytest.mark.network,  # python-base's .debs come from the Debian mirror
+              pytest.mark.tools,  # rebuilds run in bubblewrap; docker-registry
+              pytest.mark.slow]  # the module's world builds and rebuilds python-base
 
 POLICY = """\
 version: 1
@@ -37,13 +45,15 @@ def _policy(d: Path, threshold: int, names: list[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, shared_store: Path) -> dict[str, Path]:
+def world(tmp_path_factory: pytest.TempPathFactory, shared_store: Path,
+          fresh_example: Callable[[str], FreshExample]) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("e2e")
     env = {"IMAGELOCK_STORE": str(shared_store), "IMAGELOCK_KEY_PASSPHRASE": "correct horse"}
     for who in ("vendor", "alice", "bob", "mallory"):
         r = run(["keygen", "-o", str(tmp / f"{who}.key")], env=env)
         assert r.returncode == 0, r.stderr
-    vendor = copy_example("python-base", tmp / "vendor-checkout")
+    example = fresh_example("python-base")
+    vendor = example.checkout(tmp / "vendor-checkout")
     r = run(["build", str(vendor), "-o", str(tmp / "published"), "--sign", str(tmp / "vendor.key")],
             env=env)
     assert r.returncode == 0, r.stderr
@@ -51,7 +61,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_store: Path) -> dict[
     assert len(atts.read_text().splitlines()) == 1
     # Each rebuilder works from its own checkout of the lock and signs with its own key.
     for who in ("alice", "bob", "mallory"):
-        checkout = copy_example("python-base", tmp / f"{who}-checkout")
+        checkout = example.checkout(tmp / f"{who}-checkout")
         r = run(["rebuild", str(checkout), "--image", f"oci:{tmp / 'published'}", "--sign",
                  str(tmp / f"{who}.key"), "--verifier-id", f"https://rebuilders.example/{who}",
                  "--attestation-out", str(tmp / f"{who}.intoto.jsonl"), "--offline"], env=env)
@@ -108,12 +118,21 @@ def test_the_same_through_a_registry_with_referrers(world: dict, registry: objec
     # An attestation made for another image is not attached.
     r = run(["attach", f"{host}/e2e/other:1", str(tmp / "published.intoto.jsonl")], env=env)
     assert r.returncode in (2, 3) and "Traceback" not in r.stderr
+    # Nor one that two readers could read differently (a duplicate key).
+    line = (tmp / "published.intoto.jsonl").read_text().splitlines()[0]
+    (tmp / "dup.intoto.jsonl").write_text(line.replace('{"payload":', '{"payload":"e30=","payload":', 1))
+    r = run(["attach", by_digest, str(tmp / "dup.intoto.jsonl")], env=env)
+    assert r.returncode == 2 and "'payload' appears twice" in r.stderr, r.stderr
     for who in ("alice", "bob"):
         r = run(["rebuild", str(tmp / f"{who}-checkout"), "--image", by_digest, "--sign",
                  str(tmp / f"{who}.key"), "--attestation-out", str(tmp / f"{who}-reg.jsonl"),
                  "--push-attestation", "--offline", "--json"], env=env)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["referrer"].startswith("sha256:")
+        # The VSA names the image it compared as a URI: the registry location, by digest.
+        envelope = json.loads((tmp / f"{who}-reg.jsonl").read_text().splitlines()[-1])
+        vsa = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+        assert vsa["resourceUri"] == f"oci://{host}/e2e/python-base@{digest}", vsa["resourceUri"]
     code, res = _verify(world, _policy(tmp, 2, ["alice", "bob"]), image=ref)
     assert code == 0 and res["passed"], res
     assert all("referrer" in a["source"] for a in res["attestations"])

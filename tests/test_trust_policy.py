@@ -6,6 +6,7 @@ import base64
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imagelock.core.errors import (
@@ -353,33 +354,54 @@ def test_vsa_can_be_a_required_predicate_type(world: World) -> None:
 # --- malformed inputs: exit 2, naming file and field ------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("doc", "field"),
-    [
-        ({"payload": "e30=", "signatures": [{"sig": "AA=="}], "payloadType": 3}, "payloadType"),
-        (
-            {"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": []},
-            "signatures",
-        ),
-        (
-            {
-                "payloadType": "application/vnd.in-toto+json",
-                "payload": "%%%",
-                "signatures": [{"sig": "AA=="}],
-            },
-            "payload",
-        ),
-    ],
-)
-def test_malformed_envelope_file_is_an_input_error(
-    world: World, doc: dict[str, object], field: str
+MALFORMED_ENVELOPES = [
+    # Valid per the DSSE spec, signed by no one.
+    ({"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": []},
+     "no signatures"),
+    ({"payloadType": "application/vnd.in-toto+json", "payload": "e30=",
+      "signatures": [{"keyid": None, "sig": "AA=="}]}, "not signed by any key"),
+    # Malformed: each is named, none aborts the verification.
+    ({"payload": "e30=", "signatures": [{"sig": "AA=="}], "payloadType": 3}, "payloadType"),
+    ({"payloadType": "application/vnd.in-toto+json", "payload": "%%%",
+      "signatures": [{"sig": "AA=="}]}, "payload: not valid base64"),
+    ({"payloadType": "application/vnd.in-toto+json", "payload": "e30=",
+      "signatures": [{"sig": "AA==", "keyid": 7}]}, "signatures[0].keyid"),
+]
+
+
+@pytest.mark.parametrize(("doc", "reason"), MALFORMED_ENVELOPES)
+def test_a_malformed_envelope_counts_for_nothing_and_the_others_still_count(
+    world: World, doc: dict[str, object], reason: str
 ) -> None:
     bad = world.root / "bad.intoto.json"
     bad.write_text(json.dumps(doc))
-    with pytest.raises(InputError) as err:
-        run(world, world.sign(provenance(), "vendor"), bad)
-    assert err.value.path == str(bad) and err.value.field == field
-    assert err.value.exit_code == EXIT_BAD_INPUT
+    result = run(world, *good_set(world), bad)
+    assert result.passed, result.rules
+    n = note(result, bad)
+    assert not n.counted and reason in n.reason, n.reason
+
+
+def test_a_raw_r_s_ecdsa_signature_counts_like_a_der_one(world: World) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    env = json.loads(world.sign(provenance(), "vendor").read_bytes())
+    r, s = decode_dss_signature(base64.b64decode(env["signatures"][0]["sig"]))
+    env["signatures"][0]["sig"] = base64.b64encode(
+        r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+    raw = world.root / "raw.intoto.json"
+    raw.write_text(json.dumps(env))
+    result = run(world, raw, world.sign(vsa(), "rb-alpha"), world.sign(vsa(), "rb-beta"))
+    assert note(result, raw).counted and result.passed
+
+
+def test_a_malformed_line_of_a_jsonl_file_counts_for_nothing(world: World) -> None:
+    good = b"\n".join(p.read_bytes() for p in good_set(world))
+    mixed = world.root / "all.intoto.jsonl"
+    mixed.write_bytes(good + b'\n{"payloadType": "x", "payload": "e30=", "signatures": []}\n')
+    result = run(world, mixed)
+    assert result.passed
+    (last,) = [n for n in result.attestations if n.source == f"{mixed}:4"]
+    assert not last.counted and "no signatures" in last.reason
 
 
 def test_a_broken_line_in_jsonl_names_the_line(world: World) -> None:
@@ -500,3 +522,109 @@ def test_envelope_with_a_foreign_payload_type_is_not_counted(world: World) -> No
     result = run(world, world.sign(provenance(), "vendor"), world.sign(vsa(), "rb-alpha"), path)
     assert not result.passed
     assert "not an in-toto statement" in note(result, path).reason
+
+
+# --- issue 12: what other tools write is read as the specs say, and ambiguity is refused -------
+
+
+def _sign_raw(world: World, payload: bytes, signer: str, name: str) -> Path:
+    path = world.root / name
+    path.write_bytes(envelope_json(sign_envelope(payload, [world.keys[signer]])))
+    return path
+
+
+def _doc(statement: Any) -> dict[str, Any]:
+    return json.loads(statement_bytes(statement))
+
+
+def test_a_signed_statement_with_a_duplicate_key_counts_for_nothing(world: World) -> None:
+    text = statement_bytes(vsa(match=None)).decode()  # verificationResult FAILED
+    assert '"verificationResult":"FAILED"' in text
+    # Python's json keeps the last: this would be read as PASSED, and by another tool as FAILED.
+    forged = text.replace('"verificationResult":"FAILED"',
+                          '"verificationResult":"FAILED","verificationResult":"PASSED"')
+    forged = forged.replace('"verifiedLevels":["FAILED"]',
+                            '"verifiedLevels":["SLSA_BUILD_LEVEL_1",'
+                            '"IMAGELOCK_REPRODUCED_DISTRIBUTION"]')
+    dup = _sign_raw(world, forged.encode(), "rb-gamma", "dup.intoto.json")
+    result = run(world, *good_set(world), dup)
+    n = note(result, dup)
+    assert not n.counted and "appears twice" in n.reason, n.reason
+    passed, reason = rule(result, "rebuilder-threshold")
+    assert "gamma" not in reason
+
+
+def test_an_envelope_with_a_duplicate_key_counts_for_nothing(world: World) -> None:
+    good = world.sign(provenance(), "vendor").read_text()
+    dup = world.root / "dup-env.intoto.json"
+    dup.write_text(good.replace('{"payload":', '{"payload":"e30=","payload":', 1))
+    result = run(world, dup, *good_set(world)[1:])
+    assert not note(result, dup).counted and "appears twice" in note(result, dup).reason
+
+
+def test_nulls_are_unset_and_a_descriptor_may_carry_only_content(world: World) -> None:
+    prov = _doc(provenance())
+    prov["subject"][0]["name"] = None
+    run_details = prov["predicate"]["runDetails"]
+    run_details["byproducts"] = None
+    run_details["metadata"]["invocationId"] = None
+    prov["predicate"]["buildDefinition"]["internalParameters"] = None
+    prov["predicate"]["buildDefinition"]["resolvedDependencies"].append(
+        {"name": "a note", "content": base64.b64encode(b"inline").decode()})
+    p = _sign_raw(world, json.dumps(prov).encode(), "vendor", "nulls.intoto.json")
+    v = _doc(vsa())
+    v["predicate"]["inputAttestations"] = [{"content": "e30="}]
+    v["predicate"]["dependencyLevels"] = None
+    a = _sign_raw(world, json.dumps(v).encode(), "rb-alpha", "a.intoto.json")
+    result = run(world, p, a, world.sign(vsa(), "rb-beta"))
+    assert note(result, p).counted, note(result, p).reason
+    assert note(result, a).counted, note(result, a).reason
+    assert result.passed
+
+
+def test_a_vsa_without_time_verified_counts_unless_max_age_needs_it(world: World) -> None:
+    v = _doc(vsa())
+    del v["predicate"]["timeVerified"]
+    timeless = _sign_raw(world, json.dumps(v).encode(), "rb-gamma", "t.intoto.json")
+    assert note(run(world, timeless), timeless).counted
+    aged = world.policy(extra="max_age: 30d\n")
+    n = note(run(world, timeless, policy=aged), timeless)
+    assert not n.counted and "no timeVerified" in n.reason and "max_age" in n.reason
+
+
+def test_attestation_values_are_not_coerced(world: World) -> None:
+    prov = _doc(provenance())
+    # Lax parsing would read a number as a Unix time; SLSA times are RFC 3339 strings.
+    prov["predicate"]["runDetails"]["metadata"]["finishedOn"] = 1748779200
+    p = _sign_raw(world, json.dumps(prov).encode(), "vendor", "n.intoto.json")
+    n = note(run(world, p), p)
+    assert not n.counted and "RFC 3339" in n.reason, n.reason
+
+
+def test_a_failed_vsa_is_not_a_present_vsa(world: World) -> None:
+    policy = world.policy(threshold=1,
+                          extra=f"required_predicate_types: ['{VSA_PREDICATE_TYPE}']\n")
+    result = run(world, world.sign(vsa(match=None), "rb-alpha"), policy=policy)
+    passed, reason = rule(result, f"require:{VSA_PREDICATE_TYPE}")
+    assert not passed and "only FAILED" in reason and "alpha" in reason
+
+
+@pytest.mark.parametrize(("make", "needle"), [
+    (lambda d: d.write_bytes(b" " * (16 << 20) + b"{}"), "larger than"),
+    (lambda d: d.write_bytes(b'{"payloadType":"t","payload":"","signatures":[]}\n' * 1001),
+     "more than 1000"),
+])
+def test_attestation_files_have_size_limits(world: World, make: Any, needle: str) -> None:
+    big = world.root / "big.intoto.jsonl"
+    make(big)
+    with pytest.raises(InputError, match=needle):
+        run(world, big)
+
+
+def test_an_oversized_envelope_counts_for_nothing(world: World) -> None:
+    line = b'{"payloadType":"t","payload":"' + b"A" * (4 << 20) + b'","signatures":[]}'
+    big = world.root / "big.intoto.jsonl"
+    big.write_bytes(world.sign(provenance(), "vendor").read_bytes() + b"\n" + line + b"\n")
+    result = run(world, big)
+    (last,) = [n for n in result.attestations if n.source == f"{big}:2"]
+    assert not last.counted and "larger than" in last.reason

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from helpers import SIGSTORE_FIXTURES
 from imagelock.core.errors import FetchError, InputError, VerificationFailed
 from imagelock.formats.attestation import PROVENANCE_PREDICATE_TYPE
 from imagelock.trust.policy import evaluate, load_policy
@@ -27,7 +28,7 @@ from imagelock.trust.sigstore_bundle import (
     verify_dsse,
 )
 from imagelock.trust.statement import names_subject, parse_statement
-from trust_helpers import NOW, SIGSTORE_FIXTURES, World
+from trust_helpers import NOW, World
 
 TRUST = SIGSTORE_FIXTURES / "sigstore-python" / "trust"
 PRODUCTION = TRUST / "production.trusted_root.json"
@@ -94,9 +95,9 @@ def _verify(case: Case, identities: list[SigstoreIdentity]) -> tuple[SigstoreIde
     )
 
 
-def test_fixtures_are_beside_the_repository() -> None:
+def test_the_sigstore_fixtures_are_in_the_repository() -> None:
     # Without them every test below would be vacuous; fail loudly rather than skip.
-    assert PRODUCTION.is_file(), f"missing {SIGSTORE_FIXTURES}: copy shared/ beside the repo"
+    assert PRODUCTION.is_file(), f"missing {PRODUCTION}: tests/fixtures/sigstore/ is committed"
 
 
 @pytest.mark.parametrize("case", POSITIVE, ids=str)
@@ -378,3 +379,54 @@ def test_malformed_signing_config_is_an_input_error(tmp_path: Path) -> None:
     bad.write_text("[]")
     with pytest.raises(InputError, match="signing config"):
         load_trust_config(STAGING, bad)
+
+
+# --- what the library cannot verify is named as unsupported, not as damage (issue 12) ---------
+
+
+def _variant(change: str) -> dict[str, object]:
+    doc = json.loads(POSITIVE[0].bundle.read_text())
+    material = doc["verificationMaterial"]
+    if change == "public-key":
+        del material["certificate"]
+        material["publicKey"] = {"hint": "a-key-id"}
+    elif change == "unknown-version":
+        doc["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.9+json"
+    elif change == "two-signatures":
+        doc["dsseEnvelope"]["signatures"] *= 2
+    elif change == "no-log-entry":
+        material["tlogEntries"] = []
+    elif change == "log-entry-version":
+        material["tlogEntries"][0]["kindVersion"]["version"] = "0.0.9"
+    return doc
+
+
+UNSUPPORTED = {
+    "public-key": "signed with a public key",
+    "unknown-version": "bundle format",
+    "two-signatures": "2 signatures",
+    "no-log-entry": "0 transparency log entries",
+    "log-entry-version": "log entry",
+}
+
+
+@pytest.mark.parametrize("change", sorted(UNSUPPORTED))
+def test_a_bundle_the_library_cannot_verify_is_named_unsupported(change: str, tmp_path: Path) -> None:
+    with pytest.raises(InputError) as err:
+        load_bundle(json.dumps(_variant(change)), path="x.sigstore.json")
+    assert err.value.message.startswith("unsupported sigstore bundle")
+    assert UNSUPPORTED[change] in err.value.message and "sigstore-python" in err.value.message
+    # In verify, it counts for nothing with that reason; it does not abort the verification.
+    bundle = tmp_path / "x.sigstore.json"
+    bundle.write_text(json.dumps(_variant(change)))
+    result = evaluate(load_policy(_sigstore_policy(tmp_path, BEACON)), subject_name="a.txt",
+                      manifest_digest="sha256:" + A_TXT_SHA256, attestations=[bundle], now=NOW)
+    (note,) = result.attestations
+    assert not note.counted and note.reason.startswith("unsupported sigstore bundle"), note.reason
+
+
+def test_every_positive_case_is_still_supported() -> None:
+    from imagelock.trust.sigstore_bundle import unsupported_feature
+
+    for case in POSITIVE:
+        assert unsupported_feature(json.loads(case.bundle.read_text())) is None, case

@@ -1,4 +1,4 @@
-"""Shared pieces for the trust tests: fixture paths, keys on disk, signed statements, policies."""
+"""Shared pieces for the trust tests: keys on disk, signed statements, policies."""
 
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ from imagelock.trust.keys import PrivateKey, generate
 from imagelock.trust.provenance import Pin, build_provenance
 from imagelock.trust.statement import statement_bytes
 from imagelock.trust.vsa import AttestationRef, Match, build_vsa
-
-REPO = Path(__file__).resolve().parents[1]
-# CI clones the repo elsewhere with a copy of `shared/` beside it, so find it from the repo root.
-SIGSTORE_FIXTURES = REPO.parent / "shared" / "fixtures" / "sigstore"
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 IMAGE = "registry.example/acme/app"

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from imagelock.build.expected import record_expected
-from imagelock.fetch.pins import fetch_pins
+from imagelock.inputs.fetching import fetch_pins
 from imagelock.fetch.store import Store
 from imagelock.formats.files import load_spec
 from imagelock.formats.lock import Lock

@@ -7,6 +7,7 @@ be fetched; 4 sandbox or tool unavailable; 70 internal error (a bug: please repo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -56,12 +57,27 @@ MirrorOpt = Annotated[
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Never use the network: every input must already be in the store.")
 ]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="No progress on stderr (errors "
+                     "are still printed).")]
+VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="Also list every input, layer "
+                       "and blob on stderr as it is done.")]
 
 
-def _run(json_out: bool, fn: Callable[[], T]) -> T:
-    """Run a command body; errors become a message (or JSON) and their exit code."""
+def _progress(quiet: bool, verbose: bool, json_out: bool) -> contextlib.AbstractContextManager[object]:
+    """Progress on stderr while a command runs: live on a terminal, a line per phase in logs
+    and with --json, nothing with --quiet (docs/rebuild-report.md shows both)."""
+    from imagelock.cli_display import show_progress
+
+    return show_progress(quiet=quiet, verbose=verbose, json_out=json_out)
+
+
+def _run(json_out: bool, fn: Callable[[], T],
+         progress: contextlib.AbstractContextManager[object] | None = None) -> T:
+    """Run a command body (showing `progress` while it runs); errors become a message (or
+    JSON) and their exit code, printed once the progress display is gone."""
     try:
-        return fn()
+        with progress or contextlib.nullcontext():
+            return fn()
     except ImagelockError as e:
         if json_out:
             print(json.dumps(e.as_json(), indent=2))
@@ -167,6 +183,8 @@ def lock(
                        "newly needs); every other pin of the existing lock stays. Repeatable.")] = None,
     upgrade_all: Annotated[bool, typer.Option("--upgrade-all", help="Ignore the existing lock's "
                            "pins and resolve everything afresh.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Resolve a spec into a lock: pin every input by sha256 and record the digests the build
@@ -209,7 +227,7 @@ def lock(
                       f"    manifest {exp.manifest_digest}"]
         _emit(json_out, data, "\n".join(lines))
 
-    _run(json_out, body)
+    _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
 @app.command()
@@ -220,13 +238,15 @@ def fetch(
     mirror: MirrorOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Download nothing: only check that "
                        "every input is in the store and intact (exit 3 if not).")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Fill the store with every input the lock pins, checking each sha256."""
 
     def body() -> None:
         from imagelock.fetch.mirrors import parse_cli_mirrors
-        from imagelock.fetch.pins import fetch_lock
+        from imagelock.inputs.fetching import fetch_lock
         from imagelock.formats.files import read_lock
 
         path = _lock_path(lock_file)
@@ -238,7 +258,7 @@ def fetch(
               f"store {st.root}: {rep.present} present, {rep.downloaded} downloaded "
               f"({rep.bytes_downloaded} bytes)")
 
-    _run(json_out, body)
+    _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
 class OutputFormat(StrEnum):
@@ -265,6 +285,8 @@ def build(
     identity_token: TokenOpt = None,
     trusted_root: TrustedRootOpt = None,
     signing_config: SigningConfigOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Build the image a lock describes, deterministically, and compare it with the lock's
@@ -292,7 +314,7 @@ def build(
         if res.verdict != "reproduced":
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
 
-    _run(json_out, body)
+    _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
 @app.command()
@@ -317,7 +339,7 @@ def check(
     def body() -> None:
         from imagelock.core.errors import InputError
         from imagelock.fetch.mirrors import parse_cli_mirrors
-        from imagelock.fetch.pins import fetch_lock
+        from imagelock.inputs.fetching import fetch_lock
         from imagelock.formats.files import read_lock
         from imagelock.rebuild.check import VARIATIONS
         from imagelock.rebuild.check import check as do_check
@@ -362,6 +384,10 @@ def rebuild(
     diffoscope: Annotated[Path | None, typer.Option("--diffoscope", metavar="DIR", help="On a "
                           "mismatch, hand each changed file to diffoscope (when installed), "
                           "writing its reports to DIR.")] = None,
+    report_html: Annotated[Path | None, typer.Option("--report-html", metavar="FILE", help="Also "
+                           "write the comparison as one self-contained HTML page: verdict, "
+                           "identities, differing files per layer and class, inline diffs of "
+                           "small text files, links to --diffoscope's outputs.")] = None,
     sign: Annotated[Path | None, typer.Option("--sign", metavar="KEY", help="On reproduced or "
                     "reproduced-content, sign a SLSA Verification Summary (VSA) with this private "
                     "key.")] = None,
@@ -383,6 +409,7 @@ def rebuild(
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
     insecure: InsecureOpt = False,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild the image a lock describes, in isolation, and compare it with the published image
@@ -414,7 +441,7 @@ def rebuild(
             res = do_rebuild(_lock_path(lock_file), image=image, store=_store(store),
                              cli_mirrors=mirror or [], offline=offline, sandbox=not no_sandbox,
                              platform=platform, workdir=Path(tmp), insecure=insecure, keep=keep,
-                             diffoscope=diffoscope)
+                             diffoscope=diffoscope, report_html=report_html)
             data = res.as_json()
             human = res.human(verbose)
             matched = res.verdict in ("reproduced", "reproduced-content")
@@ -441,7 +468,7 @@ def rebuild(
         if res.verdict == "error":
             raise typer.Exit(3)
 
-    _run(json_out, body)
+    _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
 @app.command()
@@ -450,6 +477,8 @@ def push(
                      "docker-archive file, or oci:DIR[:TAG] / docker-archive:FILE.")],
     ref: Annotated[str, typer.Argument(metavar="REF", help="HOST[:PORT]/REPO[:TAG].")],
     insecure: InsecureOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Push an image to a registry (blobs, then the manifest, then the tag); prints the manifest
@@ -462,7 +491,7 @@ def push(
         digest = do_push(read_image(image), registry_form(ref).removeprefix("docker://"), insecure=insecure)
         _emit(json_out, {"ref": ref, "digest": digest}, f"pushed {ref}\n  manifest {digest}")
 
-    _run(json_out, body)
+    _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
 @app.command()
@@ -473,6 +502,8 @@ def pull(
     platform: Annotated[str | None, typer.Option("--platform", help="Platform to pull from an "
                         "index. Default: linux/amd64.")] = None,
     insecure: InsecureOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Pull an image from a registry into an OCI layout, checking every blob's digest while it
@@ -489,7 +520,7 @@ def pull(
               f"pulled {ref} -> {output}\n  config   {img.config_digest}\n"
               f"  manifest {img.manifest_digest}")
 
-    _run(json_out, body)
+    _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
 @app.command()
@@ -542,6 +573,8 @@ def attach(
                             "DSSE envelopes (.intoto.jsonl: one per line), e.g. what `build "
                             "--sign` wrote.")],
     insecure: InsecureOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Attach attestations to an image in a registry as OCI 1.1 referrers (with the tag-scheme
@@ -556,7 +589,7 @@ def attach(
               "\n".join([f"attached {len(pushed)} attestation(s) to {image}",
                          *[f"  {d}" for d in pushed]]))
 
-    _run(json_out, body)
+    _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
 class KeyAlgorithm(StrEnum):
@@ -613,7 +646,7 @@ def diff(
 
     def body() -> None:
         from imagelock.formats.files import read_lock
-        from imagelock.lock.diff import diff_locks, render_lock_diff
+        from imagelock.compare.locks import diff_locks, render_lock_diff
 
         d = diff_locks(read_lock(_lock_path(old)), read_lock(_lock_path(new)))
         _emit(json_out, d.as_json(), render_lock_diff(d))

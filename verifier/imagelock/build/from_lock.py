@@ -11,11 +11,11 @@ from imagelock.build.expected import expected_of
 from imagelock.build.image import build_images
 from imagelock.core.scratch import scratch_dir
 from imagelock.fetch.mirrors import parse_cli_mirrors
-from imagelock.fetch.pins import fetch_lock
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.lock import Lock
-from imagelock.lock.staleness import check_fresh
+from imagelock.inputs.fetching import fetch_lock
+from imagelock.lock.staleness import check_fresh, lock_context_path
 from imagelock.oci.docker_archive import write_docker_archive
 from imagelock.oci.layout import write_layout
 from imagelock.tar.compress import current as current_compression
@@ -77,7 +77,7 @@ def build_lock(
     if comp.implementation != lock.compression.implementation:
         notes.append(f"compressing with {comp.implementation}; the lock was made with "
                      f"{lock.compression.implementation}, so blob digests may differ")
-    context = lock_path.parent / lock.context
+    context = lock_context_path(lock, lock_path)  # never a symlink out of the lock's directory
     # A killed build's directory is removed by the next one (core/scratch.py).
     with scratch_dir("imagelock-build-") as tmp:
         images = build_images(lock, context=context, store=store, workdir=tmp,

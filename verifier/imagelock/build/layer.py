@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from imagelock.core import progress
 from imagelock.core.digest import CHUNK
 from imagelock.core.errors import ImagelockError, InputError
 from imagelock.tar.compress import ENCODER_BLOCK, GzipStream
@@ -129,6 +130,7 @@ class _Sink:
             block = data[off : off + ENCODER_BLOCK]
             self._hasher.put(block)
             self._compressor.put(block)
+        progress.moved(whole)
         rest = bytes(data[whole:])
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)

@@ -244,7 +244,7 @@ def _report(verdict: Verdict, reason: str, rebuilt: Image, published: Image | No
     differences = [*docs, *layers.items]
     counts = Counter(layers.counts)
     counts.update(d.category for d in docs if not d.derived)
-    by_category = {c: counts[c] for c in CATEGORIES if counts[c]}
+    by_category: dict[str, int] = {c: counts[c] for c in CATEGORIES if counts[c]}
     total = sum(by_category.values())
     first = [describe(d) for d in differences if not d.derived][:FIRST]
     if verdict == "mismatch":

@@ -71,6 +71,11 @@ class InputError(ImagelockError):
     exit_code = EXIT_BAD_INPUT
 
 
+class UnsupportedInput(InputError):
+    """Well-formed input that uses a feature imagelock, or a library it verifies with, does not
+    support: named as unsupported, never reported as some other failure."""
+
+
 class StaleLockError(InputError):
     """The lock no longer matches the spec or the context it was made from."""
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 
+from imagelock.core import progress
 from imagelock.core.digest import CHUNK
 from imagelock.core.errors import FetchError, IntegrityError
 from imagelock.fetch.store import Store
@@ -93,9 +94,13 @@ def fetch_to_store(
     problems: list[str] = []
     integrity: IntegrityError | None = None
     for url in urls:
+        src = progress.source_of(url)
         for attempt in range(ATTEMPTS):
             try:
-                return store.add_chunks(_stream(url), sha256=sha256, size=size, what=what)
+                got = store.add_chunks(progress.counted(_stream(url), what, src), sha256=sha256,
+                                       size=size, what=what)
+                progress.item(what, "downloaded", got[1], src)
+                return got
             except IntegrityError as e:
                 integrity = e
                 problems.append(f"{url}: {e.message}")
@@ -122,10 +127,11 @@ def fetch_bytes(url: str, *, what: str, limit: int = 512 << 20) -> bytes:
     for attempt in range(ATTEMPTS):
         try:
             buf = bytearray()
-            for chunk in _stream(url):
+            for chunk in progress.counted(_stream(url), what, progress.source_of(url)):
                 buf += chunk
                 if len(buf) > limit:
                     raise FetchError(f"{what} at {url} is larger than {limit} bytes")
+            progress.item(what, "downloaded", len(buf), progress.source_of(url))
             return bytes(buf)
         except _HttpStatus as e:
             problems.append(str(e))

@@ -1,8 +1,10 @@
 """Attestation formats: the DSSE envelope, the in-toto Statement v1, SLSA Provenance v1 and VSA v1.
 
 These are documents other tools write too, so the models follow the in-toto parsing rules:
-unknown fields are ignored (`extra="ignore"`), never an error, and nothing optional is invented.
-Field names are the snake_case form of the JSON names; dump with `by_alias=True`.
+unknown fields are ignored (`extra="ignore"`), never an error; a `null` is the same as an absent
+field (SLSA: "consumers MUST treat null as unset"); nothing optional is invented. Types are
+strict: a string is never read as a number or a boolean. Field names are the snake_case form of
+the JSON names; dump with `by_alias=True`.
 
 Specs: DSSE envelope (github.com/secure-systems-lab/dsse/envelope.md), in-toto Statement v1 and
 ResourceDescriptor (github.com/in-toto/attestation/spec/v1), SLSA Provenance v1
@@ -11,12 +13,14 @@ ResourceDescriptor (github.com/in-toto/attestation/spec/v1), SLSA Provenance v1
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -24,18 +28,38 @@ from pydantic import (
 )
 
 from imagelock.core.errors import InputError
-from imagelock.formats.load import field_path
+from imagelock.core.strict_json import short
+from imagelock.formats.common import BoundedErrors
+from imagelock.formats.load import MAX_MESSAGE, field_path
 
 DSSE_INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+STATEMENT_TYPE: Literal["https://in-toto.io/Statement/v1"] = "https://in-toto.io/Statement/v1"
 PROVENANCE_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
 
 
-class _Foreign(BaseModel):
-    """Base of documents other tools write: unknown fields ignored (in-toto parsing rules)."""
+def _rfc3339(value: Any) -> Any:
+    # Lax datetime parsing would also take a number of seconds; the specs say RFC 3339 text.
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError(f"a time is an RFC 3339 string, not {short(value)}")
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), Field(strict=False)]
+
+
+class _Foreign(BoundedErrors):
+    """Base of documents other tools write: unknown fields ignored and nulls unset (in-toto and
+    SLSA parsing rules), types strict."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 class DSSESignature(_Foreign):
@@ -44,7 +68,8 @@ class DSSESignature(_Foreign):
     keyid: str = Field(
         default="",
         description="Unauthenticated hint naming the key that signed: imagelock writes the hex "
-        "sha256 of the DER SubjectPublicKeyInfo. Never used for a trust decision.",
+        "sha256 of the DER SubjectPublicKeyInfo. Never used for a trust decision. Unset, null "
+        "and empty are the same.",
     )
     sig: str = Field(description="The signature, base64 (standard or URL-safe alphabet).")
 
@@ -61,17 +86,22 @@ class DSSEEnvelope(_Foreign):
         description="The serialized body, base64 (standard alphabet when written)."
     )
     signatures: list[DSSESignature] = Field(
-        min_length=1, description="Signatures over PAE(payloadType, payload); at least one."
+        description="Signatures over PAE(payloadType, payload). The spec allows none: such an "
+        "envelope is read, and counts for nothing."
     )
 
 
 class ResourceDescriptor(_Foreign):
-    """An in-toto ResourceDescriptor: a name, a URI and/or a digest set of one artifact."""
+    """An in-toto ResourceDescriptor: a name, and a URI, a digest set or the content of one
+    artifact."""
 
     name: str | None = Field(default=None, description="Identifier local to the attestation.")
     uri: str | None = Field(default=None, description="URI identifying the resource globally.")
     digest: dict[str, str] | None = Field(
         default=None, description="Digest set: algorithm name -> lowercase hex value."
+    )
+    content: str | None = Field(
+        default=None, description="The artifact itself, base64 (for small ones)."
     )
     download_location: str | None = Field(
         default=None, alias="downloadLocation", description="Where to fetch it, if not `uri`."
@@ -86,8 +116,8 @@ class ResourceDescriptor(_Foreign):
     @model_validator(mode="after")
     def _has_identity(self) -> ResourceDescriptor:
         # The spec's floor: a descriptor that names nothing is meaningless.
-        if not self.uri and not self.digest:
-            raise ValueError("a resource descriptor needs a uri or a digest")
+        if not self.uri and not self.digest and self.content is None:
+            raise ValueError("a resource descriptor needs a uri, a digest or a content")
         return self
 
     def sha256(self) -> str | None:
@@ -161,10 +191,10 @@ class BuildMetadata(_Foreign):
     invocation_id: str | None = Field(
         default=None, alias="invocationId", description="Opaque id of this build run."
     )
-    started_on: AwareDatetime | None = Field(
+    started_on: Timestamp | None = Field(
         default=None, alias="startedOn", description="When the build started (RFC 3339)."
     )
-    finished_on: AwareDatetime | None = Field(
+    finished_on: Timestamp | None = Field(
         default=None, alias="finishedOn", description="When the build finished (RFC 3339)."
     )
 
@@ -206,8 +236,11 @@ class VerificationSummary(_Foreign):
     """SLSA Verification Summary (VSA) v1 predicate."""
 
     verifier: VerifierInfo = Field(description="Who verified.")
-    time_verified: AwareDatetime = Field(
-        alias="timeVerified", description="When the verification ran (RFC 3339)."
+    time_verified: Timestamp | None = Field(
+        default=None,
+        alias="timeVerified",
+        description="When the verification ran (RFC 3339). Optional since VSA 1.1; a policy "
+        "with max_age refuses a VSA without it.",
     )
     resource_uri: str = Field(alias="resourceUri", description="URI of the verified artifact.")
     policy: ResourceDescriptor = Field(
@@ -243,8 +276,9 @@ def input_error(exc: ValidationError, *, what: str, path: str | Path | None) -> 
     """Turn pydantic's first complaint into an InputError that names the file and the field."""
     first = exc.errors()[0]
     field = field_path(tuple(first["loc"]))
-    extra = len(exc.errors()) - 1
-    message = f"{what}: {first['msg']}" + (f" (and {extra} more problems)" if extra else "")
+    extra = exc.error_count() - 1
+    msg = str(first["msg"])[:MAX_MESSAGE]
+    message = f"{what}: {msg}" + (f" (and {extra} more problems)" if extra else "")
     return InputError(
         message,
         path=path,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from imagelock.core.atomic import atomic_file
+from imagelock.core.confine import own_file
 from imagelock.formats.load import load_json_model, load_yaml_model
 from imagelock.formats.lock import (
     Lock,
@@ -14,12 +15,13 @@ from imagelock.formats.spec import Spec
 
 
 def load_spec(path: Path) -> Spec:
-    return load_yaml_model(path, Spec, "spec")
+    """The spec at `path`; a symlink leading out of its directory is refused unread."""
+    return load_yaml_model(own_file(path, "spec"), Spec, "spec")
 
 
 def read_lock(path: Path) -> Lock:
-    lock = load_json_model(path, Lock, "lock")
-    return lock
+    """The lock at `path`; a symlink leading out of its directory is refused unread."""
+    return load_json_model(own_file(path, "lock"), Lock, "lock")
 
 
 def lock_bytes(lock: Lock) -> bytes:

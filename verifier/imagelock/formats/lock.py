@@ -8,16 +8,26 @@ order), two-space indentation and a final newline, so the same inputs give the s
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from imagelock.formats.common import Digest, ImagePath, Mode, Owner, RelPath, Sha256Hex, Strict
+from imagelock.formats.common import (
+    MAX_EPOCH,
+    Digest,
+    ImagePath,
+    Mode,
+    Owner,
+    RelPath,
+    Sha256Hex,
+    Strict,
+    check_path_bounds,
+)
 from imagelock.formats.debian import DebianLayout, DebianPlatformLock
 from imagelock.formats.python import PythonInstall, WheelPin
 from imagelock.formats.spec import Accounts, ImageConfig, PathEntry, Step
 
-LOCK_VERSION = 1
+LOCK_VERSION: Literal[1] = 1
 
 
 class ToolInfo(Strict):
@@ -51,7 +61,8 @@ class ContextPin(Strict):
     dest: ImagePath = Field(description="Path in the image.")
     sha256: Sha256Hex | None = Field(default=None, description="Content digest (files only).")
     size: int | None = Field(default=None, ge=0, description="Content size in bytes (files only).")
-    target: str | None = Field(default=None, description="Link text (symlinks only).")
+    target: Annotated[str, AfterValidator(check_path_bounds)] | None = Field(
+        default=None, description="Link text (symlinks only).")
     mode: Mode | None = Field(default=None, description="Mode (files and directories).")
     owner: Owner = Field(description="Numeric owner.")
     layer: str = Field(description="Layer the entry goes into.")
@@ -108,7 +119,7 @@ class Lock(Strict):
     spec_sections: dict[str, Digest] = Field(description="Digest of each top-level spec section, to "
                                              "say which changed.")
     context: RelPath = Field(description="Context directory, relative to the lock's directory.")
-    source_date_epoch: int = Field(ge=0, le=0o77777777777,
+    source_date_epoch: int = Field(ge=0, le=MAX_EPOCH,
                                    description="Timestamp of every entry and of the config.")
     image: ImageInfo = Field(description="Name and tag.")
     platforms: list[str] = Field(description="Platforms, in spec order.")

@@ -12,17 +12,21 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from imagelock.formats.attestation import PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE
+from imagelock.formats.common import BoundedErrors
 
 KNOWN_PREDICATE_TYPES = (PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE)
-_AGE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_AGE = re.compile(r"^\s*(\d{1,12})\s*([smhdw]?)\s*$")
+MAX_AGE_SECONDS = 100 * 366 * 86400
+"""Longest max_age (100 years): anything longer means "no limit", which is leaving it unset."""
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class _UserWritten(BaseModel):
-    """Base of what a person writes: an unknown (misspelt) key is an error, never ignored."""
+class _UserWritten(BoundedErrors):
+    """Base of what a person writes: an unknown (misspelt) key is an error, never ignored, and
+    no value is coerced (`threshold: true` is not 1, `threshold: "2"` is not 2)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SigstoreSigner(_UserWritten):
@@ -197,13 +201,17 @@ def parse_age(value: int | str) -> int:
         # ValueError, not TypeError: pydantic reports only ValueError as a field error.
         raise ValueError("max_age must be a duration, not a boolean")  # noqa: TRY004
     if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("max_age must be positive")
-        return value
-    m = _AGE.match(value)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"max_age {value!r} is not a duration like 3600, 12h, 30d or 2w")
-    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        seconds = value
+    else:
+        m = _AGE.match(value)
+        if not m:
+            raise ValueError(f"max_age {value[:40]!r} is not a duration like 3600, 12h, 30d or 2w")
+        seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds <= 0:
+        raise ValueError("max_age must be positive")
+    if seconds > MAX_AGE_SECONDS:
+        raise ValueError("max_age is longer than 100 years; leave it unset for no limit")
+    return seconds
 
 
 # --- evaluation result ------------------------------------------------------------------------

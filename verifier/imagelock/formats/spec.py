@@ -10,9 +10,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from imagelock.formats.common import ImagePath, Mode, Owner, Sha256Hex, Strict
+from imagelock.formats.common import (
+    MAX_EPOCH,
+    ImagePath,
+    Mode,
+    Owner,
+    Sha256Hex,
+    Strict,
+    check_path_bounds,
+)
 from imagelock.formats.debian import DebianContents, DebianSource
 from imagelock.formats.python import PythonContents, PythonIndexSource
 
@@ -70,7 +78,7 @@ class HttpSource(Strict):
 class FileInput(Strict):
     """A file or directory from the build context, copied into the image."""
 
-    src: str = Field(
+    src: Annotated[str, AfterValidator(check_path_bounds)] = Field(
         min_length=1,
         description="Path relative to the context directory. A directory is copied recursively: "
         "its files, subdirectories and symlinks (which must stay inside it).",
@@ -150,6 +158,8 @@ class PathEntry(Strict):
             raise ValueError(f"a {self.type} has no mode of its own")
         if self.type == "hardlink" and self.target and not self.target.startswith("/"):
             raise ValueError("a hardlink's `target` is an absolute in-image path")
+        if self.target is not None:
+            check_path_bounds(self.target, "target")
         return self
 
 
@@ -276,7 +286,9 @@ class Spec(Strict):
     source_date_epoch: int | None = Field(
         default=None,
         ge=0,
-        description="Seconds since the epoch used for every timestamp in the image. Default: "
+        le=MAX_EPOCH,
+        description="Seconds since the epoch used for every timestamp in the image (at most "
+        f"{MAX_EPOCH}, the most a tar header holds). Default: "
         "SOURCE_DATE_EPOCH from the environment when locking, else 0. Recorded in the lock.",
     )
     sources: dict[str, Source] = Field(

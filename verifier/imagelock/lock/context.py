@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+from imagelock.core.confine import is_inside
 from imagelock.core.digest import sha256_file
 from imagelock.core.errors import InputError, UnsafeContentError
 from imagelock.formats.lock import (
@@ -111,15 +112,23 @@ def pin_file_input(
     return pins
 
 
-def context_dir(spec: Spec, spec_path: Path) -> Path:
+def context_dir(spec: Spec, spec_path: Path, *, root: Path | None = None) -> Path:
+    """The spec's context directory; with `root` (the lock's directory), refused when its real
+    path is outside it (a context that is a symlink to /etc)."""
     ctx = (spec_path.parent / spec.context)
+    if root is not None and not is_inside(ctx, root):
+        raise UnsafeContentError(
+            f"the context {spec.context!r} leads outside the lock's directory {root}",
+            path=spec_path, field="context",
+            hint="the context must be inside the directory of the lock (symlinks resolved)")
     if not ctx.is_dir():
         raise InputError(f"context directory {ctx} does not exist", path=spec_path, field="context")
     return ctx
 
 
-def pin_context(spec: Spec, spec_path: Path, *, hash_files: bool = True) -> list[ContextPin]:
-    ctx = context_dir(spec, spec_path)
+def pin_context(spec: Spec, spec_path: Path, *, hash_files: bool = True,
+                root: Path | None = None) -> list[ContextPin]:
+    ctx = context_dir(spec, spec_path, root=root)
     pins: list[ContextPin] = []
     for i, item in enumerate(spec.contents.files):
         pins.extend(pin_file_input(item, i, ctx, spec_path, "files", hash_files=hash_files))

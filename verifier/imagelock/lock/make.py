@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from imagelock import __version__
+from imagelock.core import progress
 from imagelock.core.errors import InputError
 from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME  # noqa: F401  (re-exported)
 from imagelock.fetch.store import Store
+from imagelock.formats.common import MAX_EPOCH
 from imagelock.formats.debian import DebianLayout, DebianPlatformLock, DebianSource
 from imagelock.formats.files import load_spec
 from imagelock.formats.lock import (
@@ -117,12 +119,13 @@ def source_date_epoch(spec: Spec) -> int:
         return spec.source_date_epoch
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise InputError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
-        if value < 0:
-            raise InputError("SOURCE_DATE_EPOCH must not be negative")
+        if not re.fullmatch(r"[0-9]{1,12}", env.strip()):
+            raise InputError(f"SOURCE_DATE_EPOCH={env[:20]!r} is not a number of seconds",
+                             hint=f"give an integer from 0 to {MAX_EPOCH}")
+        value = int(env)
+        if value > MAX_EPOCH:
+            raise InputError(f"SOURCE_DATE_EPOCH={value} is after the last time a tar header "
+                             f"holds ({MAX_EPOCH})", hint=f"give an integer from 0 to {MAX_EPOCH}")
         return value
     return 0
 
@@ -131,6 +134,7 @@ def source_date_epoch(spec: Spec) -> int:
 
 
 
+@progress.phase("resolve")
 def resolve_lock(
     spec_path: Path,
     *,
@@ -159,7 +163,8 @@ def resolve_lock(
         for i, d in enumerate(spec.contents.downloads)
     ]
     lock_dir = lock_dir or spec_path.parent
-    for what, target in (("spec", spec_path), ("context", context_dir(spec, spec_path))):
+    context = context_dir(spec, spec_path, root=lock_dir)  # no symlink out of the lock's dir
+    for what, target in (("spec", spec_path), ("context", context)):
         rel = os.path.relpath(target, lock_dir)
         if rel.startswith(".."):
             raise InputError(f"the lock would name its {what} as {rel}, outside its own directory",
@@ -182,14 +187,14 @@ def resolve_lock(
         spec=Path(os.path.relpath(spec_path, lock_dir)).as_posix(),
         spec_digest=digest,
         spec_sections=sections,
-        context=Path(os.path.relpath(context_dir(spec, spec_path), lock_dir)).as_posix(),
+        context=Path(os.path.relpath(context, lock_dir)).as_posix(),
         source_date_epoch=source_date_epoch(spec),
         image=ImageInfo(name=spec.image.name, tag=spec.image.tag),
         platforms=spec.image.platforms,
         compression=CompressionInfo(algorithm="gzip", level=comp.level,
                                     implementation=comp.implementation),
         layers=layers,
-        files=pin_context(spec, spec_path),
+        files=pin_context(spec, spec_path, root=lock_dir),
         downloads=downloads,
         paths=[PathPin(**{**p.model_dump(), "layer": p.layer or "files"}) for p in spec.paths],
         debian=debian,
@@ -224,12 +229,14 @@ def _lock_debian(
     out = {}
     for platform in spec.image.platforms:
         prev = previous.debian.get(platform) if previous is not None else None
+        progress.working(f"resolving Debian packages for {platform}")
         indexes, packages = lock_debian(
             sources, deb, store, cli_mirrors,
             previous_pins=prev.packages if prev is not None else None,
             upgrade=set(upgrade), architecture=debian_arch(platform),
         )
         out[platform] = DebianPlatformLock(indexes=indexes, packages=packages)
+        progress.item(f"{len(packages)} Debian packages for {platform}", "resolved")
     names = {p.name for pl in out.values() for p in pl.packages}
     for i, g in enumerate(deb.groups):
         missing = [n for n in g.packages if n not in names]
@@ -253,10 +260,12 @@ def _lock_python(
     if py.python_version is None:
         py = py.model_copy(update={"python_version": _debian_python(debian)})
     ctx = context_dir(spec, spec_path)
-    out = {
-        platform: lock_python(py, ctx, store, cli_mirrors, sources=spec.sources, platform=platform)
-        for platform in spec.image.platforms
-    }
+    out = {}
+    for platform in spec.image.platforms:
+        progress.working(f"resolving Python requirements for {platform}")
+        out[platform] = lock_python(py, ctx, store, cli_mirrors, sources=spec.sources,
+                                    platform=platform)
+        progress.item(f"{len(out[platform])} wheels for {platform}", "resolved")
     install = PythonInstall(
         layer=py.layer or "python", python_version=py.version,
         site_packages=py.site_packages_dir(), scripts_dir=py.scripts_dir, prefix=py.prefix,

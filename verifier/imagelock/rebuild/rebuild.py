@@ -16,14 +16,16 @@ from imagelock.build.from_lock import build_lock
 from imagelock.compare.diffoscope import keep_images, run_diffoscope
 from imagelock.compare.images import compare_images
 from imagelock.compare.render import render
+from imagelock.compare.html import write_report_html
+from imagelock.core import progress
 from imagelock.core.errors import InputError, ToolUnavailable
 from imagelock.core.scratch import scratch_dir
 from imagelock.fetch.mirrors import parse_cli_mirrors
-from imagelock.fetch.pins import fetch_lock
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.lock import Lock
 from imagelock.formats.report import Report
+from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh
 from imagelock.oci.image import Image
 from imagelock.oci.layout_read import read_layout
@@ -79,7 +81,10 @@ def rebuild(
     insecure: bool = False,
     keep: Path | None = None,
     diffoscope: Path | None = None,
+    report_html: Path | None = None,
 ) -> RebuildResult:
+    """Fetch, build in isolation, compare; with `report_html`, also write the comparison as one
+    self-contained page (while both images are still at hand for its text diffs)."""
     lock = read_lock(lock_path)
     notes = []
     if check_fresh(lock, lock_path) is None:
@@ -99,12 +104,12 @@ def rebuild(
     out = workdir / "rebuilt"
     isolation = "none (--no-sandbox)"
     if sandbox and lock.steps:
-
-        build_in_netns(lock_path, store.root, out)
+        with progress.phase("layers"):  # the build's own events stay in the sandbox
+            build_in_netns(lock_path, store.root, out)
         isolation = "network namespace; each build step in a bubblewrap rootfs sandbox"
     elif sandbox:
-
-        build_in_sandbox(lock_path, None, store.root, out, "oci")
+        with progress.phase("layers"):
+            build_in_sandbox(lock_path, None, store.root, out, "oci")
         isolation = "bubblewrap"
     else:
         build_lock(lock_path, output=out, fmt="oci", store=store, cli_mirrors=[], offline=True)
@@ -113,9 +118,13 @@ def rebuild(
     if image is not None:
         published = read_image(image, platform=plat, workdir=workdir / "published",
                                insecure=insecure)
-    report = compare_images(rebuilt, published, lock.expected.get(plat))
-    if diffoscope is not None and published is not None and report.verdict == "mismatch":
-        report = run_diffoscope(report, rebuilt, published, diffoscope)
+    with progress.phase("compare"):
+        report = compare_images(rebuilt, published, lock.expected.get(plat))
+        if diffoscope is not None and published is not None and report.verdict == "mismatch":
+            report = run_diffoscope(report, rebuilt, published, diffoscope)
+        if report_html is not None:
+            write_report_html(report, report_html, rebuilt=rebuilt, published=published,
+                              title=f"{lock.image.name}:{lock.image.tag} ({plat})")
     if keep is not None:
         kept = keep_images(rebuilt, published, keep)
         notes.append("kept " + ", ".join(f"{k}: {v}" for k, v in kept.items()))

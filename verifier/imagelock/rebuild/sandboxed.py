@@ -12,10 +12,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imagelock.core.atomic import atomic_dir, atomic_file
+from imagelock.core.confine import inside
 from imagelock.core.errors import ImagelockError, InputError, ToolUnavailable
 from imagelock.core.scratch import scratch_dir
 from imagelock.formats.files import read_lock
-from imagelock.sandbox.bwrap import StepFailed, build_sandbox, require, run_bwrap
+from imagelock.sandbox.bwrap import (
+    StepFailed,
+    build_sandbox,
+    inside_path,
+    outside_paths,
+    require,
+    run_bwrap,
+)
 
 
 def _error_classes() -> dict[str, type[ImagelockError]]:
@@ -30,6 +38,7 @@ def _error_classes() -> dict[str, type[ImagelockError]]:
 
 def _inner_error(data: dict[str, Any], returncode: int) -> ImagelockError:
     """The error the sandboxed build reported, as the same class outside."""
+    data = outside_paths(data)
     cls = _error_classes().get(str(data.get("error")), ImagelockError)
     err = cls(str(data.get("message")), path=data.get("path"), line=data.get("line"),
               field=data.get("field"), hint=data.get("hint"))
@@ -53,14 +62,18 @@ def build_in_sandbox(
     output is written to a private directory beside `output` and moved into place here, so the
     sandbox never sees the rest of the output's directory. `context` None means the lock's own;
     another directory is bound where the lock expects its context. An ImagelockError raised
-    inside is raised here as the same class, with its message and hint.
+    inside is raised here as the same class, with its message and hint. Paths go in as
+    `inside_path` gives them and come back out as host paths.
     """
 
     bwrap = require()
     lock_path = Path(os.path.abspath(lock_path))
     lock = read_lock(lock_path)  # bad input is reported before any sandbox starts
-    ctx = Path(os.path.abspath(lock_path.parent / lock.context))
-    spec = Path(os.path.abspath(lock_path.parent / lock.spec))
+    # Both are bound into the sandbox: never a symlink out of the lock's directory.
+    ctx = Path(os.path.abspath(inside(lock_path.parent, lock.context, what="context",
+                                      path=lock_path, field="context")))
+    spec = Path(os.path.abspath(inside(lock_path.parent, lock.spec, what="spec", path=lock_path,
+                                       field="spec")))
     store = Path(os.path.abspath(store))
     output = Path(os.path.abspath(output))
     inputs = [lock_path, *([spec] if spec.is_file() else []), *([store] if store.is_dir() else [])]
@@ -71,7 +84,7 @@ def build_in_sandbox(
         raise InputError(f"the build context {context} is not a directory",
                          hint="give the directory the lock's files come from")
     else:
-        extra.append((Path(os.path.abspath(context)), str(ctx)))
+        extra.append((Path(os.path.abspath(context)), inside_path(ctx)))
     name = "image.tar" if fmt == "docker-archive" else "image"
 
     def run(stage: Path, tmp: Path) -> dict[str, Any]:
@@ -79,9 +92,9 @@ def build_in_sandbox(
                             source_date_epoch=lock.source_date_epoch)
         if os.environ.get("IMAGELOCK_DEBUG"):
             box.env["IMAGELOCK_DEBUG"] = "1"
-        cmd = [sys.executable, "-I", "-B", "-m", "imagelock.rebuild.inside",
-               "--lock", str(lock_path), "--context", str(ctx), "--store", str(store),
-               "--out", str(stage / name), "--format", fmt]
+        cmd = [inside_path(sys.executable), "-I", "-B", "-c", _sandboxed_main(),
+               "--lock", inside_path(lock_path), "--context", inside_path(ctx),
+               "--store", inside_path(store), "--out", inside_path(stage / name), "--format", fmt]
         r = run_bwrap(box.argv(cmd, "/", bwrap=bwrap), [], stdin=None, capture=True,
                        timeout=timeout, what="the sandboxed build")
         return _result(r)
@@ -106,6 +119,20 @@ def build_in_sandbox(
     return data
 
 
+def _sandboxed_main() -> str:
+    """Python code that runs `imagelock.rebuild.inside` from where the sandbox shows imagelock.
+
+    An editable install finds its source through a `.pth` entry naming the host path, which is
+    not there when that path was bound under HOST_PREFIX; site skips missing entries, so the
+    bound location is appended (a no-op when imagelock is found at its own path).
+    """
+    import imagelock  # the package itself, to find where its source is bound
+
+    source = inside_path(Path(imagelock.__file__).parent.parent)
+    return (f"import sys; sys.path.append({source!r}); "
+            "from imagelock.rebuild.inside import main; sys.exit(main())")
+
+
 def _result(r: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
     """The sandboxed build's JSON result; its error raised as the same class."""
     try:
@@ -115,12 +142,13 @@ def _result(r: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
     if isinstance(data, dict) and "error" in data:
         raise _inner_error(data, r.returncode)
     if r.returncode != 0 or not isinstance(data, dict):
-        tail = r.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        tail = outside_paths(r.stderr.decode(errors="replace").strip().splitlines()[-3:])
         raise ToolUnavailable(
             f"the sandboxed build failed (exit {r.returncode}): " + " / ".join(tail),
             hint="IMAGELOCK_DEBUG=1 shows the traceback from inside; `--no-sandbox` tells "
             "whether the sandbox is the cause (a dependency outside the bound paths?)")
-    return data
+    result: dict[str, Any] = outside_paths(data)
+    return result
 
 
 def build_in_netns(lock_path: Path, store: Path, output: Path, *, timeout: float | None = None

@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from imagelock.core.errors import InputError, ToolUnavailable
 
@@ -54,6 +54,13 @@ IN_SANDBOX = "IMAGELOCK_IN_SANDBOX"
 # host root) or read kernel memory: these are read-only or hidden, as container runtimes do.
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
 PROC_MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/kallsyms")
+
+# Build mode binds a host path at its own path, except one under a mount point the sandbox makes
+# itself (its private /tmp, /proc, /dev): bwrap would create the way down to it inside that mount,
+# so a clone, venv or store under /tmp would show in the sandbox's /tmp. Those are bound below
+# this prefix instead (docs/field-notes.md, "The sandbox and where the project lives").
+HOST_PREFIX = "/run/imagelock/host"
+_OWN_MOUNTS = ("/tmp", "/proc", "/dev")
 
 _NAMESPACES = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                "--unshare-cgroup", "--hostname", HOSTNAME, "--die-with-parent", "--new-session"]
@@ -294,6 +301,25 @@ def python_binds() -> list[Path]:
     return _outermost(paths)
 
 
+def inside_path(host: str | os.PathLike[str]) -> str:
+    """Where the build-mode sandbox shows the host path `host` (see HOST_PREFIX)."""
+    path = os.path.abspath(host)
+    if any(path == m or path.startswith(m + "/") for m in _OWN_MOUNTS):
+        return HOST_PREFIX + path
+    return path
+
+
+def outside_paths(value: Any) -> Any:
+    """`value` from inside (JSON), with each relocated path written as the host path it is."""
+    if isinstance(value, str):
+        return value.replace(HOST_PREFIX + "/", "/")
+    if isinstance(value, list):
+        return [outside_paths(v) for v in value]
+    if isinstance(value, dict):
+        return {k: outside_paths(v) for k, v in value.items()}
+    return value
+
+
 def _outermost(paths: Sequence[Path]) -> list[Path]:
     """Absolute, de-duplicated paths, dropping any that lies inside another."""
     absolute = sorted({Path(os.path.abspath(p)) for p in paths}, key=lambda p: len(p.parts))
@@ -314,14 +340,15 @@ def build_sandbox(
 ) -> Sandbox:
     """A build-mode sandbox: Python + imagelock + `/usr` and `inputs` read-only, `outputs` writable.
 
-    Every path is bound at its own host path, so paths in messages and results read the same
-    inside and out. `tmp`, when given, is a fresh host directory bound as `/tmp` (disk-backed,
-    for large layers); otherwise `/tmp` is a tmpfs.
+    Every path is bound at `inside_path(path)`: its own host path, so paths in messages and
+    results read the same inside and out, unless it lies under the sandbox's own /tmp, /proc or
+    /dev. `tmp`, when given, is a fresh host directory bound as `/tmp` (disk-backed, for large
+    layers); otherwise `/tmp` is a tmpfs. Either way `/tmp` starts empty.
     """
-    ro = [(p, str(p)) for p in _outermost([*_system_dirs(), *python_binds()])]
-    ro += [(Path(os.path.abspath(p)), os.path.abspath(p)) for p in inputs]
+    ro = [(p, inside_path(p)) for p in _outermost([*_system_dirs(), *python_binds()])]
+    ro += [(Path(os.path.abspath(p)), inside_path(p)) for p in inputs]
     ro += [(src, dest) for src, dest in extra_binds]
-    rw = [(Path(os.path.abspath(p)), os.path.abspath(p)) for p in outputs]
+    rw = [(Path(os.path.abspath(p)), inside_path(p)) for p in outputs]
     tmpfs = ["/tmp"]
     if tmp is not None:
         rw.append((tmp, "/tmp"))
@@ -507,8 +534,9 @@ def _is_opaque(path: Path) -> bool:
 
 
 __all__ = [
-    "Change", "Sandbox", "StepFailed", "available", "build_sandbox",
-    "bwrap_path", "overlay_run", "python_binds", "require", "rootfs_sandbox", "run_bwrap", "upper_to_changes",
+    "Change", "Sandbox", "StepFailed", "available", "build_sandbox", "bwrap_path", "inside_path",
+    "outside_paths", "overlay_run", "python_binds", "require", "rootfs_sandbox", "run_bwrap",
+    "upper_to_changes",
 ]
 
 

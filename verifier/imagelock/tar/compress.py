@@ -2,7 +2,7 @@
 
 Why this one (spec/README.md, "Compression"): gzip is the only layer compression every runtime
 reads (umoci and older engines reject zstd); ISA-L level 1 runs at ~400 MB/s here against zlib's
-28 MB/s at level 6 (../shared/FIELD-NOTES.md); and being bundled in a pinned wheel it gives the
+28 MB/s at level 6 (docs/field-notes.md); and being bundled in a pinned wheel it gives the
 same bytes wherever the same version is installed, where Python's `zlib` follows the system
 library. The lock names algorithm, level and implementation; the verifier compares uncompressed
 content first, so another encoder yields `reproduced-content`, never a false mismatch.

@@ -7,6 +7,9 @@ preceded by a PAX extended header only when a value does not fit USTAR or is not
 
 from __future__ import annotations
 
+from imagelock.core.errors import UnsafeContentError
+from imagelock.formats.common import MAX_ID, NAME_MAX, PATH_MAX
+
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 
@@ -76,6 +79,23 @@ def padding(size: int) -> bytes:
     return b"\0" * (-size % BLOCK)
 
 
+def check_bounds(path: str, linkname: str, uid: int, gid: int) -> None:
+    """Refuse what tar would carry but Linux cannot unpack (spec/README.md, "Bounds"): a path
+    component over NAME_MAX bytes, a path or link over PATH_MAX, an id over 2^31-1."""
+    shown = repr(path if len(path) <= 60 else path[:60] + "…")
+    longest = max(len(p.encode("utf-8", "surrogateescape")) for p in path.split("/"))
+    if longest > NAME_MAX or len(path.encode("utf-8", "surrogateescape")) > PATH_MAX:
+        raise UnsafeContentError(
+            f"the path {shown} is longer than Linux allows ({NAME_MAX} bytes a component, "
+            f"{PATH_MAX} in all)", hint="no file system can unpack it: shorten the name")
+    if len(linkname.encode("utf-8", "surrogateescape")) > PATH_MAX:
+        raise UnsafeContentError(f"the link target of {shown} is longer than {PATH_MAX} bytes",
+                                 hint="no file system can unpack it")
+    if not (0 <= uid <= MAX_ID and 0 <= gid <= MAX_ID):
+        raise UnsafeContentError(f"{shown} is owned by {uid}:{gid}; uid and gid are at most "
+                                 f"{MAX_ID}", hint="use an id below 2^31")
+
+
 def entry_header(
     *,
     path: str,
@@ -94,6 +114,7 @@ def entry_header(
     name = path + "/" if type == "dir" else path
     name_b = name.encode("utf-8")
     link_b = linkname.encode("utf-8")
+    check_bounds(path, linkname, uid, gid)
     records: dict[str, str] = {}
     if len(name_b) > 100 or not name.isascii():
         records["path"] = name

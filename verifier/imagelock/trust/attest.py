@@ -29,23 +29,12 @@ def lock_digest(lock_path: Path) -> str:
 
 
 def lock_pins(lock: Lock) -> list[Pin]:
-    """Every pinned input of the lock, as SLSA resolvedDependencies (names stable across runs)."""
-    pins: dict[tuple[str, str], Pin] = {}
-    for f in lock.files:
-        if f.type == "file" and f.sha256:
-            pins[(f"context:{f.src}", f.sha256)] = Pin(f"context:{f.src}", f.sha256)
-    for d in lock.downloads:
-        uri = d.location if "://" in d.location else None
-        pins[(d.location, d.sha256)] = Pin(d.location, d.sha256, uri)
-    for wheels in lock.python.values():
-        for w in wheels:
-            name = f"pkg:pypi/{w.name}@{w.version}?filename={w.filename}"
-            pins[(name, w.sha256)] = Pin(name, w.sha256, w.location)
-    for platform in lock.debian.values():
-        for p in platform.packages:
-            name = f"pkg:deb/debian/{p.name}@{p.version}?arch={p.architecture}"
-            pins[(name, p.sha256)] = Pin(name, p.sha256, p.location)
-    return sorted(pins.values(), key=lambda p: (p.name, p.sha256))
+    """Every pinned input of the lock, as SLSA resolvedDependencies (names stable across runs):
+    each input kind says what its pins are called (`InputKind.dependencies`)."""
+    # lazy: `verify` imports this module for attestations_path; the input kinds load only to sign
+    from imagelock.inputs.registry import dependencies
+
+    return [Pin(d.name, d.sha256, d.uri) for d in dependencies(lock)]
 
 
 def append_line(path: Path, line: bytes) -> None:

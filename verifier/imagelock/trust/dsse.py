@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 from imagelock.core.digest import canonical_json
 from imagelock.core.errors import InputError, VerificationFailed
+from imagelock.core.strict_json import loads
 from imagelock.formats.attestation import (
     DSSE_INTOTO_PAYLOAD_TYPE,
     DSSEEnvelope,
@@ -26,6 +26,13 @@ from imagelock.formats.attestation import (
     input_error,
 )
 from imagelock.trust.keys import PrivateKey, PublicKey
+
+MAX_SIGNATURES = 64
+"""Signatures of one envelope that are checked: each costs a verification per trusted key, so
+a hostile envelope of a hundred thousand signatures would otherwise take minutes."""
+MAX_SIGNATURES_READ = 1000
+"""Signatures an envelope may carry at all; more is refused before they are modelled (a 4 MiB
+envelope could otherwise hold 400,000 of them, and as many objects)."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -65,15 +72,20 @@ def parse_envelope(
     path: str | Path | None = None,
     line: int | None = None,
 ) -> DSSEEnvelope:
-    """A DSSE envelope from JSON; anything malformed is an InputError naming file and field."""
+    """A DSSE envelope from JSON; anything malformed is an InputError naming file and field.
+
+    An envelope with no signatures is well-formed (the spec allows it); it verifies as signed
+    by no one.
+    """
     doc: Any = data
     if isinstance(data, bytes | str):
-        try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(
-                f"not JSON: {exc}", path=path, line=line, hint="give a DSSE envelope JSON file"
-            ) from exc
+        doc = loads(data, what="the DSSE envelope", path=path, line=line,
+                    hint="give a DSSE envelope JSON file")
+    signatures = doc.get("signatures") if isinstance(doc, Mapping) else None
+    if isinstance(signatures, list) and len(signatures) > MAX_SIGNATURES_READ:
+        raise InputError(f"the envelope carries {len(signatures)} signatures; imagelock reads "
+                         f"at most {MAX_SIGNATURES_READ}", path=path, line=line,
+                         field="signatures", hint="no genuine envelope has this many")
     try:
         envelope = DSSEEnvelope.model_validate(doc)
     except ValidationError as exc:
@@ -126,7 +138,7 @@ def verified_keyids(envelope: DSSEEnvelope, keys: Sequence[PublicKey]) -> tuple[
     """
     message = pae(envelope.payload_type, payload_of(envelope))
     found: set[str] = set()
-    for s in envelope.signatures:
+    for s in envelope.signatures[:MAX_SIGNATURES]:
         sig = decode_b64(s.sig, field="sig")
         for key in sorted(keys, key=lambda k: k.keyid != s.keyid):
             if key.keyid not in found and key.verify(sig, message):

@@ -11,7 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from imagelock.core import progress
 from imagelock.core.errors import InputError
+from imagelock.core.strict_json import NotJSON, loads, read_limited
 from imagelock.oci.locations import local_path, read_image, registry_form
 from imagelock.trust.attest import attestations_path
 
@@ -92,12 +94,18 @@ def push_attestation(ref: str, envelope: bytes, *, insecure: bool) -> str:
     return push_referrer(target, artifact, insecure=insecure)
 
 
+@progress.phase("push")
 def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
     """Attach every envelope of `files` to the registry image `ref`; refuse an envelope whose
     subject is another image (it would never count, and would mislead whoever reads it)."""
     import base64
-    import json
 
+    def parsed(data: bytes, n: int | None) -> Any:
+        # Duplicate keys refused: an ambiguous envelope must not be published.
+        try:
+            return loads(data, what="the attestation", path=f, line=n)
+        except NotJSON:
+            return None
 
     if local_path(ref) is not None:
         raise InputError(f"{ref} is not a registry image", hint="attestations beside a local "
@@ -105,27 +113,18 @@ def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
     digest = manifest_digest_of(ref, workdir=Path("/nonexistent"), insecure=insecure, platform=None)
     pushed = []
     for f in files:
-        try:
-            data = f.read_bytes()
-        except OSError as e:
-            raise InputError(f"cannot read {f}: {e}", path=f) from None
-        try:
-            whole = json.loads(data)
-        except ValueError:
-            whole = None
+        data = read_limited(f, limit=16 << 20, what="the attestation file")
+        whole = parsed(data, None)
         if isinstance(whole, dict) and "dsseEnvelope" in whole:  # a sigstore bundle
             docs = [(1, data, whole["dsseEnvelope"])]
         else:
             docs = []
             for n, line in enumerate(data.splitlines(), 1):
                 if line.strip():
-                    try:
-                        docs.append((n, line, json.loads(line)))
-                    except ValueError:
-                        docs.append((n, line, None))
+                    docs.append((n, line, parsed(line, n)))
         for n, raw, env in docs:
             try:
-                st = json.loads(base64.b64decode(env["payload"]))
+                st = loads(base64.b64decode(env["payload"]), what="the statement", path=f, line=n)
                 subjects = {s["digest"]["sha256"] for s in st["subject"]}
             except (ValueError, KeyError, TypeError):
                 raise InputError("not a DSSE envelope or sigstore bundle with an in-toto "
@@ -135,4 +134,5 @@ def attach_files(ref: str, files: list[Path], *, insecure: bool) -> list[str]:
                 raise InputError(f"the attestation's subject is not {ref} ({digest})", path=f,
                                  line=n, hint="attach it to the image it was made for")
             pushed.append(push_attestation(ref, raw, insecure=insecure))
+            progress.item(f"attestation {f.name}:{n} as {pushed[-1]}", "uploaded", len(raw))
     return pushed

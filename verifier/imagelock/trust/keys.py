@@ -2,8 +2,9 @@
 
 ECDSA P-256 is the default because every DSSE/in-toto/cosign verifier reads it; Ed25519 is there
 for people who prefer it. Private keys are PKCS#8 PEM (encrypted when a passphrase is given),
-public keys SubjectPublicKeyInfo PEM. ECDSA signatures are DER over SHA-256, which is what
-securesystemslib, cosign and sigstore expect. The keyid (hex sha256 of the DER public key) is a
+public keys SubjectPublicKeyInfo PEM. ECDSA signatures are written DER over SHA-256, which is
+what securesystemslib, cosign and sigstore expect; the raw 64-byte r||s form (the DSSE spec's
+own example, WebCrypto, JOSE) is accepted when verifying too. The keyid (hex sha256 of the DER public key) is a
 hint for finding the key, never a reason to trust a signature.
 """
 
@@ -21,6 +22,7 @@ from typing import Literal, TypeAlias
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from imagelock.core.atomic import atomic_file
 from imagelock.core.errors import InputError
@@ -28,6 +30,8 @@ from imagelock.core.errors import InputError
 Algorithm = Literal["ecdsa-p256", "ed25519"]
 ALGORITHMS: tuple[Algorithm, ...] = ("ecdsa-p256", "ed25519")
 PASSPHRASE_ENV = "IMAGELOCK_KEY_PASSPHRASE"
+RAW_SCALAR_BYTES = 32
+"""Bytes of r and of s in a raw P-256 signature."""
 
 _CryptoPrivate: TypeAlias = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 _CryptoPublic: TypeAlias = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -48,11 +52,25 @@ class PublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         """True if `signature` is this key's signature over `data`; never raises for a bad one."""
+        if isinstance(self.key, ec.EllipticCurvePublicKey):
+            if self._verify_ecdsa(signature, data):
+                return True
+            # The raw form: r and s as two 32-byte big-endian integers.
+            if len(signature) == 2 * RAW_SCALAR_BYTES:
+                r = int.from_bytes(signature[:RAW_SCALAR_BYTES], "big")
+                s = int.from_bytes(signature[RAW_SCALAR_BYTES:], "big")
+                return self._verify_ecdsa(encode_dss_signature(r, s), data)
+            return False
         try:
-            if isinstance(self.key, ec.EllipticCurvePublicKey):
-                self.key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-            else:
-                self.key.verify(signature, data)
+            self.key.verify(signature, data)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def _verify_ecdsa(self, der: bytes, data: bytes) -> bool:
+        assert isinstance(self.key, ec.EllipticCurvePublicKey)
+        try:
+            self.key.verify(der, data, ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError):
             # ValueError: a signature that is not even valid DER is just a bad signature.
             return False

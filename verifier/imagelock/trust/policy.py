@@ -9,20 +9,21 @@ Two stages, so every refusal has a reason:
 
 Fails closed: the policy passes only if every rule passes on counted attestations, so nothing
 unknown, unsigned, tampered, stale or about another image can ever help an image pass. A
-malformed policy or attestation file is an InputError (exit 2) naming the file and field.
+malformed policy, or a file that is not an attestation file, is an InputError (exit 2) naming
+the file and field; a malformed attestation inside one counts for nothing, with its reason.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from imagelock.core.errors import ImagelockError, InputError, VerificationFailed
+from imagelock.core.errors import ImagelockError, InputError, UnsupportedInput, VerificationFailed
+from imagelock.core.strict_json import NotJSON, loads, read_limited
 from imagelock.formats.attestation import (
     DSSE_INTOTO_PAYLOAD_TYPE,
     PROVENANCE_PREDICATE_TYPE,
@@ -175,6 +176,15 @@ def _one_name_per_signer(signers: Sequence[Signer], source: str) -> None:
 # --- reading attestation files ----------------------------------------------------------------
 
 
+MAX_ATTESTATION_FILE = 16 << 20
+"""Largest attestation file read (16 MiB): real ones hold a few envelopes of tens of kilobytes."""
+MAX_ENVELOPE = 4 << 20
+"""Largest single envelope or bundle (4 MiB): a provenance naming thousands of pins is well
+under one."""
+MAX_PER_FILE = 1000
+"""Most envelopes read from one file (a line each in `.intoto.jsonl`)."""
+
+
 @dataclass(frozen=True)
 class AttestationSource:
     """Attestation bytes that did not come from a file (e.g. an OCI referrer), with a label."""
@@ -185,60 +195,84 @@ class AttestationSource:
 
 @dataclass(frozen=True)
 class RawAttestation:
-    """One envelope or bundle, parsed but not yet trusted."""
+    """One envelope or bundle, parsed but not yet trusted; or why it could not be."""
 
     source: str
     sha256: str
     envelope: DSSEEnvelope | None = None
     bundle: Bundle | None = None
+    error: str | None = None  # a malformed document: it counts for nothing, for this reason
 
 
 def read_attestations(sources: Sequence[Path | str | AttestationSource]) -> list[RawAttestation]:
     """Parse every attestation in the given files: JSON documents or `.intoto.jsonl` lines.
 
-    Each is a DSSE envelope or a sigstore bundle; anything else is an InputError, since a file
-    handed to `verify` that cannot be read is a mistake the user should hear about.
+    A file that cannot be read, is not JSON (or JSON lines), is too large, or holds something
+    that is not even shaped like an envelope or a bundle is an InputError: the user handed
+    `verify` the wrong file. A document that is shaped like one but malformed (no signatures, a
+    null keyid, bad base64, a duplicate key) is kept with its reason: it counts for nothing,
+    and every other attestation is still judged.
     """
     out: list[RawAttestation] = []
     for src in sources:
         if isinstance(src, AttestationSource):
             label, data = src.label, src.data
+            if len(data) > MAX_ATTESTATION_FILE:
+                raise InputError(f"the attestation is larger than {MAX_ATTESTATION_FILE} bytes",
+                                 path=label, hint="no genuine attestation is this large")
         else:
             label = str(src)
-            try:
-                data = Path(src).read_bytes()
-            except OSError as exc:
-                raise InputError(
-                    f"cannot read the attestation: {exc.strerror}", path=label
-                ) from exc
+            data = read_limited(src, limit=MAX_ATTESTATION_FILE, what="the attestation file",
+                                hint="no genuine attestation file is this large; see "
+                                "docs/trust.md for the limits")
         out.extend(_parse_file(label, data))
     return out
 
 
 def _parse_file(label: str, data: bytes) -> list[RawAttestation]:
-    try:
-        return [_parse_doc(label, None, data, json.loads(data))]
-    except json.JSONDecodeError:
-        pass
-    except UnicodeDecodeError as exc:
-        raise InputError("not UTF-8 JSON", path=label, hint="give an attestation file") from exc
-    found = []
+    if len(data) <= MAX_ENVELOPE:
+        try:
+            doc = loads(data, what="the attestation file", path=label)
+        except NotJSON:
+            pass  # perhaps JSON lines
+        except InputError as exc:  # JSON, refused for what it holds (a duplicate key)
+            return [_malformed(label, None, data, exc)]
+        else:
+            return [_parse_doc(label, None, data, doc)]
+    found: list[RawAttestation] = []
     for n, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
+        if len(found) >= MAX_PER_FILE:
+            raise InputError(f"the file holds more than {MAX_PER_FILE} attestations", path=label,
+                             line=n, hint="no image needs this many; see docs/trust.md")
+        if len(line) > MAX_ENVELOPE:
+            found.append(RawAttestation(
+                f"{label}:{n}", hashlib.sha256(line.strip()).hexdigest(),
+                error=f"larger than {MAX_ENVELOPE} bytes, the most imagelock reads for one "
+                "envelope"))
+            continue
         try:
-            doc = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(
-                f"not JSON: {exc}",
-                path=label,
-                line=n,
-                hint="give a DSSE envelope, a sigstore bundle, or JSON lines of them",
-            ) from exc
+            doc = loads(line, what="the line", path=label, line=n,
+                        hint="give a DSSE envelope, a sigstore bundle, or JSON lines of them")
+        except NotJSON:
+            raise
+        except InputError as exc:
+            found.append(_malformed(label, n, line, exc))
+            continue
         found.append(_parse_doc(label, n, line, doc))
     if not found:
         raise InputError("the attestation file is empty", path=label)
     return found
+
+
+def _malformed(label: str, line: int | None, raw: bytes, exc: InputError) -> RawAttestation:
+    source = f"{label}:{line}" if line else label
+    digest = hashlib.sha256(raw.strip() if line else raw).hexdigest()
+    where = f"{exc.field}: " if exc.field else ""
+    if isinstance(exc, UnsupportedInput):  # valid, but not verifiable here: say so
+        return RawAttestation(source, digest, error=exc.message)
+    return RawAttestation(source, digest, error=f"malformed: {where}{exc.message}")
 
 
 def _parse_doc(label: str, line: int | None, raw: bytes, doc: Any) -> RawAttestation:
@@ -248,9 +282,16 @@ def _parse_doc(label: str, line: int | None, raw: bytes, doc: Any) -> RawAttesta
         # lazy: sigstore costs hundreds of ms to import; only bundles and keyless signers need it
         from imagelock.trust.sigstore_bundle import load_bundle
 
-        return RawAttestation(source, digest, bundle=load_bundle(raw, path=label, line=line))
+        try:
+            return RawAttestation(source, digest, bundle=load_bundle(raw, path=label, line=line))
+        except InputError as exc:
+            return _malformed(label, line, raw, exc)
     if isinstance(doc, dict) and "payloadType" in doc:
-        return RawAttestation(source, digest, envelope=parse_envelope(doc, path=label, line=line))
+        try:
+            envelope = parse_envelope(doc, path=label, line=line)
+        except InputError as exc:
+            return _malformed(label, line, raw, exc)
+        return RawAttestation(source, digest, envelope=envelope)
     raise InputError(
         "neither a DSSE envelope nor a sigstore bundle",
         path=label,
@@ -288,6 +329,8 @@ def _signers_of(raw: RawAttestation, policy: LoadedPolicy) -> tuple[str, bytes, 
     """Payload type, payload and the trusted signers whose signature verified."""
     if raw.envelope is not None:
         env = raw.envelope
+        if not env.signatures:
+            raise _NotCounted("the envelope carries no signatures")
         ids = verified_keyids(env, policy.public_keys())
         if not ids:
             trusted_ids = {k.keyid for k in policy.public_keys()}
@@ -363,7 +406,8 @@ def _check_provenance(
         )
     meta = prov.run_details.metadata
     when = (meta.finished_on or meta.started_on) if meta else None
-    _fresh(when, policy, now, ptype, vendors)
+    _fresh(when, policy, now, ptype, vendors, missing="the provenance has no finishedOn or "
+           "startedOn, and the policy's max_age needs one")
     return Counted(raw.source, ptype, tuple(vendors), lock)
 
 
@@ -388,7 +432,8 @@ def _check_vsa(
     lock = lock_digest_of_vsa(vsa)
     if lock is None:
         raise _NotCounted("the VSA names no lock (policy.digest.sha256)", ptype, rebuilders)
-    _fresh(vsa.time_verified, policy, now, ptype, rebuilders)
+    _fresh(vsa.time_verified, policy, now, ptype, rebuilders, missing="the VSA has no "
+           "timeVerified (optional since VSA 1.1), and the policy's max_age needs it")
     if vsa.verification_result == "FAILED":
         return Counted(raw.source, ptype, tuple(rebuilders), lock, "FAILED")
     match = match_of(vsa)
@@ -414,6 +459,8 @@ def _fresh(
     now: datetime,
     ptype: str,
     signers: Sequence[Signer],
+    *,
+    missing: str,
 ) -> None:
     if when is not None and when > now + CLOCK_SKEW:
         raise _NotCounted(f"its time {when.isoformat()} is in the future", ptype, signers)
@@ -421,7 +468,7 @@ def _fresh(
     if limit is None:
         return
     if when is None:
-        raise _NotCounted("it carries no time, and the policy sets max_age", ptype, signers)
+        raise _NotCounted(missing, ptype, signers)
     age = now - when
     if age > timedelta(seconds=limit):
         raise _NotCounted(
@@ -467,9 +514,15 @@ class RequirePredicate:
 
     def check(self, evidence: Evidence) -> list[RuleOutcome]:
         found = evidence.of_type(self.predicate_type)
-        if found:
-            who = sorted({s.name for c in found for s in c.signers})
+        passed = [c for c in found if c.verdict == "PASSED"]
+        if passed:
+            who = sorted({s.name for c in passed for s in c.signers})
             return [_ok(f"require:{self.predicate_type}", f"present, signed by {', '.join(who)}")]
+        if found:
+            # A FAILED VSA is evidence against the image, never the evidence a rule requires.
+            who = sorted({s.name for c in found for s in c.signers})
+            return [_no(f"require:{self.predicate_type}",
+                        f"only FAILED verification summaries (signed by {', '.join(who)})")]
         return [
             _no(
                 f"require:{self.predicate_type}",
@@ -591,6 +644,9 @@ def evaluate(
     counted: list[Counted] = []
     notes: list[AttestationNote] = []
     for raw in raws:
+        if raw.error is not None:
+            notes.append(_note(raw, None, (), False, raw.error))
+            continue
         try:
             c = _check(raw, policy, manifest_hex, now)
         except _NotCounted as nc:

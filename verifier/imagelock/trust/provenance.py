@@ -32,6 +32,7 @@ from imagelock.formats.attestation import (
     input_error,
 )
 from imagelock.trust.statement import make_statement, sha256_hex
+from imagelock.trust.uris import relative_reference
 
 BUILD_TYPE = "https://imagelock.dev/build/v1"
 DEFAULT_BUILDER_ID = "https://imagelock.dev/builders/cli/v1"
@@ -75,7 +76,7 @@ def build_provenance(
     """The provenance statement for one built image (one platform's manifest)."""
     lock: dict[str, Any] = {"digest": {"sha256": sha256_hex(lock_digest, field="lock_digest")}}
     if lock_uri:
-        lock["uri"] = lock_uri
+        lock["uri"] = relative_reference(lock_uri)
     external: dict[str, Any] = {"lock": lock}
     if platform:
         external["platform"] = platform

@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagelock.core import progress
 from imagelock.core.errors import FetchError, InputError
 from imagelock.oci.archive_read import read_docker_archive
 from imagelock import __version__
 from imagelock.core.atomic import atomic_file
-from imagelock.oci.locations import local_path
+from imagelock.oci.locations import local_path, registry_form
 from imagelock.trust import (
     AttestationRef,
     build_provenance,
@@ -22,6 +23,7 @@ from imagelock.trust import (
     statement_bytes,
 )
 from imagelock.trust.attest import append_line, attestations_path, lock_digest, lock_pins, utc_now
+from imagelock.trust.uris import oci_uri
 
 if TYPE_CHECKING:
     from imagelock.build.from_lock import BuildResult
@@ -101,6 +103,7 @@ def _production_config() -> Any:
                          "network") from None
 
 
+@progress.phase("sign")
 def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
     """SLSA provenance for every platform built, signed, filed beside the output."""
     out = attestations_path(res.output)
@@ -153,6 +156,7 @@ def _payload(line: bytes) -> bytes:
         return b""
 
 
+@progress.phase("sign")
 def sign_rebuild(
     res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None
 ) -> tuple[Path, bytes]:
@@ -169,8 +173,11 @@ def sign_rebuild(
         match=match,  # type: ignore[arg-type]
         input_attestations=provenance_refs(local_path(res.image_ref) if res.image_ref else None),
         verifier_version={"imagelock": __version__},
-        # A local path means nothing to others (and says where the rebuilder keeps files).
-        resource_uri=res.image_ref if res.image_ref and local_path(res.image_ref) is None else None,
+        # A local path means nothing to others (and says where the rebuilder keeps files): a
+        # registry image is named by its oci:// URI, anything else by its package URL.
+        resource_uri=(oci_uri(registry_form(res.image_ref).removeprefix("docker://"),
+                              subject.manifest_digest)
+                      if res.image_ref and local_path(res.image_ref) is None else None),
         **({"verifier_id": verifier_id} if verifier_id else {}),
     )
     return signer.emit(st, out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from importlib import metadata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from sigstore import dsse as sigstore_dsse
 from sigstore.errors import Error as SigstoreError
+from sigstore.models import IncompatibleEntry
 from sigstore.models import Bundle, ClientTrustConfig, TrustedRoot
 from sigstore.oidc import ExpiredIdentity, IdentityToken
 from sigstore.sign import SigningContext
@@ -32,7 +34,8 @@ from sigstore_models.trustroot.v1 import ClientTrustConfig as _ClientTrustConfig
 from sigstore_models.trustroot.v1 import SigningConfig as _SigningConfigModel
 from sigstore_models.trustroot.v1 import TrustedRoot as _TrustedRootModel
 
-from imagelock.core.errors import FetchError, InputError, VerificationFailed
+from imagelock.core.errors import FetchError, InputError, UnsupportedInput, VerificationFailed
+from imagelock.core.strict_json import loads
 
 TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 
@@ -77,12 +80,60 @@ def load_trusted_root(path: str | Path) -> TrustedRoot:
         ) from exc
 
 
+def _library() -> str:
+    try:
+        return f"sigstore-python {metadata.version('sigstore')}"
+    except metadata.PackageNotFoundError:  # pragma: no cover - imported above, so installed
+        return "sigstore-python"
+
+
+def unsupported_feature(doc: Mapping[str, Any]) -> str | None:
+    """What a bundle uses that the sigstore library cannot verify, if anything.
+
+    These bundles are valid by the bundle specification; the library refuses them with errors
+    that read like damage ("expected certificate in bundle"), so they are named here first.
+    """
+    media_type = doc.get("mediaType")
+    if media_type not in {t.value for t in Bundle.BundleType}:
+        return f"bundle format {str(media_type)[:80]!r}"
+    material = doc.get("verificationMaterial")
+    if isinstance(material, Mapping):
+        if "publicKey" in material and not (
+            material.get("certificate") or material.get("x509CertificateChain")
+        ):
+            return "a bundle signed with a public key (no certificate)"
+        entries = material.get("tlogEntries")
+        if isinstance(entries, list) and len(entries) != 1:
+            return f"a bundle with {len(entries)} transparency log entries (exactly one is verified)"
+    envelope = doc.get("dsseEnvelope")
+    if isinstance(envelope, Mapping):
+        signatures = envelope.get("signatures")
+        if isinstance(signatures, list) and len(signatures) != 1:
+            return f"a DSSE envelope with {len(signatures)} signatures in a bundle"
+    return None
+
+
 def load_bundle(
     data: bytes | str, *, path: str | Path | None = None, line: int | None = None
 ) -> Bundle:
-    """A sigstore bundle from its JSON; InputError if it is malformed."""
+    """A sigstore bundle from its JSON; InputError if it is malformed, UnsupportedInput if it
+    is valid but uses what the sigstore library cannot verify."""
+    doc = loads(data, what="the sigstore bundle", path=path, line=line)
+    feature = unsupported_feature(doc) if isinstance(doc, Mapping) else None
+    if feature is not None:
+        raise UnsupportedInput(
+            f"unsupported sigstore bundle: {feature} is not supported by {_library()}",
+            path=path, line=line,
+            hint="ask the signer for a certificate-based bundle v0.1-v0.3 with one signature and "
+            "one log entry, or a DSSE envelope signed with a key",
+        )
     try:
         return Bundle.from_json(data)
+    except IncompatibleEntry as exc:
+        raise UnsupportedInput(
+            f"unsupported sigstore bundle: its log entry is not supported by {_library()}: "
+            f"{_first_line(exc)}", path=path, line=line,
+            hint="the bundle may be valid; this sigstore library cannot check it") from exc
     except Exception as exc:  # InvalidBundle, pydantic and JSON errors: all "malformed"
         raise InputError(
             f"not a valid sigstore bundle: {_first_line(exc)}",

@@ -6,7 +6,6 @@ distribution identity), so a consumer checks exactly the bytes it is about to ru
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from pydantic import ValidationError
 
 from imagelock.core.digest import canonical_json, hex_of, is_sha256_hex
 from imagelock.core.errors import InputError
+from imagelock.core.strict_json import loads
 from imagelock.formats.attestation import (
     STATEMENT_TYPE,
     ResourceDescriptor,
@@ -60,15 +60,10 @@ def statement_bytes(statement: Statement) -> bytes:
 
 
 def parse_statement(payload: bytes, *, path: str | Path | None = None) -> Statement:
-    """A Statement from a (verified) payload; InputError if it is not one."""
-    try:
-        doc = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"the payload is not JSON: {exc}",
-            path=path,
-            hint="the payload must be an in-toto Statement",
-        ) from exc
+    """A Statement from a (verified) payload; InputError if it is not one, or if it is JSON that
+    two readers could read differently (a duplicate key)."""
+    doc = loads(payload, what="the payload", path=path,
+                hint="the payload must be an in-toto Statement")
     try:
         return Statement.model_validate(doc)
     except ValidationError as exc:

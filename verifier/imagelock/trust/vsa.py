@@ -33,6 +33,7 @@ from imagelock.formats.attestation import (
     input_error,
 )
 from imagelock.trust.statement import make_statement, sha256_hex
+from imagelock.trust.uris import purl, relative_reference
 
 Match = Literal["distribution", "content"]
 REPRODUCED_DISTRIBUTION = "IMAGELOCK_REPRODUCED_DISTRIBUTION"
@@ -72,7 +73,12 @@ def build_vsa(
     verifier_version: Mapping[str, str] | None = None,
     resource_uri: str | None = None,
 ) -> Statement:
-    """The VSA statement for one rebuilt image; `match=None` records a FAILED rebuild."""
+    """The VSA statement for one rebuilt image; `match=None` records a FAILED rebuild.
+
+    `resource_uri` defaults to the image's package URL (`pkg:oci/NAME@sha256%3AHEX`); a rebuilder
+    that compared a registry image passes its `oci://` URI (`trust.uris`). `lock_uri` and each
+    input's `uri` are file names, written as relative references.
+    """
     if time_verified.tzinfo is None:
         raise ValueError("time_verified must be timezone-aware")
     hexd = sha256_hex(manifest_digest, field="manifest_digest")
@@ -81,13 +87,15 @@ def build_vsa(
             id=verifier_id, version=dict(verifier_version) if verifier_version else None
         ),
         time_verified=time_verified.astimezone(UTC),
-        resource_uri=resource_uri or f"{subject_name}@sha256:{hexd}",
+        resource_uri=resource_uri or purl(subject_name, hexd),
         # The spec requires policy.uri; the digest is what a consumer compares.
         policy=ResourceDescriptor(
-            uri=lock_uri, digest={"sha256": sha256_hex(lock_digest, field="lock_digest")}
+            uri=relative_reference(lock_uri),
+            digest={"sha256": sha256_hex(lock_digest, field="lock_digest")},
         ),
         input_attestations=[
-            ResourceDescriptor(uri=a.uri, digest={"sha256": sha256_hex(a.sha256, field="input")})
+            ResourceDescriptor(uri=relative_reference(a.uri) if a.uri else None,
+                               digest={"sha256": sha256_hex(a.sha256, field="input")})
             for a in input_attestations
         ]
         or None,

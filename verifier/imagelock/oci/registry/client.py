@@ -34,6 +34,7 @@ import requests
 import urllib3
 
 from imagelock import __version__
+from imagelock.core import progress
 from imagelock.core.digest import CHUNK
 from imagelock.core.errors import (
     FetchError,
@@ -443,6 +444,7 @@ class RegistryClient:
         if store.has(hex_):
             try:
                 store.verify(hex_, size, what)
+                progress.item(what, "present", size, self.host)
                 return
             except IntegrityError:
                 pass  # the cached copy was bad and is gone: download again
@@ -459,8 +461,10 @@ class RegistryClient:
                         "descriptor says", hint="the registry serves altered content: do not "
                         "use it")
                 try:
-                    store.add_chunks(r.raw.stream(CHUNK, decode_content=False), sha256=hex_,
-                                     size=size, what=f"{what} from {where}")
+                    store.add_chunks(progress.counted(r.raw.stream(CHUNK, decode_content=False),
+                                                      what, self.host),
+                                     sha256=hex_, size=size, what=f"{what} from {where}")
+                    progress.item(what, "downloaded", size, self.host)
                     return
                 except IntegrityError as e:
                     raise IntegrityError(

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from imagelock.core import progress
 from imagelock.core.errors import InputError, IntegrityError
 from imagelock.fetch.store import Store
 from imagelock.formats.oci import MT_MANIFEST, ConfigDoc, Index, Manifest, Platform
@@ -87,6 +88,7 @@ def resolve_platform(
                      hint="the registry serves a loop or a crafted index: do not use it")
 
 
+@progress.phase("pull")
 def pull(
     ref: str | Reference,
     dest_dir: str | os.PathLike[str],
@@ -134,6 +136,7 @@ def _download(
     check_media_type(m.config.media_type, CONFIG_TYPES, f"config {m.config.digest}")
     for i, d in enumerate(m.layers):
         check_media_type(d.media_type, LAYER_TYPES, f"layer {i} ({d.digest})")
+    progress.planned(1 + len(m.layers), m.config.size + sum(d.size for d in m.layers), "blobs")
     cfg_what = f"config {m.config.digest}"
     check_document_size(m.config.size, cfg_what, ref.name)
     client.download_blob(ref.repository, m.config.digest, m.config.size, store, cfg_what)
@@ -158,6 +161,7 @@ def _download(
                  platform=platform_string(got.os, got.architecture, got.variant))
 
 
+@progress.phase("push")
 def push(
     image: Image,
     ref: str | Reference,
@@ -177,14 +181,21 @@ def push(
     media_type = _check_pushable(image)
     with client_for(r, insecure=insecure, credentials=credentials) as client:
         seen: set[str] = set()
+        progress.planned(len({b.digest for b in image.layers}) + 1,
+                         sum({b.digest: b.size for b in image.layers}.values()) + len(image.config),
+                         "blobs")
         for blob in image.layers:
             if blob.digest not in seen:
                 seen.add(blob.digest)
-                client.upload_blob(r.repository, blob.digest, blob.size, blob.open,
-                                   chunk_size=chunk_size)
+                sent = client.upload_blob(r.repository, blob.digest, blob.size, blob.open,
+                                          chunk_size=chunk_size)
+                progress.item(f"layer {blob.digest}", "uploaded" if sent else "present",
+                              blob.size, r.host)
         config = image.config
-        client.upload_blob(r.repository, image.config_digest, len(config),
-                           lambda: io.BytesIO(config), chunk_size=chunk_size)
+        sent = client.upload_blob(r.repository, image.config_digest, len(config),
+                                  lambda: io.BytesIO(config), chunk_size=chunk_size)
+        progress.item(f"config {image.config_digest}", "uploaded" if sent else "present",
+                      len(config), r.host)
         headers = client.put_manifest(r.repository, r.tag or digest, image.manifest, media_type)
     said = headers.get("Docker-Content-Digest")
     if said and said != digest:

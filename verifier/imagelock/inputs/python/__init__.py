@@ -1,0 +1,1 @@
+"""Python wheels: installing pinned wheels into the image tree."""

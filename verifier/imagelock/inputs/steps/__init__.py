@@ -1,0 +1,1 @@
+"""Build steps: commands run in the assembled image root, each giving one layer."""

@@ -1,0 +1,65 @@
+"""Build steps: commands the lock runs in the image's assembled root (`run`), each step's changes
+one layer. They pin no bytes of their own: what they use is already in the layers below."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+from imagelock.core.errors import InputError
+from imagelock.formats.lock import Lock
+from imagelock.formats.spec import Step
+from imagelock.inputs.kind import (
+    BuildInputs,
+    Component,
+    Dependency,
+    Mirrors,
+    PinDiff,
+    Placement,
+    Source,
+)
+from imagelock.tar.entry import Entry
+
+_HOST_PLATFORM = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
+
+
+class BuildSteps:
+    name = "steps"
+
+    def pins(self, lock: Lock, platform: str) -> Sequence[Step]:
+        return lock.steps
+
+    def sources(self, lock: Lock, mirrors: Mirrors) -> Iterator[Source]:
+        return iter(())
+
+    def platform_layers(self, lock: Lock) -> set[str]:
+        return {st.layer or st.name for st in lock.steps}  # they run the platform's own programs
+
+    def place(self, lock: Lock, platform: str, build: BuildInputs) -> Iterator[Placement]:
+        return iter(())
+
+    def make_layers(self, lock: Lock, platform: str, layers: dict[str, list[Entry]],
+                    build: BuildInputs) -> dict[str, list[Entry]]:
+        """Run the lock's build steps on the assembled layers; one layer per step."""
+        if not lock.steps:
+            return {}
+        host = _HOST_PLATFORM.get(os.uname().machine)
+        if platform != host:
+            raise InputError(f"build steps run the image's own programs, which this {host} machine "
+                             f"cannot do for {platform}", field="steps",
+                             hint="build steps' images on a machine of the target platform")
+        # lazy: the sandbox loads only for a build that has steps
+        from imagelock.inputs.steps.run import run_steps
+
+        step_layers = self.platform_layers(lock)
+        below = [layers[n] for n in lock.layers if n not in step_layers]
+        return run_steps(lock.steps, below, build.workdir, source_date_epoch=lock.source_date_epoch)
+
+    def dependencies(self, lock: Lock) -> Iterator[Dependency]:
+        return iter(())  # the lock's digest covers the commands
+
+    def diff(self, old: Lock, new: Lock) -> PinDiff:
+        return PinDiff()  # a changed step shows with the image's settings (`~ steps: ...`)
+
+    def components(self, lock: Lock, platform: str) -> Iterator[Component]:
+        return iter(())
