@@ -62,11 +62,9 @@ def floor_seconds(root: Path) -> float:
 PIPELINE = """
 import json, sys, time
 from pathlib import Path
-from imagelock.build.from_lock import build_lock
-from imagelock.fetch.store import Store
+from imagelock import api
 t = time.perf_counter()
-build_lock(Path(sys.argv[1]), output=Path(sys.argv[2]), fmt="oci", store=Store(), cli_mirrors=[],
-           offline=True)
+api.build(Path(sys.argv[1]), output=Path(sys.argv[2]), offline=True)
 print(json.dumps({"pipeline": time.perf_counter() - t}))
 """
 
@@ -117,7 +115,7 @@ def main() -> None:
         print(f"| {mb} MB | {files} | {build:.2f} | {pipeline:.2f} | {floor:.2f} | "
               f"{pipeline / floor:.2f}x | {build / floor:.2f}x | {rss:.0f} |")
     print("\nfloor = sha256 + gzip (same encoder, level) of the same bytes in one pass, one core;"
-          "\npipeline = build_lock() in-process (check, verify inputs, layers, OCI layout); the "
+          "\npipeline = api.build() in-process (check, verify inputs, layers, OCI layout); the "
           "command adds\ninterpreter start-up and imports (~0.3 s). Best of 2 runs each, warm page"
           " cache.\nTargets: pipeline within 1.5x of the floor; peak RSS under 150 MB at 1 GB.")
     shutil.rmtree(work, ignore_errors=True)

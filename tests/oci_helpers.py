@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 from helpers import REPO, copy_example, need
-from imagelock.build.from_lock import build_lock
-from imagelock.fetch.store import Store
+from imagelock import api
 
 LOCK = json.loads((REPO / "examples/hello/imagelock.lock").read_text())
 EXPECTED = LOCK["expected"]["linux/amd64"]
@@ -26,11 +25,10 @@ EXPECTED = LOCK["expected"]["linux/amd64"]
 def build_hello(tmp: Path) -> dict[str, Path]:
     """The hello example built in-process as an OCI layout and as a docker-archive."""
     ex = copy_example("hello", tmp / "hello")
-    store = Store(tmp / "store")
+    store = tmp / "store"
     out = {"oci": tmp / "oci", "archive": tmp / "hello.tar", "tmp": tmp}
     for fmt, dest in (("oci", out["oci"]), ("docker-archive", out["archive"])):
-        result = build_lock(ex / "imagelock.lock", output=dest, fmt=fmt, store=store,
-                            cli_mirrors=[], offline=True)
+        result = api.build(ex, output=dest, format=fmt, store=store, offline=True)
         assert result.verdict == "reproduced", result.human()
     return out
 

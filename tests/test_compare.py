@@ -13,7 +13,7 @@ from typing import BinaryIO
 import pytest
 import tamper
 from helpers import copy_example
-from imagelock.api import lock as make_lock
+from imagelock.api import resolve
 from imagelock.build.image import build_images
 from imagelock.compare.diffoscope import keep_images, run_diffoscope
 from imagelock.compare.extract import safe_relpath
@@ -74,7 +74,7 @@ def two_layers(tmp_path_factory: pytest.TempPathFactory) -> Image:
     (ctx / "app" / "app.conf").write_text("greeting = hello\nrepeat = 3\n")
     (ctx / "imagelock.yaml").write_text(TWO_LAYER_SPEC)
     store = Store(tmp / "store")
-    lock = make_lock(ctx / "imagelock.yaml", store=store, cli_mirrors={}, offline=True)
+    lock = resolve(ctx / "imagelock.yaml", store=store, offline=True)
     (tmp / "work").mkdir()
     return build_images(lock, context=ctx, store=store, workdir=tmp / "work")[0]
 

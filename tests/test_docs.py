@@ -171,7 +171,8 @@ def cli() -> tuple[set[str], dict[str, set[str]]]:
 
 _STOP = {"|", "||", "&&", ";", "->", ">", ">>", "2>", "2>&1", "<", "<<", "&"}
 _FLAG = re.compile(r"^(--?[A-Za-z][\w-]*)(=.*)?$")
-_NOT_AN_INVOCATION_AFTER = {"install", "uninstall", "show"}  # `pip install imagelock`, "Install imagelock"
+# `pip install imagelock`, "Install imagelock", and Python's `from imagelock import api`.
+_NOT_AN_INVOCATION_AFTER = {"install", "uninstall", "show", "from"}
 
 
 @dataclass(frozen=True)

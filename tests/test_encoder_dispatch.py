@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from helpers import REPO, need
-from imagelock.api import lock as make_lock
+from imagelock.api import resolve as make_lock
 from imagelock.formats.files import write_lock
 from imagelock.fetch.store import Store
 from vector_runner import load, materialise
@@ -61,7 +61,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     locks = []
     for name in VECTORS:
         spec, mirrors = materialise(load(name), tmp / name)
-        lock = make_lock(spec, store=Store(store), cli_mirrors=mirrors)
+        lock = make_lock(spec, store=Store(store), mirrors=mirrors)
         write_lock(lock, spec.parent / "imagelock.lock")
         locks.append(spec.parent / "imagelock.lock")
     prefixes = {"native": [], **{m: [qemu, "-cpu", m] for m in MODELS}}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, layer_index
-from imagelock.api import lock as make_lock
+from imagelock.api import resolve as make_lock
 from imagelock.build.image import build_images
 from imagelock.compare.locks import diff_locks, render_lock_diff
 from imagelock.fetch.store import Store

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 from helpers import IMAGELOCK, copy_example, need
-from imagelock.build.from_lock import build_lock
+from imagelock import api
 from imagelock.core.errors import FetchError, StaleLockError, ToolUnavailable
-from imagelock.fetch.store import Store
 from imagelock.rebuild.sandboxed import build_in_sandbox
 from imagelock.sandbox import bwrap as sb
-from imagelock.sandbox.bwrap import Change, Sandbox, build_sandbox
+from imagelock.sandbox.bwrap import OverlayChange, Sandbox, build_sandbox
 
 pytestmark = pytest.mark.tools
 
@@ -214,9 +213,8 @@ def test_build_in_sandbox_reproduces_the_locked_digest(tmp_path: Path) -> None:
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     assert index["manifests"][0]["digest"] == expected["manifest_digest"]
     # The same bytes as the unsandboxed build, and nothing left beside the output.
-    direct = build_lock(lock, output=tmp_path / "direct", fmt="oci", store=Store(store),
-                        cli_mirrors=[], offline=True)
-    assert direct.platforms == res["platforms"]
+    direct = api.build(lock, output=tmp_path / "direct", store=store, offline=True)
+    assert direct.model_dump(mode="json")["platforms"] == res["platforms"]
     assert sorted(os.listdir(tmp_path)) == ["direct", "hello", "out", "store"]
 
 
@@ -324,13 +322,13 @@ def test_overlay_step_reports_added_changed_and_deleted(tiny_root: Path, as_root
     try:
         changes = sb.upper_to_changes(upper, tiny_root)
         assert changes == [
-            Change("etc", "changed"),
-            Change("etc/motd", "changed"),
-            Change("etc/new.conf", "added"),
-            Change("etc/old.conf", "deleted"),
-            Change("var", "changed"),
-            Change("var/cache", "changed"),
-            Change("var/cache", "opaque"),
+            OverlayChange("etc", "changed"),
+            OverlayChange("etc/motd", "changed"),
+            OverlayChange("etc/new.conf", "added"),
+            OverlayChange("etc/old.conf", "deleted"),
+            OverlayChange("var", "changed"),
+            OverlayChange("var/cache", "changed"),
+            OverlayChange("var/cache", "opaque"),
         ]
         assert (upper / "etc" / "new.conf").stat().st_uid == 1234
         assert stat.S_ISCHR((upper / "etc" / "old.conf").lstat().st_mode)

@@ -14,7 +14,7 @@ from typing import Any
 
 from helpers import REPO
 from imagelock.build.from_lock import build_lock
-from imagelock.api import lock as make_lock
+from imagelock.api import resolve as make_lock
 from imagelock.formats.files import write_lock
 from imagelock.fetch.store import Store
 
@@ -128,7 +128,7 @@ def run_vector(vector: Vector, root: Path) -> dict[str, Any]:
     return the digests those files have, in the shape of the vector's `expected`."""
     spec, mirrors = materialise(vector, root)
     store = Store(root / "store")
-    lock = make_lock(spec, store=store, cli_mirrors=mirrors)
+    lock = make_lock(spec, store=store, mirrors=mirrors)
     lock_path = spec.parent / "imagelock.lock"
     write_lock(lock, lock_path)
     for fmt, output in (("oci", root / "oci"), ("docker-archive", root / "image.tar")):

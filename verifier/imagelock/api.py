@@ -1,38 +1,411 @@
 """The public Python API: the pipeline's stages as functions that return typed results.
 
-Everything else in the package is internal and may move; docs/api.md documents this module.
+Each function does what the command of the same name does and returns the model its `--json`
+prints (formats/results.py, `PolicyResult` for `verify`); errors are `ImagelockError`s
+(core/errors.py) whose `exit_code` is the command's. Everything else in the package is internal
+and may move; docs/api.md documents this module.
+
+Each function imports its own stage when called, so importing this module costs nothing and a
+command loads only what it needs (`verify` starts in a fraction of what `build` would load).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from imagelock.build.expected import record_expected
-from imagelock.inputs.fetching import fetch_pins
-from imagelock.fetch.store import Store
-from imagelock.formats.files import load_spec
-from imagelock.formats.lock import Lock
-from imagelock.lock.context import context_dir
-from imagelock.lock.make import resolve_lock
+from imagelock.core.errors import ImagelockError, InputError
+from imagelock.core.names import LOCK_FILENAME, lock_file, spec_file
+
+if TYPE_CHECKING:
+    from imagelock.fetch.store import Store
+    from imagelock.formats.lock import Lock
+    from imagelock.formats.policy import PolicyResult
+    from imagelock.formats.results import (
+        AttachResult,
+        BuildResult,
+        CheckResult,
+        FetchResult,
+        KeygenResult,
+        LockCheckResult,
+        LockDiffResult,
+        LockResult,
+        PullResult,
+        PushResult,
+        RebuildReport,
+    )
+    from imagelock.trust.signing import Signer
+
+Mirrors = Mapping[str, list[str]]
+"""Mirrors by source name, each tried in order before the spec's and the machine's."""
+
+__all__ = [
+    "ImagelockError", "attach", "build", "check", "check_rebuild_signing", "diff", "fetch", "keygen", "lock",
+    "lock_up_to_date", "pull", "push", "rebuild", "resolve", "signer", "verify",
+]
 
 
-def lock(
-    spec_path: Path,
+def _store(store: Store | Path | None) -> Store:
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.fetch.store import Store
+
+    return store if isinstance(store, Store) else Store(store)
+
+
+# --- lock -------------------------------------------------------------------------------------
+
+
+def resolve(
+    spec: Path,
     *,
-    store: Store,
-    cli_mirrors: Mapping[str, list[str]] | None = None,
+    store: Store | Path | None = None,
+    mirrors: Mirrors | None = None,
     offline: bool = False,
     lock_dir: Path | None = None,
     previous: Lock | None = None,
     upgrade: Sequence[str] = (),
 ) -> Lock:
-    """Resolve the spec into a complete lock: every input pinned (the lock stage), then the
-    digests its build must produce (one build, the build stage). Nothing is written."""
-    mirrors = cli_mirrors or {}
-    resolved = resolve_lock(spec_path, store=store, cli_mirrors=mirrors, offline=offline,
+    """The lock the spec resolves to: every input pinned (the lock stage), then the digests its
+    build must produce (one build, the build stage). Nothing is written; `previous` is a lock
+    whose Debian pins are kept unless named in `upgrade`."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.build.expected import record_expected
+    from imagelock.formats.files import load_spec
+    from imagelock.inputs.fetching import fetch_pins
+    from imagelock.lock.context import context_dir
+    from imagelock.lock.make import resolve_lock
+
+    st = _store(store)
+    found = mirrors or {}
+    resolved = resolve_lock(spec, store=st, cli_mirrors=found, offline=offline,
                             lock_dir=lock_dir, previous=previous, upgrade=upgrade)
-    spec = load_spec(spec_path)
-    fetch_pins(resolved, spec.sources, store, cli_mirrors=mirrors, offline=offline)
-    context = context_dir(spec, spec_path)
-    return record_expected(resolved, context=context, store=store)
+    loaded = load_spec(spec)
+    fetch_pins(resolved, loaded.sources, st, cli_mirrors=found, offline=offline)
+    return record_expected(resolved, context=context_dir(loaded, spec), store=st)
+
+
+def _relock(spec: Path | None, output: Path | None, store: Store | Path | None,
+            mirrors: Mirrors | None, offline: bool, upgrade: Sequence[str],
+            upgrade_all: bool) -> tuple[Path, Lock, bytes, list[str]]:
+    """The lock file meant, the lock resolved now, its bytes, and notes."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.files import lock_bytes, read_lock
+
+    spec_path = spec_file(spec)
+    out = output or spec_path.parent / LOCK_FILENAME
+    previous, notes = None, []
+    if out.is_file() and not upgrade_all:
+        try:
+            previous = read_lock(out)
+        except InputError as e:
+            notes.append(f"existing lock not readable, resolving afresh: {e.message}")
+    new = resolve(spec_path, store=store, mirrors=mirrors, offline=offline,
+                  lock_dir=out.absolute().parent, previous=previous, upgrade=upgrade)
+    return out, new, lock_bytes(new), notes
+
+
+def lock(
+    spec: Path | None = None,
+    *,
+    output: Path | None = None,
+    store: Store | Path | None = None,
+    mirrors: Mirrors | None = None,
+    offline: bool = False,
+    upgrade: Sequence[str] = (),
+    upgrade_all: bool = False,
+) -> LockResult:
+    """Resolve the spec (a file or its directory) and write the lock beside it (or to
+    `output`). An existing lock's Debian pins are kept unless named in `upgrade`, or unless
+    `upgrade_all`."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.files import write_lock
+    from imagelock.formats.results import LockResult
+
+    out, new, data, notes = _relock(spec, output, store, mirrors, offline, upgrade, upgrade_all)
+    changed = not out.is_file() or out.read_bytes() != data
+    write_lock(new, out)
+    return LockResult(lock=str(out), changed=changed, expected=new.expected, notes=notes)
+
+
+def lock_up_to_date(
+    spec: Path | None = None,
+    *,
+    output: Path | None = None,
+    store: Store | Path | None = None,
+    mirrors: Mirrors | None = None,
+    offline: bool = False,
+    upgrade: Sequence[str] = (),
+    upgrade_all: bool = False,
+) -> LockCheckResult:
+    """Whether the lock on disk is exactly what `lock` with these arguments would write
+    (`imagelock lock --check`). Nothing is written."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.results import LockCheckResult
+
+    out, _, data, _ = _relock(spec, output, store, mirrors, offline, upgrade, upgrade_all)
+    return LockCheckResult(up_to_date=out.is_file() and out.read_bytes() == data, lock=str(out))
+
+
+# --- fetch, build, rebuild, check -------------------------------------------------------------
+
+
+def fetch(
+    lock: Path | None = None,
+    *,
+    store: Store | Path | None = None,
+    mirrors: Mirrors | None = None,
+    offline: bool = False,
+) -> FetchResult:
+    """Fill the store with every input the lock (a file or its directory) pins, checking each
+    sha256; with `offline`, only check that they are there and intact."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.files import read_lock
+    from imagelock.formats.results import FetchResult
+    from imagelock.inputs.fetching import fetch_lock
+
+    path = lock_file(lock)
+    st = _store(store)
+    rep = fetch_lock(read_lock(path), path, st, cli_mirrors=mirrors or {}, offline=offline)
+    return FetchResult(store=str(st.root), present=rep.present, downloaded=rep.downloaded,
+                       bytes_downloaded=rep.bytes_downloaded)
+
+
+def build(
+    lock: Path | None = None,
+    *,
+    output: Path = Path("out"),
+    format: Literal["oci", "docker-archive"] = "oci",
+    store: Store | Path | None = None,
+    mirrors: Mirrors | None = None,
+    offline: bool = False,
+    signer: Signer | None = None,
+) -> BuildResult:
+    """Build the image the lock describes into `output` and compare its digests with the
+    lock's (`verdict`); with a `signer`, sign SLSA provenance for it, only when it is the image
+    the lock names (`reproduced`: a content-only match has another manifest digest)."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.build.from_lock import build_lock
+
+    path = lock_file(lock)
+    res = build_lock(path, output=output, fmt=format, store=_store(store), cli_mirrors=mirrors,
+                     offline=offline)
+    if signer is None or res.verdict != "reproduced":
+        return res
+    # lazy: signing loads the trust stage only when asked for
+    from imagelock.trust.signing import sign_build
+
+    return res.model_copy(update={"attestations": str(sign_build(res, path, signer))})
+
+
+def rebuild(
+    lock: Path | None = None,
+    *,
+    image: str | None = None,
+    sandbox: bool = True,
+    platform: str | None = None,
+    keep: Path | None = None,
+    diffoscope: Path | None = None,
+    report_html: Path | None = None,
+    store: Store | Path | None = None,
+    mirrors: Mirrors | None = None,
+    offline: bool = False,
+    insecure: bool = False,
+    signer: Signer | None = None,
+    sign_failures: bool = False,
+    attestation_out: Path | None = None,
+    push_attestation: bool = False,
+    verifier_id: str | None = None,
+) -> RebuildReport:
+    """Rebuild the lock in isolation and compare it with the published `image` (or with the
+    lock's digests). With a `signer`, sign a SLSA VSA on a match (and on a mismatch with
+    `sign_failures`), appended to `attestation_out` (default: beside a local image, else
+    ./rebuild.intoto.jsonl), and with `push_attestation` attach it to the registry image. With
+    `report_html`, also write the comparison as one self-contained page."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.rebuild.rebuild import rebuild as rebuild_lock
+    from imagelock.rebuild.rebuild import scratch
+
+    check_rebuild_signing(signing=signer is not None, sandbox=sandbox, image=image,
+                          push_attestation=push_attestation)
+    with scratch() as tmp:
+        res = rebuild_lock(lock_file(lock), image=image, store=_store(store), cli_mirrors=mirrors,
+                           offline=offline, sandbox=sandbox, platform=platform, workdir=Path(tmp),
+                           insecure=insecure, keep=keep, diffoscope=diffoscope,
+                           report_html=report_html)
+        matched = res.verdict in ("reproduced", "reproduced-content")
+        if signer is None or not (matched or (sign_failures and res.verdict == "mismatch")):
+            return res.report
+        # lazy: signing loads the trust stage only when asked for
+        from imagelock.trust.gate import push_attestation as attach_envelope
+        from imagelock.trust.signing import rebuild_attestations_path, sign_rebuild
+
+        written, line = sign_rebuild(res, signer, verifier_id=verifier_id,
+                                     out=attestation_out or rebuild_attestations_path(image))
+        referrer = (attach_envelope(image, line, insecure=insecure)
+                    if push_attestation and image is not None else None)
+    return res.report.model_copy(update={"attestation": str(written), "referrer": referrer})
+
+
+def check_rebuild_signing(*, signing: bool, sandbox: bool, image: str | None,
+                          push_attestation: bool) -> None:
+    """Refuse what `rebuild` must not sign or attach (InputError), before any work: a VSA
+    vouches for an isolated rebuild, and only a registry image can carry a referrer. `rebuild`
+    checks this itself; call it first to refuse before making a signer (which may ask for a
+    passphrase or reach sigstore)."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.oci.locations import local_path
+
+    if signing and not sandbox:
+        raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
+                         hint="rebuild in the sandbox to sign, or drop --sign")
+    if push_attestation and (image is None or local_path(image) is not None):
+        raise InputError("--push-attestation needs --image naming a registry image",
+                         hint="e.g. --image registry.example.com/app@sha256:...")
+    if push_attestation and not signing:
+        raise InputError("--push-attestation needs --sign KEY or --sigstore")
+
+
+def check(
+    spec: Path | None = None,
+    *,
+    builds: int = 2,
+    variations: Sequence[str] | None = None,
+    store: Store | Path | None = None,
+    mirrors: Mirrors | None = None,
+) -> CheckResult:
+    """Build the lock beside the spec (a file or its directory) `builds` times under varied
+    hosts (`variations`, default all: `rebuild.check.VARIATIONS`) and say which variation
+    changes which file."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.rebuild.check import check as check_lock
+
+    return check_lock(spec_file(spec).parent / LOCK_FILENAME, store=_store(store),
+                      cli_mirrors=mirrors, builds=builds, names=variations)
+
+
+# --- trust ------------------------------------------------------------------------------------
+
+
+def signer(
+    key: Path | None = None,
+    *,
+    sigstore: bool = False,
+    identity_token: str | None = None,
+    trusted_root: Path | None = None,
+    signing_config: Path | None = None,
+) -> Signer | None:
+    """A signer for `build` and `rebuild`: a private key file (its passphrase from
+    $IMAGELOCK_KEY_PASSPHRASE or the terminal when it is encrypted), or keyless with sigstore;
+    None when neither is asked for."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.trust.signing import signer_for
+
+    return signer_for(key, sigstore=sigstore, identity_token=identity_token,
+                      trusted_root=trusted_root, signing_config=signing_config)
+
+
+def verify(
+    image: str,
+    *,
+    policy: Path,
+    attestations: Sequence[Path] = (),
+    platform: str | None = None,
+    insecure: bool = False,
+    now: datetime | None = None,
+) -> PolicyResult:
+    """Judge an image (a layout directory, a docker-archive, `oci:DIR[:TAG]`,
+    `docker-archive:FILE` or a registry reference) by a policy, with the `attestations` files
+    and those found beside the image or in its registry. Fails closed: `passed` is True only
+    if every rule passed."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.trust.attest import utc_now
+    from imagelock.trust.gate import verify as judge
+
+    with tempfile.TemporaryDirectory(prefix="imagelock-verify-") as tmp:
+        return judge(image, policy, list(attestations), now=now or utc_now(), workdir=Path(tmp),
+                     insecure=insecure, platform=platform)
+
+
+def keygen(
+    output: Path = Path("imagelock.key"),
+    *,
+    algorithm: Literal["ecdsa-p256", "ed25519"] = "ecdsa-p256",
+    encrypt: bool = True,
+    passphrase: bytes | None = None,
+) -> KeygenResult:
+    """Make a signing key pair: the private key at `output`, the public one beside it as
+    `output.pub`. With `encrypt`, the private key is encrypted with `passphrase`, else with
+    $IMAGELOCK_KEY_PASSPHRASE, else one asked on the terminal."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.results import KeygenResult
+    from imagelock.trust.keys import generate, passphrase_from_env_or_prompt, write_key_pair
+
+    if encrypt and passphrase is None:
+        passphrase = passphrase_from_env_or_prompt(confirm=True)
+        if passphrase is None:
+            raise InputError("no passphrase for the private key",
+                             hint="set IMAGELOCK_KEY_PASSPHRASE, run on a terminal, or pass "
+                             "--no-passphrase for a throw-away key")
+    key = generate(algorithm)
+    if not output.parent.is_dir():
+        raise InputError(f"directory {output.parent} does not exist",
+                         hint="create it first, or choose another -o path")
+    pub = output.with_name(output.name + ".pub")
+    write_key_pair(key, output, pub, passphrase if encrypt else None)
+    return KeygenResult(private=str(output), public=str(pub), keyid=key.public.keyid,
+                        algorithm=algorithm, encrypted=encrypt)
+
+
+# --- diff and the registry --------------------------------------------------------------------
+
+
+def diff(old: Path, new: Path) -> LockDiffResult:
+    """What changed between two locks (files or their directories), made for review."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.compare.locks import diff_locks
+    from imagelock.formats.files import read_lock
+    from imagelock.formats.results import LockDiffResult
+
+    found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)))
+    return LockDiffResult.model_validate(found.as_json())
+
+
+def push(image: str, ref: str, *, insecure: bool = False) -> PushResult:
+    """Push a local image (a layout directory, a docker-archive, `oci:DIR[:TAG]`,
+    `docker-archive:FILE`) to `ref` (`HOST[:PORT]/REPO[:TAG]`): blobs, manifest, then tag."""
+    # lazy: each API function loads only its own stage; the registry client loads requests
+    from imagelock.formats.results import PushResult
+    from imagelock.oci.locations import read_image, registry_form
+    from imagelock.oci.registry.transfer import push as push_image
+
+    digest = push_image(read_image(image), registry_form(ref).removeprefix("docker://"),
+                        insecure=insecure)
+    return PushResult(ref=ref, digest=digest)
+
+
+def pull(ref: str, output: Path, *, platform: str | None = None,
+         insecure: bool = False) -> PullResult:
+    """Pull `ref` into an OCI layout at `output`, checking every blob's digest as it streams."""
+    # lazy: each API function loads only its own stage; the registry client loads requests
+    from imagelock.formats.results import PullResult
+    from imagelock.oci.locations import registry_form
+    from imagelock.oci.registry.transfer import pull as pull_image
+
+    img = pull_image(registry_form(ref).removeprefix("docker://"), output, platform=platform,
+                     insecure=insecure)
+    return PullResult(ref=ref, output=str(output), manifest_digest=img.manifest_digest,
+                      config_digest=img.config_digest)
+
+
+def attach(image: str, attestations: Sequence[Path], *, insecure: bool = False) -> AttachResult:
+    """Attach attestation files (DSSE envelopes, one per line, or sigstore bundles) to a
+    registry image as OCI 1.1 referrers; each must name the image as its subject."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.results import AttachResult
+    from imagelock.trust.gate import attach_files
+
+    return AttachResult(ref=image, referrers=attach_files(image, list(attestations),
+                                                           insecure=insecure))

@@ -1,5 +1,7 @@
-"""The command line: thin typer commands that call the pipeline modules and map errors to exit
-codes. Human output by default, `--json` for machines.
+"""The command line: each command parses its options, calls `imagelock.api`, prints the typed
+result (its JSON with `--json`, else its human form) and maps it to an exit code; errors become
+their message (or JSON) and their exit code. Commands import what they need when they run, so
+`imagelock --version` and `verify` start fast.
 
 Exit codes: 0 ok; 1 verification failed or mismatch; 2 bad input or usage; 3 an input could not
 be fetched; 4 sandbox or tool unavailable; 70 internal error (a bug: please report it).
@@ -11,20 +13,28 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imagelock import __version__
-from imagelock.core.errors import EXIT_VERIFICATION_FAILED, ImagelockError
-from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME
+from imagelock.core.errors import (
+    EXIT_FETCH_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_VERIFICATION_FAILED,
+    ImagelockError,
+)
 
-EXIT_INTERNAL = 70
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from imagelock.api import Mirrors
 
 app = typer.Typer(
     name="imagelock",
@@ -38,8 +48,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-T = TypeVar("T")
 
 StoreOpt = Annotated[
     Path | None,
@@ -71,25 +79,27 @@ def _progress(quiet: bool, verbose: bool, json_out: bool) -> contextlib.Abstract
     return show_progress(quiet=quiet, verbose=verbose, json_out=json_out)
 
 
-def _run(json_out: bool, fn: Callable[[], T],
-         progress: contextlib.AbstractContextManager[object] | None = None) -> T:
-    """Run a command body (showing `progress` while it runs); errors become a message (or
-    JSON) and their exit code, printed once the progress display is gone."""
+def _run(json_out: bool, body: Callable[[], int],
+         progress: contextlib.AbstractContextManager[object] | None = None) -> None:
+    """Run a command body (showing `progress` while it runs); its result is the exit code.
+    Errors become a message (or JSON) and their exit code, printed once the display is gone."""
     try:
         with progress or contextlib.nullcontext():
-            return fn()
+            code = body()
     except ImagelockError as e:
         if json_out:
-            print(json.dumps(e.as_json(), indent=2))
+            from imagelock.formats.results import ErrorResult
+
+            _print_json(ErrorResult.model_validate(e.as_json()))
         print(e.render(), file=sys.stderr)
         raise typer.Exit(e.exit_code) from None
     except BrokenPipeError:
         # The reader went away (`| head`): not an error of ours.
         sys.stderr.close()
-        raise typer.Exit(0) from None
+        raise typer.Exit(EXIT_OK) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except typer.Exit:
         raise
     except Exception as e:  # noqa: BLE001 - last line of defence: never a bare traceback
@@ -98,19 +108,25 @@ def _run(json_out: bool, fn: Callable[[], T],
         print(f"internal error: {type(e).__name__}: {e}\n  hint: this is a bug in imagelock; "
               "rerun with IMAGELOCK_DEBUG=1 for details and report it", file=sys.stderr)
         raise typer.Exit(EXIT_INTERNAL) from None
+    if code != EXIT_OK:
+        raise typer.Exit(code)
 
 
-def _emit(json_out: bool, data: dict[str, Any], human: str) -> None:
+def _print_json(result: BaseModel) -> None:
+    print(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+def _emit(json_out: bool, result: BaseModel, human: str) -> None:
     if json_out:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        _print_json(result)
     else:
         print(human)
 
 
-def _store(path: Path | None) -> Any:
-    from imagelock.fetch.store import Store
+def _mirrors(values: list[str] | None) -> Mirrors:
+    from imagelock.fetch.mirrors import parse_cli_mirrors
 
-    return Store(path)
+    return parse_cli_mirrors(values or [])
 
 
 SigstoreOpt = Annotated[bool, typer.Option("--sigstore", help="Sign keyless with sigstore: an "
@@ -124,47 +140,6 @@ TrustedRootOpt = Annotated[Path | None, typer.Option("--trusted-root", help="Sig
                            "instance's, fetched through TUF.")]
 SigningConfigOpt = Annotated[Path | None, typer.Option("--signing-config", help="Sigstore "
                              "signing config JSON (service URLs) for --sigstore.")]
-
-
-def _signer(key: Path | None, sigstore: bool, token: str | None, root: Path | None,
-            config: Path | None) -> Any:
-    """The signer the options ask for, or None; both a key and --sigstore is a usage error."""
-    from imagelock.core.errors import InputError
-    from imagelock.trust.signing import KeySigner, SigstoreSigner
-
-    if key is not None and sigstore:
-        raise InputError("choose --sign KEY or --sigstore, not both")
-    if sigstore:
-        return SigstoreSigner(token, root, config)
-    if token is not None or root is not None or config is not None:
-        raise InputError("--identity-token, --trusted-root and --signing-config go with --sigstore")
-    return KeySigner(_load_signing_key(key)) if key is not None else None
-
-
-def _load_signing_key(path: Path) -> Any:
-    """Load a private key, asking for its passphrase only when it is encrypted."""
-    from imagelock.core.errors import InputError
-    from imagelock.trust import load_private_key_file, passphrase_from_env_or_prompt
-
-    try:
-        return load_private_key_file(path, None)
-    except InputError:
-        pass
-    passphrase = passphrase_from_env_or_prompt()
-    if passphrase is None:
-        raise InputError("the signing key is encrypted and no passphrase was given", path=path,
-                         hint="set IMAGELOCK_KEY_PASSPHRASE or run on a terminal")
-    return load_private_key_file(path, passphrase)
-
-
-def _lock_path(arg: Path | None) -> Path:
-    p = arg or Path(LOCK_FILENAME)
-    return p / LOCK_FILENAME if p.is_dir() else p
-
-
-def _spec_path(arg: Path | None) -> Path:
-    p = arg or Path(SPEC_FILENAME)
-    return p / SPEC_FILENAME if p.is_dir() else p
 
 
 @app.command()
@@ -191,48 +166,26 @@ def lock(
     must produce. An existing lock's Debian pins are kept unless named with --upgrade (or no
     longer needed). The lock is byte-stable: the same inputs write the same bytes."""
 
-    def body() -> None:
-        from imagelock.api import lock as make_lock
-        from imagelock.core.errors import InputError
-        from imagelock.fetch.mirrors import parse_cli_mirrors
-        from imagelock.formats.files import lock_bytes, read_lock, write_lock
+    def body() -> int:
+        from imagelock import api
 
-        spec_path = _spec_path(spec)
-        out = output or spec_path.parent / LOCK_FILENAME
-        previous = None
-        notes = []
-        if out.is_file() and not upgrade_all:
-            try:
-                previous = read_lock(out)
-            except InputError as e:
-                notes.append(f"existing lock not readable, resolving afresh: {e.message}")
-        lk = make_lock(spec_path, store=_store(store), cli_mirrors=parse_cli_mirrors(mirror or []),
-                       offline=offline, lock_dir=out.absolute().parent, previous=previous,
-                       upgrade=upgrade or [])
-        new = lock_bytes(lk)
-        changed = not out.is_file() or out.read_bytes() != new
+        mirrors, upgrades = _mirrors(mirror), upgrade or []
         if check:
-            if changed:
-                _emit(json_out, {"up_to_date": False, "lock": str(out)},
-                      f"{out} is out of date: run `imagelock lock`")
-                raise typer.Exit(EXIT_VERIFICATION_FAILED)
-            _emit(json_out, {"up_to_date": True, "lock": str(out)}, f"{out} is up to date")
-            return
-        write_lock(lk, out)
-        data = {"lock": str(out), "changed": changed,
-                "expected": {k: v.model_dump() for k, v in lk.expected.items()}}
-        lines = [f"{'wrote' if changed else 'unchanged'} {out}"] + [f"note: {n}" for n in notes]
-        for plat, exp in lk.expected.items():
-            lines += [f"  {plat}", f"    config   {exp.config_digest}",
-                      f"    manifest {exp.manifest_digest}"]
-        _emit(json_out, data, "\n".join(lines))
+            state = api.lock_up_to_date(spec, output=output, store=store, mirrors=mirrors,
+                                        offline=offline, upgrade=upgrades, upgrade_all=upgrade_all)
+            _emit(json_out, state, state.human())
+            return EXIT_OK if state.up_to_date else EXIT_VERIFICATION_FAILED
+        result = api.lock(spec, output=output, store=store, mirrors=mirrors, offline=offline,
+                          upgrade=upgrades, upgrade_all=upgrade_all)
+        _emit(json_out, result, result.human())
+        return EXIT_OK
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
 
 @app.command()
 def fetch(
-    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
+    lock_path: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
                          "directory. Default: ./imagelock.lock.")] = None,
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
@@ -244,19 +197,12 @@ def fetch(
 ) -> None:
     """Fill the store with every input the lock pins, checking each sha256."""
 
-    def body() -> None:
-        from imagelock.fetch.mirrors import parse_cli_mirrors
-        from imagelock.inputs.fetching import fetch_lock
-        from imagelock.formats.files import read_lock
+    def body() -> int:
+        from imagelock import api
 
-        path = _lock_path(lock_file)
-        lk = read_lock(path)
-        st = _store(store)
-        rep = fetch_lock(lk, path, st, cli_mirrors=parse_cli_mirrors(mirror or []), offline=offline)
-        _emit(json_out, {"store": str(st.root), "present": rep.present, "downloaded": rep.downloaded,
-                         "bytes_downloaded": rep.bytes_downloaded},
-              f"store {st.root}: {rep.present} present, {rep.downloaded} downloaded "
-              f"({rep.bytes_downloaded} bytes)")
+        result = api.fetch(lock_path, store=store, mirrors=_mirrors(mirror), offline=offline)
+        _emit(json_out, result, result.human())
+        return EXIT_OK
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
@@ -268,7 +214,7 @@ class OutputFormat(StrEnum):
 
 @app.command()
 def build(
-    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
+    lock_path: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
                          "directory. Default: ./imagelock.lock.")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output: a directory for an OCI "
                       "layout, a file for a docker-archive. Replaced atomically if it is an earlier "
@@ -293,26 +239,18 @@ def build(
     expected digests (exit 1 if they differ, a content-only match included: the lock promises
     the manifest digest). Prints the config and manifest digests."""
 
-    def body() -> None:
-        from imagelock.build.from_lock import build_lock
+    def body() -> int:
+        from imagelock import api
 
-        key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
-        lock_path = _lock_path(lock_file)
-        res = build_lock(lock_path, output=output, fmt=fmt.value, store=_store(store),
-                         cli_mirrors=mirror or [], offline=offline)
-        data = res.as_json()
-        human = res.human()
-        if key is not None and res.verdict == "reproduced":
-            from imagelock.trust.signing import sign_build
-
-            att = sign_build(res, lock_path, key)
-            data["attestations"] = str(att)
-            human += f"\nsigned provenance -> {att}"
-        elif key is not None:
+        signer = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
+                            trusted_root=trusted_root, signing_config=signing_config)
+        result = api.build(lock_path, output=output, format=fmt.value, store=store,
+                           mirrors=_mirrors(mirror), offline=offline, signer=signer)
+        human = result.human()
+        if signer is not None and result.verdict != "reproduced":
             human += "\nnot signed: the build is not the image the lock names"
-        _emit(json_out, data, human)
-        if res.verdict != "reproduced":
-            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+        _emit(json_out, result, human)
+        return EXIT_OK if result.verdict == "reproduced" else EXIT_VERIFICATION_FAILED
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
@@ -336,27 +274,13 @@ def check(
     variation is tried alone, and a second plain build shows what changes in every build (random
     bytes, the build's own clock). Exit 0 when every build is the same, 1 when any differs."""
 
-    def body() -> None:
-        from imagelock.core.errors import InputError
-        from imagelock.fetch.mirrors import parse_cli_mirrors
-        from imagelock.inputs.fetching import fetch_lock
-        from imagelock.formats.files import read_lock
-        from imagelock.rebuild.check import VARIATIONS
-        from imagelock.rebuild.check import check as do_check
+    def body() -> int:
+        from imagelock import api
 
-        unknown = [v for v in variation or [] if v not in VARIATIONS]
-        if unknown:
-            raise InputError(f"unknown variation {', '.join(unknown)}",
-                             hint="choose from " + ", ".join(VARIATIONS))
-        spec_path = _spec_path(spec)
-        lock_path = spec_path.parent / LOCK_FILENAME
-        st = _store(store)
-        fetch_lock(read_lock(lock_path), lock_path, st, cli_mirrors=parse_cli_mirrors(mirror or []),
-                   offline=False)
-        res = do_check(lock_path, store=st.root, builds=builds, names=variation)
-        _emit(json_out, res.as_json(), res.human())
-        if not res.reproducible:
-            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+        result = api.check(spec, builds=builds, variations=variation, store=store,
+                           mirrors=_mirrors(mirror))
+        _emit(json_out, result, result.human())
+        return EXIT_OK if result.reproducible else EXIT_VERIFICATION_FAILED
 
     _run(json_out, body)
 
@@ -369,7 +293,7 @@ InsecureOpt = Annotated[
 
 @app.command()
 def rebuild(
-    lock_file: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
+    lock_path: Annotated[Path | None, typer.Argument(metavar="LOCK", help="The lock, or its "
                          "directory. Default: ./imagelock.lock.")] = None,
     image: Annotated[str | None, typer.Option("--image", metavar="REF", help="The published image "
                      "to compare with: oci:DIR[:TAG], docker-archive:FILE, HOST[:PORT]/REPO:TAG or "
@@ -421,52 +345,24 @@ def rebuild(
     compression, proven by decompressing the published blobs, exit 0); mismatch (exit 1);
     error (the published image could not be read or checked, exit 3)."""
 
-    def body() -> None:
-        from imagelock.core.errors import InputError
-        from imagelock.oci.locations import local_path
-        from imagelock.rebuild.rebuild import rebuild as do_rebuild
-        from imagelock.rebuild.rebuild import scratch
+    def body() -> int:
+        from imagelock import api
+        from imagelock.rebuild.rebuild import render_rebuild
 
-        signing = sign is not None or sigstore
-        if signing and no_sandbox:
-            raise InputError("--sign with --no-sandbox: a VSA vouches for an isolated rebuild",
-                             hint="rebuild in the sandbox to sign, or drop --sign")
-        if push_attestation and (image is None or local_path(image) is not None):
-            raise InputError("--push-attestation needs --image naming a registry image",
-                             hint="e.g. --image registry.example.com/app@sha256:...")
-        if push_attestation and not signing:
-            raise InputError("--push-attestation needs --sign KEY or --sigstore")
-        key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
-        with scratch() as tmp:
-            res = do_rebuild(_lock_path(lock_file), image=image, store=_store(store),
-                             cli_mirrors=mirror or [], offline=offline, sandbox=not no_sandbox,
-                             platform=platform, workdir=Path(tmp), insecure=insecure, keep=keep,
-                             diffoscope=diffoscope, report_html=report_html)
-            data = res.as_json()
-            human = res.human(verbose)
-            matched = res.verdict in ("reproduced", "reproduced-content")
-            if key is not None and (matched or (sign_failures and res.verdict == "mismatch")):
-                from imagelock.trust.signing import sign_rebuild
-
-                local = local_path(image) if image else None
-                out = attestation_out or (
-                    local.with_name(local.name + ".intoto.jsonl") if local is not None
-                    else Path("rebuild.intoto.jsonl"))
-                written, line = sign_rebuild(res, key, out=out, verifier_id=verifier_id)
-                data["attestation"] = str(written)
-                human += f"\nsigned {'PASSED' if matched else 'FAILED'} VSA -> {written}"
-                if push_attestation:
-                    from imagelock.trust.gate import push_attestation as push_att
-
-                    assert image is not None
-                    digest = push_att(image, line, insecure=insecure)
-                    data["referrer"] = digest
-                    human += f"\nattached to {image} as referrer {digest}"
-        _emit(json_out, data, human)
-        if res.verdict == "mismatch":
-            raise typer.Exit(EXIT_VERIFICATION_FAILED)
-        if res.verdict == "error":
-            raise typer.Exit(3)
+        api.check_rebuild_signing(signing=sign is not None or sigstore, sandbox=not no_sandbox,
+                                  image=image, push_attestation=push_attestation)
+        signer = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
+                            trusted_root=trusted_root, signing_config=signing_config)
+        report = api.rebuild(
+            lock_path, image=image, sandbox=not no_sandbox, platform=platform, keep=keep,
+            diffoscope=diffoscope, report_html=report_html, store=store, mirrors=_mirrors(mirror),
+            offline=offline,
+            insecure=insecure, signer=signer, sign_failures=sign_failures,
+            attestation_out=attestation_out, push_attestation=push_attestation,
+            verifier_id=verifier_id)
+        _emit(json_out, report, render_rebuild(report, verbose=verbose))
+        return {"mismatch": EXIT_VERIFICATION_FAILED, "error": EXIT_FETCH_FAILED}.get(
+            report.verdict, EXIT_OK)
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
@@ -484,12 +380,12 @@ def push(
     """Push an image to a registry (blobs, then the manifest, then the tag); prints the manifest
     digest. Credentials come from the usual container auth files."""
 
-    def body() -> None:
-        from imagelock.oci.locations import read_image, registry_form
-        from imagelock.oci.registry.transfer import push as do_push
+    def body() -> int:
+        from imagelock import api
 
-        digest = do_push(read_image(image), registry_form(ref).removeprefix("docker://"), insecure=insecure)
-        _emit(json_out, {"ref": ref, "digest": digest}, f"pushed {ref}\n  manifest {digest}")
+        result = api.push(image, ref, insecure=insecure)
+        _emit(json_out, result, result.human())
+        return EXIT_OK
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
@@ -509,16 +405,12 @@ def pull(
     """Pull an image from a registry into an OCI layout, checking every blob's digest while it
     streams."""
 
-    def body() -> None:
-        from imagelock.oci.locations import registry_form
-        from imagelock.oci.registry.transfer import pull as do_pull
+    def body() -> int:
+        from imagelock import api
 
-        img = do_pull(registry_form(ref).removeprefix("docker://"), output, platform=platform,
-                      insecure=insecure)
-        _emit(json_out, {"ref": ref, "output": str(output), "manifest_digest": img.manifest_digest,
-                         "config_digest": img.config_digest},
-              f"pulled {ref} -> {output}\n  config   {img.config_digest}\n"
-              f"  manifest {img.manifest_digest}")
+        result = api.pull(ref, output, platform=platform, insecure=insecure)
+        _emit(json_out, result, result.human())
+        return EXIT_OK
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
@@ -543,24 +435,13 @@ def verify(
     vendors and rebuilders with a threshold. Fails closed. Exit 0 when the policy is met, 1 when
     it refuses (the failed rule and why are printed), 2 for a malformed policy or attestation."""
 
-    def body() -> None:
-        from imagelock.trust.attest import utc_now
-        from imagelock.trust.gate import verify as do_verify
+    def body() -> int:
+        from imagelock import api
 
-        with tempfile.TemporaryDirectory(prefix="imagelock-verify-") as tmp:
-            result = do_verify(image, policy, attestations or [], now=utc_now(),
-                               workdir=Path(tmp), insecure=insecure, platform=platform)
-        data = result.model_dump(mode="json")
-        lines = [f"{'PASSED' if result.passed else 'REFUSED'}: {image} ({result.subject_digest})"]
-        for o in result.rules:
-            lines.append(f"  [{'ok' if o.passed else 'FAIL'}] {o.rule}: {o.reason}")
-        for a in result.attestations:
-            who = ", ".join(a.signers) or "no trusted signer"
-            lines.append(f"  {'counted' if a.counted else 'ignored'}: {a.source} "
-                         f"({a.predicate_type or '?'}; {who}): {a.reason}")
-        _emit(json_out, data, "\n".join(lines))
-        if not result.passed:
-            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+        result = api.verify(image, policy=policy, attestations=attestations or [],
+                            platform=platform, insecure=insecure)
+        _emit(json_out, result, result.human())
+        return EXIT_OK if result.passed else EXIT_VERIFICATION_FAILED
 
     _run(json_out, body)
 
@@ -581,13 +462,12 @@ def attach(
     fallback on registries without the referrers API), so `verify REF` finds them. Each envelope
     must name the image's manifest digest as its subject."""
 
-    def body() -> None:
-        from imagelock.trust.gate import attach_files
+    def body() -> int:
+        from imagelock import api
 
-        pushed = attach_files(image, attestations, insecure=insecure)
-        _emit(json_out, {"ref": image, "referrers": pushed},
-              "\n".join([f"attached {len(pushed)} attestation(s) to {image}",
-                         *[f"  {d}" for d in pushed]]))
+        result = api.attach(image, attestations, insecure=insecure)
+        _emit(json_out, result, result.human())
+        return EXIT_OK
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
 
@@ -611,25 +491,12 @@ def keygen(
     $IMAGELOCK_KEY_PASSPHRASE, or asked for on the terminal. Prints the keyid (hex sha256 of the
     DER public key), which policies may pin."""
 
-    def body() -> None:
-        from imagelock.core.errors import InputError
-        from imagelock.trust import generate, passphrase_from_env_or_prompt, write_key_pair
+    def body() -> int:
+        from imagelock import api
 
-        passphrase = None if no_passphrase else passphrase_from_env_or_prompt(confirm=True)
-        if passphrase is None and not no_passphrase:
-            raise InputError("no passphrase for the private key",
-                             hint="set IMAGELOCK_KEY_PASSPHRASE, run on a terminal, or pass "
-                             "--no-passphrase for a throw-away key")
-        key = generate(algorithm.value)
-        if not output.parent.is_dir():
-            raise InputError(f"directory {output.parent} does not exist",
-                             hint="create it first, or choose another -o path")
-        pub = output.with_name(output.name + ".pub")
-        write_key_pair(key, output, pub, passphrase)
-        _emit(json_out, {"private": str(output), "public": str(pub), "keyid": key.public.keyid,
-                         "algorithm": algorithm.value},
-              f"wrote {output} (private, {'encrypted' if passphrase else 'NOT encrypted'}) and "
-              f"{pub}\nkeyid {key.public.keyid}")
+        result = api.keygen(output, algorithm=algorithm.value, encrypt=not no_passphrase)
+        _emit(json_out, result, result.human())
+        return EXIT_OK
 
     _run(json_out, body)
 
@@ -644,14 +511,15 @@ def diff(
     downgraded or with changed bytes; context files, downloads and paths; image settings; and the
     expected digests. Exit 0 when they are the same, 1 when they differ."""
 
-    def body() -> None:
-        from imagelock.formats.files import read_lock
+    def body() -> int:
         from imagelock.compare.locks import diff_locks, render_lock_diff
+        from imagelock.core.names import lock_file
+        from imagelock.formats.files import read_lock
+        from imagelock.formats.results import LockDiffResult
 
-        d = diff_locks(read_lock(_lock_path(old)), read_lock(_lock_path(new)))
-        _emit(json_out, d.as_json(), render_lock_diff(d))
-        if not d.empty:
-            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+        found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)))
+        _emit(json_out, LockDiffResult.model_validate(found.as_json()), render_lock_diff(found))
+        return EXIT_OK if found.empty else EXIT_VERIFICATION_FAILED
 
     _run(json_out, body)
 
@@ -659,7 +527,7 @@ def diff(
 def _version(value: bool) -> None:
     if value:
         print(f"imagelock {__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()

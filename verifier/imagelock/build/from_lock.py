@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from imagelock.build.expected import expected_of
 from imagelock.build.image import build_images
 from imagelock.core.scratch import scratch_dir
-from imagelock.fetch.mirrors import parse_cli_mirrors
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
-from imagelock.formats.lock import Lock
+from imagelock.formats.results import BuildResult, BuildVerdict
 from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh, lock_context_path
 from imagelock.oci.docker_archive import write_docker_archive
@@ -21,58 +19,22 @@ from imagelock.oci.layout import write_layout
 from imagelock.tar.compress import current as current_compression
 
 
-@dataclass
-class BuildResult:
-    lock: Lock
-    output: Path
-    fmt: str
-    # reproduced | reproduced-content | mismatch. Only `reproduced` is a success: the lock
-    # promises the manifest digest (what a consumer pins), and a content-only match has other
-    # compressed bytes, so another manifest digest.
-    verdict: str
-    platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"image": f"{self.lock.image.name}:{self.lock.image.tag}", "output": str(self.output),
-                "format": self.fmt, "verdict": self.verdict, "platforms": self.platforms,
-                "notes": self.notes}
-
-    def human(self) -> str:
-        lines = [f"built {self.lock.image.name}:{self.lock.image.tag} -> {self.output} ({self.fmt})"]
-        for plat, d in self.platforms.items():
-            lines.append(f"  {plat}")
-            lines.append(f"    config   {d['config_digest']}")
-            lines.append(f"    manifest {d['manifest_digest']}")
-            for layer in d["layers"]:
-                lines.append(f"    layer    {layer['digest']}  {layer['name']} ({layer['size']} bytes)")
-        verdicts = {
-            "reproduced": "matches the lock: yes (config and manifest digests)",
-            "reproduced-content": "matches the lock: content only (config digest). The compressed "
-            "blobs, and so the manifest digest the lock promises, differ: this is not the image "
-            "the lock names (exit 1). Lock again with this compressor (`imagelock lock`) or build "
-            "where the lock's compressor is installed",
-            "mismatch": "matches the lock: NO. Run `imagelock rebuild` to see why",
-        }
-        lines.append(verdicts[self.verdict])
-        lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-
 def build_lock(
     lock_path: Path,
     *,
     output: Path,
-    fmt: str,
+    fmt: Literal["oci", "docker-archive"],
     store: Store,
-    cli_mirrors: Sequence[str],
+    cli_mirrors: Mapping[str, list[str]] | None = None,
     offline: bool,
 ) -> BuildResult:
+    """Build the image the lock at `lock_path` describes into `output`, fetching what the store
+    lacks (unless `offline`), and say whether its digests are the lock's."""
     lock = read_lock(lock_path)
     notes = []
     if check_fresh(lock, lock_path) is None:
         notes.append(f"spec {lock.spec} not found beside the lock: staleness not checked")
-    fetch_lock(lock, lock_path, store, cli_mirrors=parse_cli_mirrors(cli_mirrors), offline=offline)
+    fetch_lock(lock, lock_path, store, cli_mirrors=cli_mirrors or {}, offline=offline)
     comp = current_compression()
     if comp.implementation != lock.compression.implementation:
         notes.append(f"compressing with {comp.implementation}; the lock was made with "
@@ -89,12 +51,12 @@ def build_lock(
             if len(images) > 1:
                 notes.append("a docker-archive holds one platform: wrote " + images[0].platform)
         got = expected_of(images)
-    verdict = "reproduced"
+    verdict: BuildVerdict = "reproduced"
     for plat, exp in lock.expected.items():
         g = got.get(plat)
         if g is None or g.config_digest != exp.config_digest:
             verdict = "mismatch"
         elif g.manifest_digest != exp.manifest_digest and verdict == "reproduced":
             verdict = "reproduced-content"
-    return BuildResult(lock, output, fmt, verdict,
-                       {k: v.model_dump() for k, v in got.items()}, notes)
+    return BuildResult(image=f"{lock.image.name}:{lock.image.tag}", output=str(output), format=fmt,
+                       verdict=verdict, platforms=got, notes=notes)

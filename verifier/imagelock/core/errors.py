@@ -2,7 +2,7 @@
 
 Exit codes (documented in docs/exit-codes.md and spec/README.md):
 0 ok; 1 verification failed or mismatch; 2 bad input or usage; 3 an input could not be
-fetched; 4 sandbox or tool unavailable.
+fetched; 4 sandbox or tool unavailable; 70 internal error (a bug); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ EXIT_VERIFICATION_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_FETCH_FAILED = 3
 EXIT_TOOL_UNAVAILABLE = 4
+EXIT_INTERNAL = 70
+"""A bug of ours: the CLI's last line of defence, never an expected outcome."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report a process ended by SIGINT."""
 
 
 class ImagelockError(Exception):

@@ -33,6 +33,13 @@ from imagelock.formats.common import BoundedErrors
 from imagelock.formats.load import MAX_MESSAGE, field_path
 
 DSSE_INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+"""The in-toto media type: a DSSE envelope's payloadType, and the artifactType of an
+attestation attached to an image as an OCI referrer."""
+DSSE_ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle"
+"""Every sigstore bundle version's media type starts so (`...bundle+json;version=0.2`,
+`...bundle.v0.3+json`)."""
+SIGSTORE_BUNDLE_MEDIA_TYPE = SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX + ".v0.3+json"
 STATEMENT_TYPE: Literal["https://in-toto.io/Statement/v1"] = "https://in-toto.io/Statement/v1"
 PROVENANCE_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
@@ -52,7 +59,8 @@ class _Foreign(BoundedErrors):
     """Base of documents other tools write: unknown fields ignored and nulls unset (in-toto and
     SLSA parsing rules), types strict."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, strict=True,
+                              defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -68,7 +68,7 @@ class Strict(BoundedErrors):
     """Base for every format: unknown keys are errors, values are not coerced across types
     (`threshold: true` is not 1, `"5"` is not 5)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 def _mode(value: Any) -> str:

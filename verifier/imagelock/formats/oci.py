@@ -13,15 +13,18 @@ MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 MT_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+MT_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+MT_EMPTY = "application/vnd.oci.empty.v1+json"
 MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MT_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 MT_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MT_DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, defer_build=True)
 
 
 class Platform(_Doc):

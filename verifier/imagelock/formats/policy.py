@@ -26,10 +26,10 @@ class _UserWritten(BoundedErrors):
     """Base of what a person writes: an unknown (misspelt) key is an error, never ignored, and
     no value is coerced (`threshold: true` is not 1, `threshold: "2"` is not 2)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
-class SigstoreSigner(_UserWritten):
+class KeylessIdentity(_UserWritten):
     """A keyless signer, as its Fulcio certificate names it."""
 
     identity: str = Field(
@@ -62,7 +62,7 @@ class TrustedSigner(_UserWritten):
         description="Optional pin: the hex sha256 of the DER public key. The policy is refused if "
         "`key`/`pem` is a different key, so a swapped key file cannot go unnoticed.",
     )
-    sigstore: SigstoreSigner | None = Field(
+    sigstore: KeylessIdentity | None = Field(
         default=None, description="A keyless (sigstore) identity instead of a key."
     )
 
@@ -220,7 +220,7 @@ def parse_age(value: int | str) -> int:
 class RuleOutcome(BaseModel):
     """One rule of the policy and whether the counted attestations satisfy it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     rule: str = Field(description="Rule name, e.g. `rebuilder-threshold`.")
     passed: bool = Field(description="Whether the rule is satisfied.")
@@ -230,7 +230,7 @@ class RuleOutcome(BaseModel):
 class AttestationNote(BaseModel):
     """What became of one attestation: counted, or why not."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     source: str = Field(description="File (and `:line` for JSON lines) the attestation came from.")
     sha256: str = Field(description="sha256 hex of the attestation's bytes.")
@@ -247,10 +247,22 @@ class AttestationNote(BaseModel):
 class PolicyResult(BaseModel):
     """The verdict on one image: pass only if every rule passed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     passed: bool = Field(description="True only if every rule passed.")
     subject_name: str = Field(description="The image name evaluated.")
     subject_digest: str = Field(description="Its manifest digest, `sha256:<hex>`.")
     rules: list[RuleOutcome] = Field(description="Every rule, in evaluation order.")
     attestations: list[AttestationNote] = Field(description="Every attestation that was read.")
+
+    def human(self) -> str:
+        """What `imagelock verify` prints: the verdict, each rule, what became of each
+        attestation."""
+        lines = [f"{'PASSED' if self.passed else 'REFUSED'}: {self.subject_name} "
+                 f"({self.subject_digest})"]
+        lines += [f"  [{'ok' if o.passed else 'FAIL'}] {o.rule}: {o.reason}" for o in self.rules]
+        for a in self.attestations:
+            who = ", ".join(a.signers) or "no trusted signer"
+            lines.append(f"  {'counted' if a.counted else 'ignored'}: {a.source} "
+                         f"({a.predicate_type or '?'}; {who}): {a.reason}")
+        return "\n".join(lines)

@@ -12,11 +12,31 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from imagelock.formats import results
 from imagelock.formats.lock import Lock
-from imagelock.formats.policy import Policy
+from imagelock.formats.policy import Policy, PolicyResult
 from imagelock.formats.spec import Spec
 
 SCHEMA_ID = "https://imagelock.dev/schema/"
+
+
+RESULTS: dict[str, type[BaseModel]] = {
+    "lock": results.LockResult,
+    "lock-check": results.LockCheckResult,
+    "fetch": results.FetchResult,
+    "build": results.BuildResult,
+    "rebuild": results.RebuildReport,
+    "check": results.CheckResult,
+    "verify": PolicyResult,
+    "diff": results.LockDiffResult,
+    "push": results.PushResult,
+    "pull": results.PullResult,
+    "attach": results.AttachResult,
+    "keygen": results.KeygenResult,
+    "error": results.ErrorResult,
+}
+"""What each command prints with `--json` (`lock-check`: `lock --check`; `error`: any command
+that fails), by the name of its schema, `<name>.result.schema.json`."""
 
 
 def models() -> dict[str, type[BaseModel]]:
@@ -25,6 +45,7 @@ def models() -> dict[str, type[BaseModel]]:
         "imagelock.lock": Lock,
         "policy.yaml": Policy,
     }
+    out.update({f"{name}.result": model for name, model in RESULTS.items()})
     return out
 
 
@@ -46,6 +67,6 @@ def write_all(dest: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "spec" / "schema"
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[3] / "spec" / "schema"
     for p in write_all(target):
         print(p)

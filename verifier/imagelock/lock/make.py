@@ -148,7 +148,7 @@ def resolve_lock(
     """Resolve the spec at `spec_path` into a lock whose every input is pinned by sha256.
 
     The lock's `expected` section is empty: recording the digests its build produces is the build
-    stage's job (`imagelock.build.expected.record_expected`; `imagelock.api.lock` does both).
+    stage's job (`imagelock.build.expected.record_expected`; `imagelock.api.resolve` does both).
 
     `lock_dir` is where the lock will be written (default: beside the spec); the lock names the
     spec and the context relative to it. With `previous` (the current lock), Debian pins are kept

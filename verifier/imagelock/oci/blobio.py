@@ -23,20 +23,19 @@ from imagelock.formats.oci import (
     MT_CONFIG,
     MT_DOCKER_CONFIG,
     MT_DOCKER_LAYER_GZIP,
+    MT_DOCKER_LAYER_TAR,
     MT_DOCKER_LIST,
     MT_DOCKER_MANIFEST,
     MT_INDEX,
     MT_LAYER_GZIP,
     MT_LAYER_TAR,
+    MT_LAYER_ZSTD,
     MT_MANIFEST,
 )
 
 # The largest manifest, index or config we read. Real ones are kilobytes; a bigger "document"
 # is an attempt to exhaust memory.
 MAX_DOCUMENT = 4 << 20
-
-MT_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-MT_DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 
 MANIFEST_TYPES = frozenset({MT_MANIFEST, MT_DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({MT_INDEX, MT_DOCKER_LIST})

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 from imagelock.core.errors import InputError
-from imagelock.oci.archive_read import read_docker_archive
 from imagelock.oci.image import Image
 from imagelock.oci.layout_read import read_layout
 
@@ -43,16 +42,23 @@ def read_image(
         return read_layout(path, ref=ref or None, platform=platform)
     if sep and transport == "docker-archive":
         path, _, ref = rest.partition(":")
-        return read_docker_archive(path, ref=ref or None, platform=platform)
+        return _read_archive(Path(path), ref=ref or None, platform=platform)
     p = Path(text)
     if p.is_dir():
         return read_layout(p, platform=platform)
     if p.is_file():
-        return read_docker_archive(p, platform=platform)
+        return _read_archive(p, ref=None, platform=platform)
     raise InputError(
         f"{text!r} is neither an image path nor a reference imagelock reads",
         hint="write oci:DIR[:NAME], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO:TAG",
     )
+
+
+def _read_archive(path: Path, *, ref: str | None, platform: str | None) -> Image:
+    # lazy: tarfile and the archive reader load only for docker-archives (not for a layout)
+    from imagelock.oci.archive_read import read_docker_archive
+
+    return read_docker_archive(path, ref=ref, platform=platform)
 
 
 _REGISTRY_REF = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]+)?/[^:@]+(?::[A-Za-z0-9_][A-Za-z0-9_.-]*|@sha256:[0-9a-f]{64})$")

@@ -14,14 +14,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from imagelock.compare.images import compare_images
-from imagelock.core.errors import InputError, ToolUnavailable
+from imagelock.core.errors import EXIT_OK, EXIT_VERIFICATION_FAILED, InputError, ToolUnavailable
+from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
+from imagelock.formats.results import CheckDifference, CheckFinding, CheckResult
+from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh
 from imagelock.oci.layout_read import read_layout
 
@@ -49,41 +51,6 @@ VARIATIONS: dict[str, Variation] = {v.name: v for v in (
     Variation("build-path", deeper_path=True),
     Variation("cpu-count", prefix=("taskset", "-c", "0"), tools=("taskset",)),
 )}
-
-
-@dataclass
-class Finding:
-    variation: str  # a variation's name, or "every-build" for changes without any variation
-    differences: list[dict[str, Any]]
-
-
-@dataclass
-class CheckResult:
-    reproducible: bool
-    builds: int
-    control_digest: str
-    variations: list[str]
-    findings: list[Finding]
-
-    def as_json(self) -> dict[str, Any]:
-        return {"reproducible": self.reproducible, "builds": self.builds,
-                "control_manifest_digest": self.control_digest, "variations": self.variations,
-                "findings": [{"variation": f.variation, "differences": f.differences}
-                             for f in self.findings]}
-
-    def human(self) -> str:
-        head = ("REPRODUCIBLE" if self.reproducible else "NOT REPRODUCIBLE") + (
-            f": {self.builds} builds under variations of {', '.join(self.variations)}")
-        lines = [head, f"  control manifest {self.control_digest}"]
-        for f in self.findings:
-            who = ("in every build, without any variation (randomness or the build's own clock)"
-                   if f.variation == "every-build" else f"variation {f.variation!r}")
-            lines.append(f"  {who} changes:")
-            for d in f.differences[:20]:
-                lines.append(f"    {d['path'] or d['field']} ({d['category']})")
-            if len(f.differences) > 20:
-                lines.append(f"    ... and {len(f.differences) - 20} more")
-        return "\n".join(lines)
 
 
 def _copy_project(lock_path: Path, dest: Path, *, reorder: bool) -> Path:
@@ -129,28 +96,36 @@ def _build(lock_copy: Path, out: Path, store: Path, variations: Sequence[Variati
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=out.parent,
                        stdin=subprocess.DEVNULL)
     # Exit 1 only says the result differs from the lock's expected digests: what check studies.
-    if r.returncode not in (0, 1) or not (out / "index.json").is_file():
+    built = r.returncode in (EXIT_OK, EXIT_VERIFICATION_FAILED)
+    if not built or not (out / "index.json").is_file():
         names = ", ".join(v.name for v in variations) or "none"
         raise InputError(f"a check build (variations: {names}) failed:\n"
                          f"{(r.stderr or r.stdout).strip()}",
                          hint="the lock must build before its reproducibility can be checked")
 
 
-def _differences(a: Path, b: Path) -> list[dict[str, Any]]:
+def _differences(a: Path, b: Path) -> list[CheckDifference]:
     rep = compare_images(read_layout(a), read_layout(b), None)
     if rep.verdict in ("reproduced", "reproduced-content"):
         return []
-    return [{"path": d.path, "field": d.field, "category": d.category, "layer": d.layer_name}
+    return [CheckDifference(path=d.path, field=d.field, category=d.category, layer=d.layer_name)
             for d in rep.differences if not d.derived]
 
 
 def check(
     lock_path: Path,
     *,
-    store: Path,
+    store: Store,
+    cli_mirrors: Mapping[str, list[str]] | None = None,
     builds: int = 2,
     names: Sequence[str] | None = None,
 ) -> CheckResult:
+    """Fetch the lock's inputs, then build it `builds` times under the variations `names`
+    (default: all) and say which variation changes which file."""
+    unknown = [n for n in names or [] if n not in VARIATIONS]
+    if unknown:
+        raise InputError(f"unknown variation {', '.join(unknown)}",
+                         hint="choose from " + ", ".join(VARIATIONS))
     lock = read_lock(lock_path)
     check_fresh(lock, lock_path, require_spec=False)
     if builds < 2:
@@ -161,6 +136,7 @@ def check(
             if shutil.which(tool) is None:
                 raise ToolUnavailable(f"{tool} is needed for the {v.name!r} variation",
                                       hint="./scripts/setup installs it (or drop the variation)")
+    fetch_lock(lock, lock_path, store, cli_mirrors=cli_mirrors or {}, offline=False)
     with tempfile.TemporaryDirectory(prefix="imagelock-check-") as tmp:
         t = Path(tmp)
 
@@ -170,11 +146,11 @@ def check(
             copy = _copy_project(lock_path, root / "project",
                                  reorder=any(v.reorder_context for v in variations))
             out = root / "out"
-            _build(copy, out, store, variations)
+            _build(copy, out, store.root, variations)
             return out
 
         control = build("control", [])
-        findings: list[Finding] = []
+        findings: list[CheckFinding] = []
         all_same = True
         for i in range(builds - 1):
             if _differences(control, build(f"all-{i}", chosen)):
@@ -182,12 +158,13 @@ def check(
         if not all_same:
             again = _differences(control, build("control-2", []))
             if again:
-                findings.append(Finding("every-build", again))
-            noise = {(d["path"], d["field"]) for d in again}
+                findings.append(CheckFinding(variation="every-build", differences=again))
+            noise = {(d.path, d.field) for d in again}
             for v in chosen:
                 diffs = [d for d in _differences(control, build(f"only-{v.name}", [v]))
-                         if (d["path"], d["field"]) not in noise]
+                         if (d.path, d.field) not in noise]
                 if diffs:
-                    findings.append(Finding(v.name, diffs))
-        return CheckResult(all_same, builds, read_layout(control).manifest_digest,
-                           [v.name for v in chosen], findings)
+                    findings.append(CheckFinding(variation=v.name, differences=diffs))
+        return CheckResult(reproducible=all_same, builds=builds,
+                           control_manifest_digest=read_layout(control).manifest_digest,
+                           variations=[v.name for v in chosen], findings=findings)

@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagelock.build.from_lock import build_lock
+from imagelock.core.errors import EXIT_INTERNAL, EXIT_OK, ImagelockError, InputError
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
-from imagelock.core.errors import ImagelockError, InputError
-
-EXIT_INTERNAL = 70
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +43,8 @@ def build(args: argparse.Namespace) -> dict[str, object]:
                          path=args.lock, field="context",
                          hint="bind the context where the lock expects it (build_in_sandbox does)")
     res = build_lock(args.lock, output=args.out, fmt=args.format, store=Store(args.store),
-                     cli_mirrors=[], offline=True)
-    return res.as_json()
+                     offline=True)
+    return res.model_dump(mode="json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_INTERNAL
     print(json.dumps(data))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -6,25 +6,23 @@ This is the verifier a third party runs: it trusts nothing but the lock and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from imagelock.build.from_lock import build_lock
 from imagelock.compare.diffoscope import keep_images, run_diffoscope
+from imagelock.compare.html import write_report_html
 from imagelock.compare.images import compare_images
 from imagelock.compare.render import render
-from imagelock.compare.html import write_report_html
 from imagelock.core import progress
 from imagelock.core.errors import InputError, ToolUnavailable
 from imagelock.core.scratch import scratch_dir
-from imagelock.fetch.mirrors import parse_cli_mirrors
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.lock import Lock
-from imagelock.formats.report import Report
+from imagelock.formats.results import RebuildReport
 from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh
 from imagelock.oci.image import Image
@@ -33,39 +31,37 @@ from imagelock.oci.locations import read_image
 from imagelock.rebuild.sandboxed import build_in_netns, build_in_sandbox
 from imagelock.sandbox.bwrap import require
 
+NO_SANDBOX = "none (--no-sandbox)"
 
-@dataclass
+
+@dataclass(frozen=True)
 class RebuildResult:
+    """A rebuild's report, with what signing its verdict needs: the lock and both images."""
+
+    report: RebuildReport
     lock: Lock
     lock_path: Path
-    platform: str
-    report: Report
-    sandboxed: bool
     rebuilt: Image
     published: Image | None
-    image_ref: str | None
-    notes: list[str] = field(default_factory=list)
-    isolation: str = "bubblewrap"
 
     @property
     def verdict(self) -> str:
         return self.report.verdict
 
-    def as_json(self) -> dict[str, Any]:
-        data = self.report.model_dump(mode="json")
-        data["sandbox"] = self.isolation
-        data["image"] = self.image_ref
-        data["lock"] = str(self.lock_path)
-        data["platform"] = self.platform
-        data["rebuild_notes"] = self.notes
-        return data
 
-    def human(self, verbose: bool) -> str:
-        head = (f"rebuild of {self.lock_path} ({self.platform}) "
-                f"{'isolated: ' + self.isolation if self.sandboxed else 'WITHOUT a sandbox (--no-sandbox)'}"
-                f", compared with {self.image_ref or 'the lock only'}")
-        return "\n".join([head, render(self.report, verbose=verbose),
-                          *[f"note: {n}" for n in self.notes]])
+def render_rebuild(report: RebuildReport, *, verbose: bool = False) -> str:
+    """The report as `imagelock rebuild` prints it: how it ran, then the comparison."""
+    isolation = ("WITHOUT a sandbox (--no-sandbox)" if report.sandbox == NO_SANDBOX
+                 else f"isolated: {report.sandbox}")
+    head = (f"rebuild of {report.lock_file} ({report.platform}) {isolation}, compared with "
+            f"{report.image or 'the lock only'}")
+    lines = [head, render(report, verbose=verbose), *[f"note: {n}" for n in report.rebuild_notes]]
+    if report.attestation is not None:
+        passed = report.verdict in ("reproduced", "reproduced-content")
+        lines.append(f"signed {'PASSED' if passed else 'FAILED'} VSA -> {report.attestation}")
+    if report.referrer is not None:
+        lines.append(f"attached to {report.image} as referrer {report.referrer}")
+    return "\n".join(lines)
 
 
 def rebuild(
@@ -73,7 +69,7 @@ def rebuild(
     *,
     image: str | None,
     store: Store,
-    cli_mirrors: Sequence[str],
+    cli_mirrors: Mapping[str, list[str]] | None = None,
     offline: bool,
     sandbox: bool,
     platform: str | None,
@@ -83,8 +79,10 @@ def rebuild(
     diffoscope: Path | None = None,
     report_html: Path | None = None,
 ) -> RebuildResult:
-    """Fetch, build in isolation, compare; with `report_html`, also write the comparison as one
-    self-contained page (while both images are still at hand for its text diffs)."""
+    """Fetch, build in isolation (unless `sandbox` is False), and compare with `image` (or
+    with the lock's digests); `workdir` holds the rebuilt and pulled images. With `report_html`,
+    also write the comparison as one self-contained page (while both images are still at hand
+    for its text diffs)."""
     lock = read_lock(lock_path)
     notes = []
     if check_fresh(lock, lock_path) is None:
@@ -99,10 +97,10 @@ def rebuild(
         except ToolUnavailable as e:
             raise sandbox_unavailable_hint(e) from None
     # Phase 1, fetch: network allowed, every hash checked.
-    fetch_lock(lock, lock_path, store, cli_mirrors=parse_cli_mirrors(cli_mirrors), offline=offline)
+    fetch_lock(lock, lock_path, store, cli_mirrors=cli_mirrors or {}, offline=offline)
     # Phase 2, build: no network, the store read-only.
     out = workdir / "rebuilt"
-    isolation = "none (--no-sandbox)"
+    isolation = NO_SANDBOX
     if sandbox and lock.steps:
         with progress.phase("layers"):  # the build's own events stay in the sandbox
             build_in_netns(lock_path, store.root, out)
@@ -112,7 +110,7 @@ def rebuild(
             build_in_sandbox(lock_path, None, store.root, out, "oci")
         isolation = "bubblewrap"
     else:
-        build_lock(lock_path, output=out, fmt="oci", store=store, cli_mirrors=[], offline=True)
+        build_lock(lock_path, output=out, fmt="oci", store=store, offline=True)
     rebuilt = read_layout(out, platform=plat)
     published = None
     if image is not None:
@@ -128,8 +126,9 @@ def rebuild(
     if keep is not None:
         kept = keep_images(rebuilt, published, keep)
         notes.append("kept " + ", ".join(f"{k}: {v}" for k, v in kept.items()))
-    return RebuildResult(lock, lock_path, plat, report, sandbox, rebuilt, published, image, notes,
-                         isolation)
+    full = RebuildReport(**dict(report), sandbox=isolation, image=image, lock_file=str(lock_path),
+                         platform=plat, rebuild_notes=notes)
+    return RebuildResult(full, lock, lock_path, rebuilt, published)
 
 
 def sandbox_unavailable_hint(e: ToolUnavailable) -> ToolUnavailable:

@@ -13,7 +13,15 @@ from typing import Any, Literal
 
 from imagelock.core.atomic import atomic_dir, atomic_file
 from imagelock.core.confine import inside
-from imagelock.core.errors import ImagelockError, InputError, ToolUnavailable
+from imagelock.core.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FETCH_FAILED,
+    EXIT_TOOL_UNAVAILABLE,
+    EXIT_VERIFICATION_FAILED,
+    ImagelockError,
+    InputError,
+    ToolUnavailable,
+)
 from imagelock.core.scratch import scratch_dir
 from imagelock.formats.files import read_lock
 from imagelock.sandbox.bwrap import (
@@ -36,13 +44,16 @@ def _error_classes() -> dict[str, type[ImagelockError]]:
     return found
 
 
+_ERROR_EXITS = (EXIT_VERIFICATION_FAILED, EXIT_BAD_INPUT, EXIT_FETCH_FAILED, EXIT_TOOL_UNAVAILABLE)
+
+
 def _inner_error(data: dict[str, Any], returncode: int) -> ImagelockError:
     """The error the sandboxed build reported, as the same class outside."""
     data = outside_paths(data)
     cls = _error_classes().get(str(data.get("error")), ImagelockError)
     err = cls(str(data.get("message")), path=data.get("path"), line=data.get("line"),
               field=data.get("field"), hint=data.get("hint"))
-    if err.exit_code != returncode and returncode in (1, 2, 3, 4):
+    if err.exit_code != returncode and returncode in _ERROR_EXITS:
         err.exit_code = returncode
     return err
 

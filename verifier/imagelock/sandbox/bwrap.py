@@ -490,17 +490,17 @@ def _remove_mount_points(upper: Path, absent: Sequence[str]) -> None:
             p.unlink()
 
 
-ChangeKind = Literal["added", "changed", "deleted", "opaque"]
+OverlayChangeKind = Literal["added", "changed", "deleted", "opaque"]
 
 
-class Change(NamedTuple):
+class OverlayChange(NamedTuple):
     """One path an overlay step touched, relative to the image root (`etc/passwd`)."""
 
     path: str
-    kind: ChangeKind
+    kind: OverlayChangeKind
 
 
-def upper_to_changes(upper: Path, lower: Path) -> list[Change]:
+def upper_to_changes(upper: Path, lower: Path) -> list[OverlayChange]:
     """What a step changed, from its overlay upper dir; sorted by path (bytewise).
 
     - `deleted`: a whiteout (char device 0:0); the layer gets `.wh.<name>` instead.
@@ -511,18 +511,18 @@ def upper_to_changes(upper: Path, lower: Path) -> list[Change]:
     and copied-up directories carry fresh mtimes: normalise them before writing a layer. The
     root directory itself is not reported.
     """
-    out: list[Change] = []
+    out: list[OverlayChange] = []
     for dirpath, dirnames, filenames in os.walk(upper):
         for name in dirnames + filenames:
             p = Path(dirpath, name)
             rel = p.relative_to(upper).as_posix()
             st = p.lstat()
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                out.append(Change(rel, "deleted"))
+                out.append(OverlayChange(rel, "deleted"))
                 continue
-            out.append(Change(rel, "changed" if os.path.lexists(lower / rel) else "added"))
+            out.append(OverlayChange(rel, "changed" if os.path.lexists(lower / rel) else "added"))
             if stat.S_ISDIR(st.st_mode) and _is_opaque(p):
-                out.append(Change(rel, "opaque"))
+                out.append(OverlayChange(rel, "opaque"))
     return sorted(out, key=lambda c: (c.path.encode(), c.kind))
 
 
@@ -534,9 +534,9 @@ def _is_opaque(path: Path) -> bool:
 
 
 __all__ = [
-    "Change", "Sandbox", "StepFailed", "available", "build_sandbox", "bwrap_path", "inside_path",
-    "outside_paths", "overlay_run", "python_binds", "require", "rootfs_sandbox", "run_bwrap",
-    "upper_to_changes",
+    "OverlayChange", "Sandbox", "StepFailed", "available", "build_sandbox", "bwrap_path",
+    "inside_path", "outside_paths", "overlay_run", "python_binds", "require", "rootfs_sandbox",
+    "run_bwrap", "upper_to_changes",
 ]
 
 

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagelock.core import progress
 from imagelock.core.errors import InputError
 from imagelock.core.strict_json import NotJSON, loads, read_limited
+from imagelock.formats.attestation import (
+    DSSE_ENVELOPE_MEDIA_TYPE,
+    DSSE_INTOTO_PAYLOAD_TYPE,
+    SIGSTORE_BUNDLE_MEDIA_TYPE,
+    SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX,
+)
 from imagelock.oci.locations import local_path, read_image, registry_form
 from imagelock.trust.attest import attestations_path
 
-ARTIFACT_TYPE = "application/vnd.in-toto+json"
-ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
-BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+if TYPE_CHECKING:
+    from imagelock.formats.policy import PolicyResult
 
 
 def manifest_digest_of(ref: str, *, workdir: Path, insecure: bool, platform: str | None) -> str:
@@ -56,7 +61,7 @@ def gather(ref: str, explicit: list[Path], *, insecure: bool) -> list[Any]:
 
         target = registry_form(ref).removeprefix("docker://")
         for r in list_referrers(target, None, insecure=insecure):
-            if r.artifact_type not in (ARTIFACT_TYPE, BUNDLE_TYPE):
+            if r.artifact_type not in (DSSE_INTOTO_PAYLOAD_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE):
                 continue
             art = fetch_referrer(target, r, insecure=insecure)
             out.append(AttestationSource(f"{target} referrer {r.digest}", art.data))
@@ -72,7 +77,9 @@ def verify(
     workdir: Path,
     insecure: bool = False,
     platform: str | None = None,
-) -> Any:
+) -> PolicyResult:
+    """Judge the image `ref` by the policy at `policy_path`, with the attestations of `explicit`
+    files and those found beside the image or in its registry."""
     # lazy: policy evaluation loads the attestation models; `attach` needs none of it
     from imagelock.trust.policy import evaluate, load_policy
 
@@ -88,9 +95,10 @@ def push_attestation(ref: str, envelope: bytes, *, insecure: bool) -> str:
     from imagelock.oci.registry.transfer import Artifact, push_referrer
 
     target = registry_form(ref).removeprefix("docker://")
-    is_bundle = b'"application/vnd.dev.sigstore.bundle' in envelope[:512]
-    artifact = (Artifact(BUNDLE_TYPE, BUNDLE_TYPE, envelope) if is_bundle
-                else Artifact(ARTIFACT_TYPE, ENVELOPE_MEDIA_TYPE, envelope))
+    is_bundle = b'"' + SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX.encode() in envelope[:512]
+    artifact = (Artifact(SIGSTORE_BUNDLE_MEDIA_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE, envelope)
+                if is_bundle
+                else Artifact(DSSE_INTOTO_PAYLOAD_TYPE, DSSE_ENVELOPE_MEDIA_TYPE, envelope))
     return push_referrer(target, artifact, insecure=insecure)
 
 

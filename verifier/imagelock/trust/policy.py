@@ -61,7 +61,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
-class Signer:
+class LoadedSigner:
     """A trusted signer from the policy, with its key read and checked."""
 
     name: str
@@ -76,7 +76,7 @@ class LoadedPolicy:
     """A policy whose keys and trusted root were read: ready to evaluate, no more I/O needed."""
 
     policy: Policy
-    signers: tuple[Signer, ...]
+    signers: tuple[LoadedSigner, ...]
     trusted_root: TrustedRoot | None = None
     source: str = "<policy>"
 
@@ -100,7 +100,7 @@ def load_policy(path: str | Path) -> LoadedPolicy:
 
 def resolve_policy(model: Policy, *, base_dir: Path, source: str = "<policy>") -> LoadedPolicy:
     """Read the keys and the trusted root a validated policy names."""
-    signers: list[Signer] = []
+    signers: list[LoadedSigner] = []
     for i, v in enumerate(model.vendors):
         signers.append(_signer(v, "vendor", v.builder_id, base_dir, f"vendors[{i}]", source))
     for i, r in enumerate(model.rebuilders.trusted):
@@ -123,13 +123,13 @@ def resolve_policy(model: Policy, *, base_dir: Path, source: str = "<policy>") -
 
 def _signer(
     entry: TrustedSigner, role: Role, attests_as: str | None, base: Path, field_: str, source: str
-) -> Signer:
+) -> LoadedSigner:
     if entry.sigstore is not None:
         # lazy: sigstore costs hundreds of ms to import; only bundles and keyless signers need it
         from imagelock.trust.sigstore_bundle import SigstoreIdentity
 
         ident = SigstoreIdentity(entry.sigstore.identity, entry.sigstore.issuer)
-        return Signer(entry.name, role, identity=ident, attests_as=attests_as)
+        return LoadedSigner(entry.name, role, identity=ident, attests_as=attests_as)
     try:
         if entry.key is not None:
             key = load_public_key_file(base / entry.key)
@@ -145,10 +145,10 @@ def _signer(
             field=f"{field_}.keyid",
             hint="the key file was replaced, or the pin is wrong: check with the key's owner",
         )
-    return Signer(entry.name, role, key=key, attests_as=attests_as)
+    return LoadedSigner(entry.name, role, key=key, attests_as=attests_as)
 
 
-def _one_name_per_signer(signers: Sequence[Signer], source: str) -> None:
+def _one_name_per_signer(signers: Sequence[LoadedSigner], source: str) -> None:
     """One key or identity may not stand for two names in a role (it would count twice), nor for
     a vendor and a rebuilder (a vendor would vouch for its own build as an independent party)."""
     owner: dict[tuple[Role, str], str] = {}
@@ -310,14 +310,14 @@ class Counted:
 
     source: str
     predicate_type: str
-    signers: tuple[Signer, ...]
+    signers: tuple[LoadedSigner, ...]
     lock_digest: str
     verdict: Literal["PASSED", "FAILED"] = "PASSED"
 
 
 class _NotCounted(Exception):
     def __init__(
-        self, reason: str, predicate_type: str | None = None, signers: Sequence[Signer] = ()
+        self, reason: str, predicate_type: str | None = None, signers: Sequence[LoadedSigner] = ()
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -325,7 +325,7 @@ class _NotCounted(Exception):
         self.signers = tuple(signers)
 
 
-def _signers_of(raw: RawAttestation, policy: LoadedPolicy) -> tuple[str, bytes, list[Signer]]:
+def _signers_of(raw: RawAttestation, policy: LoadedPolicy) -> tuple[str, bytes, list[LoadedSigner]]:
     """Payload type, payload and the trusted signers whose signature verified."""
     if raw.envelope is not None:
         env = raw.envelope
@@ -387,7 +387,7 @@ def _check(raw: RawAttestation, policy: LoadedPolicy, manifest_hex: str, now: da
 
 
 def _check_provenance(
-    raw: RawAttestation, st: Statement, signers: list[Signer], policy: LoadedPolicy, now: datetime
+    raw: RawAttestation, st: Statement, signers: list[LoadedSigner], policy: LoadedPolicy, now: datetime
 ) -> Counted:
     ptype = st.predicate_type
     try:
@@ -412,7 +412,7 @@ def _check_provenance(
 
 
 def _check_vsa(
-    raw: RawAttestation, st: Statement, signers: list[Signer], policy: LoadedPolicy, now: datetime
+    raw: RawAttestation, st: Statement, signers: list[LoadedSigner], policy: LoadedPolicy, now: datetime
 ) -> Counted:
     ptype = st.predicate_type
     try:
@@ -458,7 +458,7 @@ def _fresh(
     policy: LoadedPolicy,
     now: datetime,
     ptype: str,
-    signers: Sequence[Signer],
+    signers: Sequence[LoadedSigner],
     *,
     missing: str,
 ) -> None:
@@ -681,7 +681,7 @@ def require_pass(result: PolicyResult, *, policy_source: str | None = None) -> N
 
 
 def _note(
-    raw: RawAttestation, ptype: str | None, signers: Sequence[Signer], counted: bool, reason: str
+    raw: RawAttestation, ptype: str | None, signers: Sequence[LoadedSigner], counted: bool, reason: str
 ) -> AttestationNote:
     return AttestationNote(
         source=raw.source,
@@ -705,7 +705,7 @@ __all__ = [
     "RebuilderThreshold",
     "RequirePredicate",
     "Rule",
-    "Signer",
+    "LoadedSigner",
     "evaluate",
     "load_policy",
     "read_attestations",

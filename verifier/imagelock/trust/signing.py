@@ -1,4 +1,5 @@
-"""Signing what `build` and `rebuild` produced: provenance for a build, a VSA for a rebuild."""
+"""Signing what `build` and `rebuild` produced: provenance for a build, a VSA for a rebuild;
+and the signer a user's options ask for (a key file, or keyless with sigstore)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,25 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagelock.core import progress
-from imagelock.core.errors import FetchError, InputError
-from imagelock.oci.archive_read import read_docker_archive
 from imagelock import __version__
+from imagelock.core import progress
 from imagelock.core.atomic import atomic_file
+from imagelock.core.errors import FetchError, InputError
+from imagelock.formats.files import read_lock
+from imagelock.oci.archive_read import read_docker_archive
 from imagelock.oci.locations import local_path, registry_form
-from imagelock.trust import (
-    AttestationRef,
-    build_provenance,
-    build_vsa,
-    envelope_json,
-    sign_envelope,
-    statement_bytes,
-)
 from imagelock.trust.attest import append_line, attestations_path, lock_digest, lock_pins, utc_now
+from imagelock.trust.dsse import envelope_json, sign_envelope
+from imagelock.trust.keys import PrivateKey, load_private_key_file, passphrase_from_env_or_prompt
+from imagelock.trust.provenance import build_provenance
+from imagelock.trust.statement import statement_bytes
 from imagelock.trust.uris import oci_uri
+from imagelock.trust.vsa import AttestationRef, build_vsa
 
 if TYPE_CHECKING:
-    from imagelock.build.from_lock import BuildResult
     from imagelock.formats.attestation import Statement
+    from imagelock.formats.results import BuildResult
     from imagelock.rebuild.rebuild import RebuildResult
-    from imagelock.trust import PrivateKey
 
 
 class Signer:
@@ -41,6 +39,8 @@ class Signer:
 
 
 class KeySigner(Signer):
+    """A local private key: appends a DSSE envelope to PATH.intoto.jsonl."""
+
     def __init__(self, key: PrivateKey) -> None:
         self.key = key
 
@@ -103,35 +103,67 @@ def _production_config() -> Any:
                          "network") from None
 
 
+def signer_for(
+    key: Path | None = None,
+    *,
+    sigstore: bool = False,
+    identity_token: str | None = None,
+    trusted_root: Path | None = None,
+    signing_config: Path | None = None,
+) -> Signer | None:
+    """The signer the options ask for (`--sign KEY`, or `--sigstore` and its options), or None;
+    both a key and sigstore is a usage error."""
+    if key is not None and sigstore:
+        raise InputError("choose --sign KEY or --sigstore, not both")
+    if sigstore:
+        return SigstoreSigner(identity_token, trusted_root, signing_config)
+    if identity_token is not None or trusted_root is not None or signing_config is not None:
+        raise InputError("--identity-token, --trusted-root and --signing-config go with --sigstore")
+    return KeySigner(load_signing_key(key)) if key is not None else None
+
+
+def load_signing_key(path: Path) -> PrivateKey:
+    """Load a private key, asking for its passphrase only when it is encrypted."""
+    try:
+        return load_private_key_file(path, None)
+    except InputError:
+        pass
+    passphrase = passphrase_from_env_or_prompt()
+    if passphrase is None:
+        raise InputError("the signing key is encrypted and no passphrase was given", path=path,
+                         hint="set IMAGELOCK_KEY_PASSPHRASE or run on a terminal")
+    return load_private_key_file(path, passphrase)
+
+
 @progress.phase("sign")
 def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
     """SLSA provenance for every platform built, signed, filed beside the output."""
-    out = attestations_path(res.output)
+    lock = read_lock(lock_path)
+    output = Path(res.output)
+    out = attestations_path(output)
     digest = lock_digest(lock_path)
     now = utc_now()
     archive_digest = None
-    if res.fmt == "docker-archive":
+    if res.format == "docker-archive":
         # A docker-archive has no manifest of its own: readers (and `verify`) identify it by the
         # canonical OCI manifest of its uncompressed layers, so that is what is signed.
-
-        archive_digest = read_docker_archive(res.output).manifest_digest
+        archive_digest = read_docker_archive(output).manifest_digest
+    written = out
     for platform, d in res.platforms.items():
-        if archive_digest is not None and platform != res.lock.platforms[0]:
+        if archive_digest is not None and platform != lock.platforms[0]:
             continue  # the archive holds the first platform only
         st = build_provenance(
-            subject_name=res.lock.image.name,
-            manifest_digest=archive_digest or d["manifest_digest"],
+            subject_name=lock.image.name,
+            manifest_digest=archive_digest or d.manifest_digest,
             lock_digest=digest,
             lock_uri=lock_path.name,
-            pins=lock_pins(res.lock),
+            pins=lock_pins(lock),
             finished_on=now,
             platform=platform,
             builder_version={"imagelock": __version__},
         )
         written, _ = signer.emit(st, out)
     return written
-
-
 
 
 def provenance_refs(image_path: Path | None) -> list[AttestationRef]:
@@ -156,6 +188,12 @@ def _payload(line: bytes) -> bytes:
         return b""
 
 
+def rebuild_attestations_path(image: str | None) -> Path:
+    """Where a rebuild's VSA goes by default: beside a local image, else ./rebuild.intoto.jsonl."""
+    local = local_path(image) if image else None
+    return attestations_path(local) if local is not None else Path("rebuild.intoto.jsonl")
+
+
 @progress.phase("sign")
 def sign_rebuild(
     res: RebuildResult, signer: Signer, *, out: Path, verifier_id: str | None = None
@@ -163,6 +201,7 @@ def sign_rebuild(
     """A VSA for the image the rebuild checked (the published one, else the lock's), signed and
     appended to `out`. PASSED on a match; FAILED only when the caller asks for it."""
     subject = res.published or res.rebuilt
+    image_ref = res.report.image
     match = {"reproduced": "distribution", "reproduced-content": "content"}.get(res.verdict)
     st = build_vsa(
         subject_name=res.lock.image.name,
@@ -171,13 +210,13 @@ def sign_rebuild(
         lock_uri=res.lock_path.name,
         time_verified=utc_now(),
         match=match,  # type: ignore[arg-type]
-        input_attestations=provenance_refs(local_path(res.image_ref) if res.image_ref else None),
+        input_attestations=provenance_refs(local_path(image_ref) if image_ref else None),
         verifier_version={"imagelock": __version__},
         # A local path means nothing to others (and says where the rebuilder keeps files): a
         # registry image is named by its oci:// URI, anything else by its package URL.
-        resource_uri=(oci_uri(registry_form(res.image_ref).removeprefix("docker://"),
+        resource_uri=(oci_uri(registry_form(image_ref).removeprefix("docker://"),
                               subject.manifest_digest)
-                      if res.image_ref and local_path(res.image_ref) is None else None),
+                      if image_ref and local_path(image_ref) is None else None),
         **({"verifier_id": verifier_id} if verifier_id else {}),
     )
     return signer.emit(st, out)

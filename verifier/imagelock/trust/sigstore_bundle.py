@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from importlib import metadata
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from sigstore import dsse as sigstore_dsse
 from sigstore.errors import Error as SigstoreError
-from sigstore.models import IncompatibleEntry
-from sigstore.models import Bundle, ClientTrustConfig, TrustedRoot
+from sigstore.models import Bundle, ClientTrustConfig, IncompatibleEntry, TrustedRoot
 from sigstore.oidc import ExpiredIdentity, IdentityToken
 from sigstore.sign import SigningContext
 from sigstore.verify import Verifier

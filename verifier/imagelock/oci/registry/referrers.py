@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from imagelock.core.digest import canonical_json
 from imagelock.core.errors import FetchError, InputError
-from imagelock.formats.oci import MT_INDEX, MT_MANIFEST, Index, Manifest
+from imagelock.formats.oci import MT_EMPTY, MT_INDEX, MT_MANIFEST, Index, Manifest
 from imagelock.oci.blobio import digest_hex, hash_digest, parse_json, parse_model
 from imagelock.oci.reference import Reference
 from imagelock.oci.registry.auth import Credentials
@@ -33,7 +33,6 @@ from imagelock.oci.registry.client import (
     get_checked,
 )
 
-MT_EMPTY = "application/vnd.oci.empty.v1+json"
 EMPTY = b"{}"
 MERGE_ROUNDS = 20  # reads (and writes) of the fallback index per push, at most
 SETTLE = (0.2, 0.5)  # seconds (plus twice our own read-to-write time) an entry must stay
