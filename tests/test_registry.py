@@ -5,19 +5,25 @@ auth files, basic and bearer-token authentication."""
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
+import http.client
 import http.server
 import json
+import os
 import shutil
 import socketserver
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from helpers import need
+from helpers import IMAGELOCK, need
 from imagelock.core.errors import FetchError, InputError, IntegrityError, UnsafeContentError
 from imagelock.formats.oci import MT_INDEX, MT_LAYER_TAR, MT_MANIFEST
 from imagelock.oci.image import Blob, Image
@@ -356,9 +362,10 @@ def test_plain_http_only_for_loopback_or_insecure(monkeypatch: pytest.MonkeyPatc
         raise requests.ConnectionError("no route")
 
     monkeypatch.setattr(requests.Session, "get", refuse)
+    monkeypatch.setenv("IMAGELOCK_HTTP_BACKOFF", "0.01")
     with pytest.raises(FetchError, match="cannot reach a registry") as e:
         RegistryClient("registry.test:5000").base_url()
-    assert tried == ["https://registry.test:5000/v2/"]
+    assert set(tried) == {"https://registry.test:5000/v2/"}  # tried again, never over HTTP
     assert e.value.hint and "--insecure" in e.value.hint
 
 
@@ -416,3 +423,242 @@ def test_a_registry_with_the_referrers_api_is_asked_directly(
     monkeypatch.setattr(RegistryClient, "get_referrers", api)
     assert [r.digest for r in list_referrers(ref, INTOTO)] == [pushed]  # filtered here too
     assert asked == [(DIGEST, INTOTO)]
+
+
+# -- a registry that fails for a while: retries within a bounded time -----------------------------
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Forwards to a real registry, except that the first `fail_first` requests (of
+    `fail_methods`, if set) fail: with `statuses` in turn, each with its Retry-After, or by
+    dropping the connection without an answer."""
+
+    protocol_version = "HTTP/1.1"
+    server: _FlakyServer
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+    def _handle(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        srv = self.server
+        with srv.lock:
+            counted = not srv.fail_methods or self.command in srv.fail_methods
+            n = srv.counted = srv.counted + counted
+            failing = counted and n <= srv.fail_first
+            srv.log.append((self.command, self.path.split("?")[0], failing))
+        if failing:
+            if srv.drop:
+                self.close_connection = True  # no answer at all: a broken connection
+                return
+            status, after = srv.statuses[(n - 1) % len(srv.statuses)]
+            self.send_response(status)
+            if after is not None:
+                self.send_header("Retry-After", after)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        up = http.client.HTTPConnection(*srv.upstream, timeout=30)
+        hop = ("connection", "keep-alive", "transfer-encoding")
+        up.request(self.command, self.path, body=body or None,
+                   headers={k: v for k, v in self.headers.items() if k.lower() not in hop})
+        resp = up.getresponse()
+        data = resp.read()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in (*hop, "content-length"):
+                self.send_header(k, v)
+        length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", length or str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        up.close()
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
+
+
+class _FlakyServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    upstream: tuple[str, int]
+    fail_first: int
+    fail_methods: tuple[str, ...]
+    statuses: list[tuple[int, str | None]]
+    drop: bool
+    counted: int
+    log: list[tuple[str, str, bool]]
+    lock: threading.Lock
+
+
+@contextmanager
+def flaky_registry(upstream: str, fail_first: int, *, statuses: list[tuple[int, str | None]]
+                   | None = None, drop: bool = False,
+                   fail_methods: tuple[str, ...] = ()) -> Iterator[_FlakyServer]:
+    srv = _FlakyServer(("127.0.0.1", 0), _Flaky)
+    host, port = upstream.rsplit(":", 1)
+    srv.upstream, srv.fail_first, srv.fail_methods = (host, int(port)), fail_first, fail_methods
+    srv.statuses, srv.drop = statuses or [(503, None)], drop
+    srv.counted, srv.log, srv.lock = 0, [], threading.Lock()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _host(srv: _FlakyServer) -> str:
+    return f"127.0.0.1:{srv.server_address[1]}"
+
+
+@pytest.fixture
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGELOCK_HTTP_BACKOFF", "0.05")
+
+
+def test_a_registry_answering_503_and_429_for_a_while_is_waited_for_as_it_asks(
+    registry: Registry, hello: dict[str, Path], tmp_path: Path, quick_backoff: None
+) -> None:
+    push(read_image(hello["oci"]), f"{registry.host}/flaky:1.0")
+    # An HTTP date has whole seconds: 4 s from now is at least 3 s from now once written.
+    soon = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True)
+    statuses = [(503, "1"), (429, soon), (502, None)]
+    with flaky_registry(registry.host, 3, statuses=statuses) as srv:
+        start = time.monotonic()
+        img = pull(f"{_host(srv)}/flaky:1.0", tmp_path / "out")
+        took = time.monotonic() - start
+    assert img.manifest_digest == DIGEST
+    assert [f for _, _, f in srv.log[:4]] == [True, True, True, False]
+    assert took >= 2.5  # Retry-After honoured (1 s, then until the date), not 0.05 s backoffs
+
+
+def test_broken_connections_and_failed_uploads_are_tried_again(
+    registry: Registry, hello: dict[str, Path], tmp_path: Path, quick_backoff: None
+) -> None:
+    push(read_image(hello["oci"]), f"{registry.host}/dropped:1.0")
+    with flaky_registry(registry.host, 3, drop=True) as srv:  # no answer, three times
+        assert pull(f"{_host(srv)}/dropped:1.0", tmp_path / "out").manifest_digest == DIGEST
+    assert [f for _, _, f in srv.log[:4]] == [True, True, True, False]
+    # Uploads: the first three PUTs (blobs, then the manifest) fail with 500; the push lands.
+    with flaky_registry(registry.host, 3, statuses=[(500, None)], fail_methods=("PUT",)) as srv:
+        assert push(read_image(hello["oci"]), f"{_host(srv)}/retried-push:1.0") == DIGEST
+    puts = [(p.split("/")[-2], f) for m, p, f in srv.log if m == "PUT"]
+    assert [f for _, f in puts].count(True) == 3 and puts[-1] == ("manifests", False), puts
+    assert resolve(f"{registry.host}/retried-push:1.0").digest == DIGEST
+
+
+def test_retries_stop_within_the_time_budget(
+    registry: Registry, tmp_path: Path, quick_backoff: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry that keeps failing, or asks to come back in an hour, gets a clear error
+    within the budget ($IMAGELOCK_HTTP_RETRY_SECONDS), not a hang."""
+    monkeypatch.setenv("IMAGELOCK_HTTP_RETRY_SECONDS", "3")
+    with flaky_registry(registry.host, 10**6, statuses=[(503, "3600")]) as srv:
+        start = time.monotonic()
+        with pytest.raises(FetchError, match="asks to wait 3600 s more.*retry budget is 3 s"):
+            pull(f"{_host(srv)}/hello:1.0", tmp_path / "a")
+        assert time.monotonic() - start < 2
+    with flaky_registry(registry.host, 10**6, statuses=[(503, None)]) as srv:
+        start = time.monotonic()
+        with pytest.raises(FetchError, match=r"HTTP 503 after 6 attempts") as e:
+            pull(f"{_host(srv)}/hello:1.0", tmp_path / "b")
+        assert time.monotonic() - start < 3
+    assert e.value.exit_code == 3
+
+
+# -- credential helpers ---------------------------------------------------------------------------
+
+
+def credential_helper(bin_dir: Path, name: str, host: str, user: str, password: str) -> Path:
+    """A `docker-credential-NAME` that knows one host (the protocol: `get`, the server on stdin,
+    JSON on stdout; "credentials not found" and exit 1 for any other), logging each call."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    log = bin_dir / f"{name}.log"
+    script = bin_dir / f"docker-credential-{name}"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = get ] || exit 2\n'
+        "read -r server\n"
+        f'echo "$server" >> {log}\n'
+        f'if [ "$server" = "{host}" ]; then\n'
+        f'  printf \'{{"ServerURL":"%s","Username":"{user}","Secret":"{password}"}}\\n\' '
+        '"$server"\n'
+        "else\n"
+        "  echo 'credentials not found in native keychain'; exit 1\n"
+        "fi\n")
+    script.chmod(0o755)
+    return log
+
+
+def test_credentials_come_from_the_helper_the_auth_file_names(
+    hello: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    no_real_auth_files: Path,
+) -> None:
+    with start_registry(tmp_path / "reg", users={"carol": "s3cret"}) as reg:
+        bin_dir = tmp_path / "bin"
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+        per_host = credential_helper(bin_dir, "perhost", reg.host, "carol", "s3cret")
+        store = credential_helper(bin_dir, "store", reg.host, "carol", "s3cret")
+        config = no_real_auth_files / ".docker/config.json"
+        config.parent.mkdir(parents=True)
+        ref = f"{reg.host}/helped:1.0"
+        # credHelpers for this host wins over credsStore and over the auths entry.
+        config.write_text(json.dumps({"credHelpers": {reg.host: "perhost"}, "credsStore": "store",
+                                      "auths": {reg.host: {"auth": "bm9ib2R5Om5vdGhpbmc="}}}))
+        assert push(read_image(hello["oci"]), ref) == DIGEST
+        assert per_host.read_text().split() == [reg.host]  # asked once, for this host
+        assert not store.exists()
+        # credsStore serves every host that has no credHelpers entry.
+        config.write_text(json.dumps({"credsStore": "store", "auths": {reg.host: {}}}))
+        assert pull(ref, tmp_path / "out").manifest_digest == DIGEST
+        assert store.read_text().split() == [reg.host]
+        found = find_credentials(reg.host, "helped")
+        assert found is not None and found.source.startswith("docker-credential-store")
+        assert "s3cret" not in repr(found)
+        # A helper that has nothing for the host: anonymous, refused by this registry.
+        config.write_text(json.dumps({"credHelpers": {reg.host: "perhost"}}))
+        credential_helper(bin_dir, "perhost", "elsewhere.test", "x", "y")
+        with pytest.raises(FetchError, match=f"{reg.host} needs credentials for helped"):
+            pull(ref, tmp_path / "out2")
+        # A helper that is not installed is named, with the file that names it.
+        config.write_text(json.dumps({"credsStore": "missing"}))
+        with pytest.raises(InputError, match="docker-credential-missing is not on PATH") as e:
+            pull(ref, tmp_path / "out3")
+        assert e.value.path == str(config) or str(e.value.path) == str(config)
+
+
+# -- two pushers at once ------------------------------------------------------------------------
+
+
+def test_two_concurrent_attach_runs_lose_no_attestation(
+    registry: Registry, hello: dict[str, Path], tmp_path: Path
+) -> None:
+    """docker-registry 2.8 has no referrers API, so each attach updates the fallback index
+    (read, add, write back). Two `imagelock attach` runs at once, 12 attestations each, against
+    one image: every one of the 24 is listed afterwards."""
+    from imagelock.trust.dsse import envelope_json, sign_envelope
+    from imagelock.trust.keys import generate
+    from imagelock.trust.statement import statement_bytes
+    from trust_helpers import vsa
+
+    ref = f"{registry.host}/raced:1.0"
+    push(read_image(hello["oci"]), ref)
+    files = []
+    for who in ("alice", "bob"):
+        key = generate("ed25519")
+        lines = [envelope_json(sign_envelope(statement_bytes(vsa(
+            manifest=DIGEST, verifier_id=f"https://rebuilders.test/{who}/{n}")), [key]))
+            for n in range(12)]
+        files.append(tmp_path / f"{who}.intoto.jsonl")
+        files[-1].write_bytes(b"\n".join(lines) + b"\n")
+    by_digest = f"{registry.host}/raced@{DIGEST}"
+    procs = [subprocess.Popen([IMAGELOCK, "attach", by_digest, str(f), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for f in files]
+    pushed: set[str] = set()
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        pushed |= set(json.loads(out)["referrers"])
+    assert len(pushed) == 24
+    assert {r.digest for r in list_referrers(ref)} == pushed

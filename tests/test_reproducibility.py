@@ -103,3 +103,34 @@ def test_docker_archive_is_deterministic_too(tmp_path: Path) -> None:
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     shutil.rmtree(a)
+
+
+def test_a_build_whose_compressed_blobs_differ_from_the_lock_exits_1_content_only(
+    tmp_path: Path,
+) -> None:
+    """A lock made on a machine whose gzip wrote other bytes: our build has the lock's config
+    digest (same content) but not its manifest digest, which is what the lock promises and what
+    a consumer pins. That is not the locked image: exit 1, and the output says content only."""
+    from imagelock.oci.layout_read import read_layout
+    from tamper import recompress
+
+    ex = copy_example("hello", tmp_path / "hello")
+    env = {"IMAGELOCK_STORE": str(tmp_path / "store")}
+    assert run(["build", str(ex), "-o", str(tmp_path / "ours")], env=env).returncode == 0
+    # The lock as another compressor (Python's zlib at level 9) would have written it.
+    other = recompress(read_layout(tmp_path / "ours"), tmp_path / "other")
+    lock_file = ex / "imagelock.lock"
+    lock = json.loads(lock_file.read_text())
+    exp = lock["expected"]["linux/amd64"]
+    assert other.config_digest == exp["config_digest"]
+    exp["manifest_digest"] = other.manifest_digest
+    for layer, blob in zip(exp["layers"], other.layers, strict=True):
+        layer["digest"], layer["size"] = blob.digest, blob.size
+    lock_file.write_text(json.dumps(lock, indent=2) + "\n")
+
+    r = run(["build", str(ex), "-o", str(tmp_path / "again"), "--json"], env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert json.loads(r.stdout)["verdict"] == "reproduced-content"
+    human = run(["build", str(ex), "-o", str(tmp_path / "again")], env=env)
+    assert human.returncode == 1
+    assert "content only" in human.stdout and "exit 1" in human.stdout

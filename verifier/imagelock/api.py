@@ -210,8 +210,9 @@ def build(
     sbom_formats: Sequence[Literal["spdx", "cyclonedx"]] = (),
 ) -> BuildResult:
     """Build the image the lock describes into `output` and compare its digests with the
-    lock's (`verdict`); with a `signer`, sign SLSA provenance for it (not on a mismatch), and
-    with `sbom_formats` also its SBOMs as signed in-toto statements."""
+    lock's (`verdict`); with a `signer`, sign SLSA provenance for it, only when it is the image
+    the lock names (`reproduced`: a content-only match has another manifest digest), and with
+    `sbom_formats` also its SBOMs as signed in-toto statements."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
     from imagelock.build.from_lock import build_lock
 
@@ -222,7 +223,7 @@ def build(
     path = lock_file(lock)
     res = build_lock(path, output=output, fmt=format, store=_store(store), cli_mirrors=mirrors,
                      offline=offline)
-    if signer is None or res.verdict == "mismatch":
+    if signer is None or res.verdict != "reproduced":
         return res
     # lazy: signing loads the trust stage only when asked for
     from imagelock.trust.signing import sign_build, sign_sboms

@@ -276,7 +276,8 @@ def build(
     json_out: JsonOpt = False,
 ) -> None:
     """Build the image a lock describes, deterministically, and compare it with the lock's
-    expected digests (exit 1 if they differ). Prints the config and manifest digests."""
+    expected digests (exit 1 if they differ, a content-only match included: the lock promises
+    the manifest digest). Prints the config and manifest digests."""
 
     def body() -> int:
         from imagelock import api
@@ -286,8 +287,11 @@ def build(
         result = api.build(lock_path, output=output, format=fmt.value, store=store,
                            mirrors=_mirrors(mirror), offline=offline, signer=signer,
                            sbom_formats=[f.value for f in sbom_formats or []])
-        _emit(json_out, result, result.human())
-        return EXIT_VERIFICATION_FAILED if result.verdict == "mismatch" else EXIT_OK
+        human = result.human()
+        if signer is not None and result.verdict != "reproduced":
+            human += "\nnot signed: the build is not the image the lock names"
+        _emit(json_out, result, human)
+        return EXIT_OK if result.verdict == "reproduced" else EXIT_VERIFICATION_FAILED
 
     _run(json_out, body, _progress(quiet, verbose, json_out))
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from imagelock.build.expected import expected_of
 from imagelock.build.image import build_images
+from imagelock.core.scratch import scratch_dir
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.results import BuildResult, BuildVerdict
@@ -40,8 +40,9 @@ def build_lock(
         notes.append(f"compressing with {comp.implementation}; the lock was made with "
                      f"{lock.compression.implementation}, so blob digests may differ")
     context = lock_context_path(lock, lock_path)  # never a symlink out of the lock's directory
-    with tempfile.TemporaryDirectory(prefix="imagelock-build-") as tmp:
-        images = build_images(lock, context=context, store=store, workdir=Path(tmp),
+    # A killed build's directory is removed by the next one (core/scratch.py).
+    with scratch_dir("imagelock-build-") as tmp:
+        images = build_images(lock, context=context, store=store, workdir=tmp,
                               keep_tars=fmt == "docker-archive", notes=notes)
         if fmt == "oci":
             write_layout(images, output)

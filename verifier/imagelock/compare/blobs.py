@@ -1,11 +1,19 @@
-"""Published blobs read as streams that are hashed while they are read: a blob is trusted only once its digest is proven, and its decompressed content can prove a content-identity match."""
+"""Published blobs read as streams that are hashed while they are read: a blob is trusted only once its digest is proven, and its decompressed content can prove a content-identity match.
+
+A published layer is hostile input until proven otherwise, and a small blob can decompress to
+gigabytes. Every read of one is bounded (docs/rebuild-report.md, "Limits"): each decompression
+call yields at most one CHUNK, the published layers of one comparison may decompress to at most
+twice the rebuilt image's uncompressed size plus CONTENT_FLOOR (never past CONTENT_CAP), and the
+tar reader (compare/entries.py) bounds headers and entries. A bound that is hit raises
+LimitExceeded, which the comparison reports as a difference with its reason.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -14,6 +22,70 @@ import zstandard
 from imagelock.core.digest import CHUNK, iter_file
 from imagelock.oci.image import Blob
 from imagelock.tar.compress import gunzip_chunks
+
+
+CONTENT_FLOOR = 256 << 20  # decompressed bytes always allowed, whatever the rebuild's size
+CONTENT_CAP = 64 << 30  # decompressed bytes never read from the published layers of one comparison
+
+
+class LimitExceeded(Exception):
+    """A published layer asked for more than a bound allows: it cannot be the rebuild's layer,
+    and reading on would cost unbounded memory or time."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB" if n >= 1 << 20 else f"{n} bytes"
+
+
+class ContentBudget:
+    """The decompressed bytes the published layers of one comparison may produce: twice the
+    rebuilt image's uncompressed size plus CONTENT_FLOOR, never more than CONTENT_CAP.
+
+    A layer read twice (proved, then indexed) counts once, by its longest read. The rebuilt
+    size (`reference`, which decompresses the rebuilt layers) is measured only once the
+    published side has used the floor, so ordinary comparisons never pay for it.
+    """
+
+    def __init__(self, reference: Callable[[], int]) -> None:
+        self._reference = reference
+        self._used: dict[int, int] = {}
+        self.total = 0
+        self.limit: int | None = None
+
+    def charge(self, layer: int, size: int) -> None:
+        """Published layer `layer` has produced `size` bytes so far in the current read."""
+        before = self._used.get(layer, 0)
+        if size <= before:
+            return
+        self._used[layer] = size
+        self.total += size - before
+        if self.total <= CONTENT_FLOOR:
+            return
+        if self.limit is None:
+            ref = self._reference()
+            self.limit = min(CONTENT_CAP, 2 * ref + CONTENT_FLOOR)
+            self._why = (f"twice the rebuilt image's {_mib(ref)} uncompressed plus "
+                         f"{_mib(CONTENT_FLOOR)}, at most {_mib(CONTENT_CAP)}")
+        if self.total > self.limit:
+            raise LimitExceeded(f"the published layers decompress to more than {_mib(self.limit)}"
+                                f" ({self._why}); reading stopped at layer {layer}")
+
+
+def uncompressed_size(blobs: list[Blob]) -> int:
+    """The total decompressed size of (trusted, rebuilt) layer blobs."""
+    total = 0
+    for blob in blobs:
+        stream = BlobStream(blob)
+        try:
+            stream.finish()
+        finally:
+            stream.close()
+        total += stream.size
+    return total
 
 
 class UnverifiableBlob(Exception):
@@ -94,9 +166,16 @@ class BlobStream:
     Hashes the stored bytes (to check the blob's digest) and the uncompressed ones (the proof
     of its diff_id) as they pass, and remembers the last HEADER_WINDOW bytes so that an entry's
     raw header blocks can be read back to tell USTAR, PAX and GNU apart.
+
+    With a `budget`, every byte produced is charged to it as layer `key`; with `header_limit`
+    set (by the tar reader, while it parses one entry's headers), producing bytes past that
+    offset raises LimitExceeded.
     """
 
-    def __init__(self, blob: Blob) -> None:
+    def __init__(self, blob: Blob, budget: ContentBudget | None = None, key: int = 0) -> None:
+        self._budget = budget
+        self._key = key
+        self.header_limit: int | None = None
         self._raw = _HashingReader(blob.open())
         self.kind, self._chunks = _decompressed(self._raw, blob.media_type)
         self._pending = memoryview(b"")
@@ -127,6 +206,11 @@ class BlobStream:
             self.size += len(data)
             while self._recent_len - len(self._recent[0][1]) >= HEADER_WINDOW:
                 self._recent_len -= len(self._recent.popleft()[1])
+            if self._budget is not None:
+                self._budget.charge(self._key, self.size)
+            if self.header_limit is not None and self.size > self.header_limit:
+                raise LimitExceeded(f"an entry's header records (PAX, GNU long name or sparse "
+                                    f"map) run past {_mib(MAX_HEADER_BYTES)}")
         return data
 
     def recent(self, start: int, end: int) -> bytes | None:
@@ -184,12 +268,14 @@ class ContentProof:
 
     content_digest: str | None
     error: str | None  # the blob is not valid compressed data
+    limit: str | None = None  # reading stopped at a bound (LimitExceeded)
 
 
-def prove_content(blob: Blob, side: str) -> ContentProof:
+def prove_content(blob: Blob, side: str, budget: ContentBudget | None = None,
+                  key: int = 0) -> ContentProof:
     """Decompress `blob` (streamed) and hash the result; raises UnverifiableBlob if the stored
     bytes are not the ones the digest names."""
-    stream = BlobStream(blob)
+    stream = BlobStream(blob, budget, key)
     try:
         try:
             stream.finish()
@@ -197,10 +283,15 @@ def prove_content(blob: Blob, side: str) -> ContentProof:
             stream.abandon()
             check_stored(stream, blob, side)
             return ContentProof(None, f"not valid {stream.kind} data: {e}")
+        except LimitExceeded as e:
+            stream.abandon()
+            check_stored(stream, blob, side)
+            return ContentProof(None, None, e.reason)
         check_stored(stream, blob, side)
         return ContentProof(stream.content_digest, None)
     finally:
         stream.close()
 
 
-HEADER_WINDOW = 1 << 20  # recent uncompressed bytes kept to read an entry's raw header blocks
+MAX_HEADER_BYTES = 1 << 20  # one entry's header blocks and extended records, read into memory
+HEADER_WINDOW = MAX_HEADER_BYTES  # recent uncompressed bytes kept to read an entry's raw headers

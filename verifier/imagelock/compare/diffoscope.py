@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from imagelock.compare.blobs import ContentBudget, LimitExceeded, uncompressed_size
 from imagelock.compare.extract import extract_files, safe_relpath
 from imagelock.core.errors import InputError, IntegrityError
 from imagelock.formats.report import (
@@ -61,11 +62,17 @@ def run_diffoscope(report: Report, rebuilt: Image, published: Image, out_dir: Pa
         raise InputError(f"{out_dir} is not empty", hint="give a new or empty directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     pairs: list[DiffoscopePair] = []
+    budget = ContentBudget(lambda: uncompressed_size(rebuilt.layers))
     for layer, paths in sorted(changed.items()):
         sub = Path(f"layer-{layer}")
         a = extract_files(rebuilt.layers[layer], paths, out_dir / "rebuilt" / sub, "rebuilt")
-        b = extract_files(published.layers[layer], paths, out_dir / "published" / sub,
-                          "published")
+        try:
+            b = extract_files(published.layers[layer], paths, out_dir / "published" / sub,
+                              "published", budget, layer)
+        except LimitExceeded as e:
+            return done(DiffoscopeResult(available=True, out_dir=str(out_dir), pairs=pairs,
+                                         note=f"layer {layer}: reading stopped at a limit: "
+                                         f"{e.reason}"))
         for path in sorted(paths):
             if path not in a or path not in b:
                 continue

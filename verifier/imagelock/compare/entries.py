@@ -1,4 +1,11 @@
-"""Layer entries: an index of each tar entry (type, mode, owner, times, content hash, raw header format) and the differences between two entries or two layers, each classified."""
+"""Layer entries: an index of each tar entry (type, mode, owner, times, content hash, raw header format) and the differences between two entries or two layers, each classified.
+
+Layer tars are read with tarfile in streaming mode, bounded (docs/rebuild-report.md, "Limits"):
+one entry's headers may not run past MAX_HEADER_BYTES nor chain more than MAX_HEADER_CHAIN
+extended headers (tarfile reads each one by recursion), and what the index keeps of a published
+layer (entries, and the text of names, link targets and PAX records) is bounded relative to the
+rebuilt layer it is compared with.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,34 @@ import bisect
 import hashlib
 import tarfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Self
 
-from imagelock.compare.blobs import DECOMPRESSION_ERRORS, BlobStream, check_stored
+from imagelock.compare.blobs import (
+    DECOMPRESSION_ERRORS,
+    MAX_HEADER_BYTES,
+    BlobStream,
+    ContentBudget,
+    LimitExceeded,
+    check_stored,
+)
 from imagelock.core.digest import CHUNK
 from imagelock.formats.report import Category, Change
 from imagelock.oci.image import Blob
 
 Key = tuple[str, int]  # (normalised path, occurrence): a path may appear twice in one tar
+
+MAX_HEADER_CHAIN = 8  # extended headers (PAX, global PAX, GNU long name/link) before one entry
+ENTRY_SLACK = 10_000  # entries a published layer may have beyond twice the rebuilt layer's
+MAX_ENTRIES = 1_000_000  # entries indexed per published layer, whatever the rebuild has
+TEXT_SLACK = 16 << 20  # bytes of names, link targets and PAX records beyond twice the rebuild's
+MAX_TEXT = 256 << 20  # bytes of such text kept per published layer, whatever the rebuild has
+KEPT_TEXT = 4096  # a longer name or link target (PATH_MAX) is kept as a prefix and its sha256
+KEPT_PAX = (64, 4096)  # an entry's PAX records beyond this (count, bytes) are kept as a digest
+_READAHEAD = 2 * tarfile.RECORDSIZE  # what tarfile's stream reader buffers past its position
+_CHAIN = "_imagelock_header_chain"
 
 
 TYPES = {
@@ -63,6 +88,61 @@ class LayerIndex:
     entries: dict[Key, EntryInfo]
     content_digest: str
     error: str | None = None
+    limit: str | None = None  # reading stopped at a bound: the index is incomplete
+    text: int = 0  # bytes of names, link targets and PAX records kept
+
+
+@dataclass(frozen=True)
+class LayerBounds:
+    """What the index of one published layer may hold, and the comparison's byte budget."""
+
+    budget: ContentBudget | None
+    key: int
+    max_entries: int = MAX_ENTRIES
+    max_text: int = MAX_TEXT
+
+    @classmethod
+    def relative_to(cls, reference: LayerIndex, budget: ContentBudget | None, key: int) -> Self:
+        """Twice what the rebuilt layer has, plus some slack: a layer that differs by a few
+        files still lists them, one that is a bomb stops early."""
+        return cls(budget, key, min(MAX_ENTRIES, 2 * len(reference.entries) + ENTRY_SLACK),
+                   min(MAX_TEXT, 2 * reference.text + TEXT_SLACK))
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's header parsing with chains of extended headers bounded: tarfile reads each one
+    by recursion, so a long chain would otherwise end in RecursionError."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile: tarfile.TarFile) -> Self:
+        depth: int = getattr(tarfile, _CHAIN, 0)
+        if depth > MAX_HEADER_CHAIN:
+            raise LimitExceeded(f"an entry has more than {MAX_HEADER_CHAIN} extended headers "
+                                "(PAX, GNU long name or link) before it")
+        setattr(tarfile, _CHAIN, depth + 1)
+        try:
+            return super().fromtarfile(tarfile)
+        finally:
+            setattr(tarfile, _CHAIN, depth)
+
+
+def layer_members(stream: BlobStream) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """The members of a layer tar, streamed, each with the TarFile to read its content from.
+
+    While tarfile parses one entry's headers, the stream refuses to produce more than
+    MAX_HEADER_BYTES past where they start (tarfile reads a PAX record or GNU long name whole
+    into memory); members already read are forgotten (TarFile keeps every one)."""
+    stream.header_limit = MAX_HEADER_BYTES + _READAHEAD
+    tf = tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape",  # type: ignore[call-overload]  # noqa: SIM115
+                      tarinfo=_BoundedTarInfo)
+    while True:
+        stream.header_limit = tf.offset + MAX_HEADER_BYTES + _READAHEAD
+        m = tf.next()
+        stream.header_limit = None
+        if m is None:
+            return
+        yield tf, m
+        tf.members.clear()
 
 
 def display(text: str) -> str:
@@ -70,12 +150,35 @@ def display(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def _digest_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def kept(text: str) -> str:
+    """A name or link target as the index keeps it: whole up to KEPT_TEXT bytes (Linux's
+    PATH_MAX), else a prefix and the whole one's sha256 (still unique, still comparable)."""
+    if len(text) <= KEPT_TEXT:
+        return display(text)
+    return f"{display(text[:200])}...(sha256:{_digest_text(text)}, {len(text)} characters)"
+
+
+def _pax(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    records = sorted((display(k), display(v)) for k, v in headers.items())
+    count, size = KEPT_PAX
+    if len(records) <= count and sum(len(k) + len(v) for k, v in records) <= size:
+        return tuple(records)
+    whole = "\n".join(f"{k}={v}" for k, v in records)
+    return (("(records)", f"sha256:{_digest_text(whole)} ({len(records)} records, "
+             f"{len(whole)} characters)"),)
+
+
 def normalise(name: str) -> str:
     """The entry's path as an absolute in-image path: `./etc/x/` and `etc/x` are `/etc/x`."""
-    while name.startswith("./"):
-        name = name[2:]
-    name = name.strip("/")
-    return "/" if name in ("", ".") else "/" + display(name)
+    start = 0
+    while name.startswith("./", start):  # by offset: a name of a million "./" stays linear
+        start += 2
+    name = name[start:].strip("/")
+    return "/" if name in ("", ".") else "/" + kept(name)
 
 
 def header_format(raw: bytes | None) -> str:
@@ -106,34 +209,48 @@ def _entry(tf: tarfile.TarFile, m: tarfile.TarInfo, stream: BlobStream, position
     kind = TYPES.get(m.type, f"type {m.type.decode('latin-1')!r}")
     device = f"{m.devmajor},{m.devminor}" if m.ischr() or m.isblk() else ""
     return EntryInfo(
-        name=display(m.name), type=kind, mode=m.mode, uid=m.uid, gid=m.gid,
-        uname=display(m.uname), gname=display(m.gname), mtime=m.mtime,
+        name=kept(m.name), type=kind, mode=m.mode, uid=m.uid, gid=m.gid,
+        uname=kept(m.uname), gname=kept(m.gname), mtime=m.mtime,
         size=m.size if m.isreg() else 0,
         sha256=_hash_member(tf, m) if m.isreg() else None,
-        linkname=display(m.linkname), device=device,
-        pax=tuple(sorted((display(k), display(v)) for k, v in m.pax_headers.items())),
+        linkname=kept(m.linkname), device=device,
+        pax=_pax(m.pax_headers),
         format=header_format(stream.recent(m.offset, m.offset_data)),
         position=position,
     )
 
 
-def index_layer(blob: Blob, side: str) -> LayerIndex:
-    """Stream `blob`, decompressing and reading it as a tar, into an index of its entries."""
-    stream = BlobStream(blob)
+def _text(e: EntryInfo) -> int:
+    return (len(e.name) + len(e.linkname) + len(e.uname) + len(e.gname)
+            + sum(len(k) + len(v) for k, v in e.pax))
+
+
+def index_layer(blob: Blob, side: str, bounds: LayerBounds | None = None) -> LayerIndex:
+    """Stream `blob`, decompressing and reading it as a tar, into an index of its entries.
+
+    With `bounds` (a published layer), reading stops at the first bound hit and the index says
+    why (`limit`); it is then incomplete and its content digest is not the layer's."""
+    stream = BlobStream(blob, bounds.budget if bounds else None, bounds.key if bounds else 0)
     entries: dict[Key, EntryInfo] = {}
-    error = None
+    error = limit = None
+    text = 0
     try:
         try:
             seen: Counter[str] = Counter()
-            tf = tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]  # noqa: SIM115
-                              errors="surrogateescape")
-            position = 0
-            while (m := tf.next()) is not None:
+            for position, (tf, m) in enumerate(layer_members(stream)):
+                if bounds is not None and position >= bounds.max_entries:
+                    raise LimitExceeded(f"the layer has more than {bounds.max_entries} entries "
+                                        f"(twice the rebuilt layer's plus {ENTRY_SLACK}, at most "
+                                        f"{MAX_ENTRIES})")
                 path = normalise(m.name)
-                entries[(path, seen[path])] = _entry(tf, m, stream, position)
+                entry = _entry(tf, m, stream, position)
+                text += _text(entry)
+                if bounds is not None and text > bounds.max_text:
+                    raise LimitExceeded(f"the layer's names, link targets and PAX records pass "
+                                        f"{bounds.max_text} bytes (twice the rebuilt layer's "
+                                        f"plus {TEXT_SLACK}, at most {MAX_TEXT})")
+                entries[(path, seen[path])] = entry
                 seen[path] += 1
-                position += 1
-                tf.members.clear()  # TarFile keeps every member it read: we keep our index
             stream.finish()
         except DECOMPRESSION_ERRORS as e:
             stream.abandon()
@@ -141,10 +258,13 @@ def index_layer(blob: Blob, side: str) -> LayerIndex:
         except tarfile.TarError as e:
             stream.abandon()
             error = f"not a valid tar: {e}"
+        except LimitExceeded as e:
+            stream.abandon()
+            limit = e.reason
         check_stored(stream, blob, side)
     finally:
         stream.close()
-    return LayerIndex(entries, stream.content_digest, error)
+    return LayerIndex(entries, stream.content_digest, error, limit, text)
 
 
 def _when(t: float) -> str:

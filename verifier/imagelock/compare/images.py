@@ -180,6 +180,11 @@ def _against_published(rebuilt: Image, published: Image, expected: ExpectedImage
                   "differently")
     else:
         verdict, reason = "mismatch", "the published image differs from the rebuild"
+        if walk.limits:
+            reason += " (reading stopped at a limit in layer " + ", ".join(
+                str(i) for i in sorted(walk.limits)) + ")"
+    notes += [f"layer {i}: reading stopped at a limit: {why}" for i, why in
+              sorted(walk.limits.items())]
     return _report(verdict, reason, rebuilt, published, lock_side, docs, layers,
                    walk.content_digests, notes)
 

@@ -6,9 +6,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from imagelock.compare.blobs import UnverifiableBlob, prove_content
+from imagelock.compare.blobs import (
+    ContentBudget,
+    UnverifiableBlob,
+    prove_content,
+    uncompressed_size,
+)
 from imagelock.compare.documents import diff_ids_of, layer_names
-from imagelock.compare.entries import diff_layer, index_layer
+from imagelock.compare.entries import LayerBounds, diff_layer, index_layer
 from imagelock.formats.report import Category, Change, Difference
 from imagelock.oci.image import Image
 
@@ -39,10 +44,12 @@ class Findings:
 class LayerWalk:
     """Per paired layer position, why the blobs differ: `same` (equal digests), `compression`
     (the got blob decompresses to the expected diff_id), `explained` (differences were listed),
-    plus the content digests computed on the got side (the proofs)."""
+    plus the content digests computed on the got side (the proofs), and the layers whose
+    reading stopped at a bound (docs/rebuild-report.md, "Limits") with the reason."""
 
     status: dict[int, str] = field(default_factory=dict)
     content_digests: dict[int, str] = field(default_factory=dict)
+    limits: dict[int, str] = field(default_factory=dict)
 
 
 def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, *,
@@ -51,8 +58,12 @@ def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, 
 
     With `prove_all`, got blobs equal to the expected ones are decompressed too, so every
     got layer's content digest is proven, not inferred (for `reproduced-content`).
+
+    The got side is hostile input: its reads share one ContentBudget and each of its layers
+    is indexed within LayerBounds set by the expected layer it is paired with.
     """
     walk = LayerWalk()
+    budget = ContentBudget(lambda: uncompressed_size(expected.layers))
     exp_ids, got_ids = diff_ids_of(expected.config), diff_ids_of(got.config)
     names = layer_names(expected.config)
 
@@ -72,6 +83,12 @@ def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, 
         findings.add(Difference(category=category, scope="layer", layer=i, layer_name=name(i),
                                 path=path, field=fld, change=change, expected=a, got=b))
 
+    def stopped(i: int, reason: str) -> None:
+        add("content", i, "blob", "changed", "a layer the rebuild could have made",
+            f"reading stopped at a limit: {reason}")
+        walk.limits[i] = reason
+        walk.status[i] = "explained"
+
     for i, (eb, gb) in enumerate(zip(expected.layers, got.layers, strict=False)):
         want = exp_ids[i] if i < len(exp_ids) else None
         claimed = got_ids[i] if i < len(got_ids) else None
@@ -80,7 +97,10 @@ def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, 
             continue
         if claimed == want or claimed in exp_ids or eb.digest == gb.digest:
             # Cheap first: does the got blob decompress to a diff_id we have?
-            proof = prove_content(gb, got_side)
+            proof = prove_content(gb, got_side, budget, i)
+            if proof.limit is not None:
+                stopped(i, proof.limit)
+                continue
             if proof.error is not None:
                 add("compression", i, "blob", "changed", "a valid compressed tar", proof.error)
                 walk.status[i] = "explained"
@@ -97,11 +117,15 @@ def walk_layers(expected: Image, got: Image, findings: Findings, got_side: str, 
                 walk.status[i] = "explained"
                 continue
         e_idx = index_layer(eb, "rebuilt" if got_side == "published" else "expected")
-        g_idx = index_layer(gb, got_side)
-        if e_idx.error is not None:
-            raise UnverifiableBlob(f"the expected side's layer {i} cannot be read: {e_idx.error}",
+        if e_idx.error is not None or e_idx.limit is not None:
+            raise UnverifiableBlob(f"the expected side's layer {i} cannot be read: "
+                                   f"{e_idx.error or e_idx.limit}",
                                    hint="this is a bug in the builder or the image reader: "
                                    "please report it")
+        g_idx = index_layer(gb, got_side, LayerBounds.relative_to(e_idx, budget, i))
+        if g_idx.limit is not None:
+            stopped(i, g_idx.limit)
+            continue
         walk.content_digests[i] = g_idx.content_digest
         walk.status[i] = "explained"
         if g_idx.error is not None:

@@ -5,19 +5,25 @@ Objects live at `<root>/sha256/<hex>`. Writes go to a private temporary file in
 a partial object and two processes filling the store at once both succeed (the rename of equal
 content is idempotent). Every read is checked again: `open_verified` hashes as it streams and
 raises at the end if the bytes are not the pinned ones, deleting the corrupt object.
+
+A temporary file is locked by the process writing it (core/scratch.py), so a partial download
+left by a killed process is recognised as such and removed when the store is next opened, while
+those of processes still at work, sharing the store, are left alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from imagelock.core.digest import CHUNK, is_sha256_hex
 from imagelock.core.errors import InputError, IntegrityError
+from imagelock.core.scratch import locked_temp_file, sweep_files
 from imagelock.core.verified_read import VerifyingReader
+
+PARTIAL = "part-"  # a download in progress (or left by a process that died)
 
 
 def default_root() -> Path:
@@ -36,6 +42,11 @@ class Store:
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        self.sweep()
+
+    def sweep(self) -> list[Path]:
+        """Remove partial files whose writer died (and an older version's, once a day old)."""
+        return sweep_files(self.root / "tmp", PARTIAL, legacy=("in-",))
 
     def path_for(self, sha256: str) -> Path:
         if not is_sha256_hex(sha256):
@@ -61,11 +72,11 @@ class Store:
             r.verify_rest()
         return self.path_for(sha256)
 
-    def _tmp(self) -> tuple[int, str]:
+    def _tmp(self) -> tuple[int, Path]:
         tmpdir = self.root / "tmp"
         tmpdir.mkdir(parents=True, exist_ok=True)
         (self.root / "sha256").mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=tmpdir, prefix="in-")
+        return locked_temp_file(tmpdir, PARTIAL)
 
     def add_chunks(
         self,
@@ -84,20 +95,21 @@ class Store:
         fd, tmp = self._tmp()
         h = hashlib.sha256()
         n = 0
+        f = os.fdopen(fd, "wb")  # open (so locked) until the file is renamed or removed
         try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    n += len(chunk)
-                    if limit is not None and n > limit:
-                        raise IntegrityError(f"{what or 'download'} is larger than {limit} bytes",
-                                             hint="no genuine file of this kind is this large")
-                    if size is not None and n > size:
-                        raise IntegrityError(
-                            f"{what or 'download'} is larger than its pinned size {size}",
-                            hint="the source serves different content than was locked",
-                        )
-                    h.update(chunk)
-                    f.write(chunk)
+            for chunk in chunks:
+                n += len(chunk)
+                if limit is not None and n > limit:
+                    raise IntegrityError(f"{what or 'download'} is larger than {limit} bytes",
+                                         hint="no genuine file of this kind is this large")
+                if size is not None and n > size:
+                    raise IntegrityError(
+                        f"{what or 'download'} is larger than its pinned size {size}",
+                        hint="the source serves different content than was locked",
+                    )
+                h.update(chunk)
+                f.write(chunk)
+            f.flush()
             got = h.hexdigest()
             if sha256 is not None and got != sha256:
                 raise IntegrityError(
@@ -111,8 +123,10 @@ class Store:
             os.replace(tmp, self.path_for(got))
             return got, n
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
+        finally:
+            f.close()
 
     def add_file(self, path: str | Path, *, sha256: str | None = None, what: str = "") -> tuple[str, int]:
         with open(path, "rb") as f:

@@ -76,8 +76,10 @@ BuildVerdict = Literal["reproduced", "reproduced-content", "mismatch"]
 
 _BUILD_VERDICTS: dict[str, str] = {
     "reproduced": "matches the lock: yes (config and manifest digests)",
-    "reproduced-content": "matches the lock: content only (config digest); the compressed "
-    "blobs differ",
+    "reproduced-content": "matches the lock: content only (config digest). The compressed "
+    "blobs, and so the manifest digest the lock promises, differ: this is not the image the "
+    "lock names (exit 1). Lock again with this compressor (`imagelock lock`) or build where the "
+    "lock's compressor is installed",
     "mismatch": "matches the lock: NO. Run `imagelock rebuild` to see why",
 }
 
@@ -90,9 +92,10 @@ class BuildResult(Strict):
     format: Literal["oci", "docker-archive"] = Field(description="`oci` (an OCI image layout "
                                                      "directory) or `docker-archive` (a tar).")
     verdict: BuildVerdict = Field(description="`reproduced`: config and manifest digests are the "
-                                  "lock's. `reproduced-content`: the config digest is, the "
-                                  "compressed blobs differ. `mismatch`: the content differs "
-                                  "(exit 1).")
+                                  "lock's (exit 0). `reproduced-content`: the config digest is, "
+                                  "the compressed blobs differ, so the manifest digest the lock "
+                                  "promises is not this image's (exit 1). `mismatch`: the "
+                                  "content differs (exit 1).")
     platforms: dict[str, ExpectedImage] = Field(description="Per platform built, the digests "
                                                 "of the image.")
     notes: list[str] = Field(default_factory=list, description="Things worth knowing, e.g. "

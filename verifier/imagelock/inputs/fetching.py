@@ -15,7 +15,7 @@ from pathlib import Path
 
 from imagelock.core import progress
 from imagelock.core.confine import inside
-from imagelock.core.errors import FetchError
+from imagelock.core.errors import FetchError, IntegrityError
 from imagelock.fetch.http import fetch_to_store
 from imagelock.fetch.store import Store
 from imagelock.formats.files import load_spec
@@ -43,10 +43,15 @@ def sources_of(lock_path: Path, lock: Lock) -> dict[str, object]:
 def _fetch_one(store: Store, report: FetchReport, *, sha256: str, size: int, what: str,
                urls: Callable[[], list[str]], offline: bool) -> None:
     if store.has(sha256):
-        store.verify(sha256, size, what)
-        report.present += 1
-        progress.item(what, "present", size)
-        return
+        try:
+            store.verify(sha256, size, what)
+            report.present += 1
+            progress.item(what, "present", size)
+            return
+        except IntegrityError:
+            if offline:
+                raise
+            # The corrupt copy is deleted: online, fetch it again now, not on the next run.
     if offline:
         raise FetchError(
             f"{what} (sha256 {sha256}) is not in the store and --offline was given",

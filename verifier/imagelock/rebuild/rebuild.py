@@ -6,9 +6,9 @@ This is the verifier a third party runs: it trusts nothing but the lock and the 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from imagelock.build.from_lock import build_lock
@@ -18,6 +18,7 @@ from imagelock.compare.images import compare_images
 from imagelock.compare.render import render
 from imagelock.core import progress
 from imagelock.core.errors import InputError, ToolUnavailable
+from imagelock.core.scratch import scratch_dir
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.lock import Lock
@@ -135,5 +136,6 @@ def sandbox_unavailable_hint(e: ToolUnavailable) -> ToolUnavailable:
     return e
 
 
-def scratch() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="imagelock-rebuild-")
+def scratch() -> AbstractContextManager[Path]:
+    """The rebuild's working directory; a killed rebuild's is removed by the next one."""
+    return scratch_dir("imagelock-rebuild-")

@@ -22,6 +22,7 @@ from imagelock.core.errors import (
     InputError,
     ToolUnavailable,
 )
+from imagelock.core.scratch import scratch_dir
 from imagelock.formats.files import read_lock
 from imagelock.sandbox.bwrap import (
     StepFailed,
@@ -109,10 +110,10 @@ def build_in_sandbox(
                        timeout=timeout, what="the sandboxed build")
         return _result(r)
 
-    with tempfile.TemporaryDirectory(prefix="imagelock-sandbox-tmp-") as tmp:
+    with scratch_dir("imagelock-sandbox-tmp-") as tmp:  # a killed run's is removed next time
         if fmt == "oci":
             with atomic_dir(output, replaceable="oci-layout") as stage:
-                data = run(stage, Path(tmp))
+                data = run(stage, tmp)
                 for child in (stage / name).iterdir():
                     os.replace(child, stage / child.name)
                 (stage / name).rmdir()
@@ -121,7 +122,7 @@ def build_in_sandbox(
             stage = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.sandbox-"))
             try:
                 with atomic_file(output) as dest:
-                    data = run(stage, Path(tmp))
+                    data = run(stage, tmp)
                     os.replace(stage / name, dest)
             finally:
                 shutil.rmtree(stage, ignore_errors=True)

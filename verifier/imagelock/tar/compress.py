@@ -56,19 +56,27 @@ class GzipStream:
         return self._c.flush()
 
 
-def gunzip_chunks(f: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """Decompress any gzip stream (whoever wrote it), streamed; used to prove diff_ids."""
+def gunzip_chunks(f: BinaryIO, chunk: int = 1 << 20, out_max: int = 1 << 20) -> Iterator[bytes]:
+    """Decompress any gzip stream (whoever wrote it, one member or several), streamed; used to
+    prove diff_ids. Every piece yielded is at most `out_max` bytes whatever the compression
+    ratio: deflate reaches about 1000:1, so one 1 MiB read of a hostile blob would otherwise
+    inflate to 1 GiB in one call."""
     d = zlib.decompressobj(47)  # auto-detect gzip/zlib header
     while data := f.read(chunk):
-        out = d.decompress(data)
-        if out:
-            yield out
-        while d.unused_data:
-            rest = d.unused_data
-            d = zlib.decompressobj(47)
-            out = d.decompress(rest)
+        while True:
+            out = d.decompress(data, out_max)
             if out:
                 yield out
+            if d.eof:
+                data = d.unused_data
+                if not data:
+                    break
+                d = zlib.decompressobj(47)  # the next gzip member
+                continue
+            data = d.unconsumed_tail
+            # A full `out` may leave output pending inside zlib even with no input left.
+            if not data and len(out) < out_max:
+                break
     tail = d.flush()
     if tail:
         yield tail

@@ -5,8 +5,13 @@ Credentials come from the files podman, skopeo and docker already use, in their 
 `$XDG_CONFIG_HOME/containers/auth.json` (default `~/.config`), `$DOCKER_CONFIG/config.json`
 (default `~/.docker/config.json`). An entry is `auths.<host>.auth`, base64 of `user:password`
 (or `username` and `password` fields); a key may also be `host/namespace`, and the longest one
-that prefixes the repository wins, as in containers-auth.json(5). Credential helpers
-(`credHelpers`, `credsStore`) are not run: log in with `podman login --authfile` instead.
+that prefixes the repository wins, as in containers-auth.json(5).
+
+Credential helpers are run as docker, skopeo and crane run them: a file whose `credHelpers`
+names a helper for the host (`{"credHelpers": {"HOST": "NAME"}}`), or whose `credsStore` names
+one for every host, gets its credentials from `docker-credential-NAME get` (the host on stdin,
+`{"Username", "Secret"}` on stdout) instead of from its `auths`, in that order. A helper that
+has nothing for the host ("credentials not found") means anonymous access.
 """
 
 from __future__ import annotations
@@ -16,10 +21,15 @@ import binascii
 import json
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagelock.core.errors import InputError
+from imagelock.core.errors import FetchError, InputError
+
+HELPER_TIMEOUT = 60  # seconds a credential helper may take (some ask a keychain)
+HELPER_OUTPUT = 1 << 20  # bytes of a helper's answer read at most
 
 
 @dataclass(frozen=True)
@@ -60,13 +70,82 @@ def find_credentials(host: str, repository: str) -> Credentials | None:
             raise InputError(f"cannot read the auth file {path}: {e}", path=path,
                              hint="fix or remove it (it is JSON: {\"auths\": {HOST: {\"auth\": "
                              "base64(user:password)}}})") from e
-        auths = doc.get("auths") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict):
+            continue
+        helper = _helper_for(doc, host, path)
+        if helper is not None:
+            return run_helper(helper, host, path)
+        auths = doc.get("auths")
         if not isinstance(auths, dict):
             continue
         entry = _best_entry(auths, host, repository)
         if entry is not None:
             return _decode(entry, path, host)
     return None
+
+
+def _helper_for(doc: dict[str, object], host: str, path: Path) -> str | None:
+    """The credential helper a docker-style config names for `host`: its `credHelpers` entry,
+    else its `credsStore` (docker's order)."""
+    helpers = doc.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key, name in helpers.items():
+            if _normalise_key(key) == host:
+                return _helper_name(name, path, f"credHelpers.{key}")
+    store = doc.get("credsStore")
+    if store is not None and store != "":
+        return _helper_name(store, path, "credsStore")
+    return None
+
+
+def _helper_name(name: object, path: Path, field: str) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise InputError(f"{field} is not a credential helper name", path=path,
+                         field=field, hint="a helper name like `pass`, `secretservice` or "
+                         "`ecr-login` (run as docker-credential-NAME)")
+    return name
+
+
+def run_helper(name: str, host: str, path: Path) -> Credentials | None:
+    """`docker-credential-NAME get` for `host`: its credentials, or None when it has none."""
+    program = f"docker-credential-{name}"
+    exe = shutil.which(program)
+    if exe is None:
+        raise InputError(f"{path} names the credential helper {name!r}, but {program} is not on "
+                         "PATH", path=path, hint=f"install {program}, or log in with `podman "
+                         "login --authfile FILE HOST` and point $REGISTRY_AUTH_FILE at FILE")
+    try:
+        r = subprocess.run([exe, "get"], input=host.encode(), capture_output=True,
+                           timeout=HELPER_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise FetchError(f"the credential helper {program} did not answer for {host} within "
+                         f"{HELPER_TIMEOUT} s", hint="is it waiting for a keychain to unlock?") from None
+    except OSError as e:
+        raise FetchError(f"the credential helper {program} could not run: {e}") from None
+    said = (r.stdout[:HELPER_OUTPUT] + r.stderr[:HELPER_OUTPUT]).decode("utf-8", "replace")
+    if r.returncode != 0:
+        if "credentials not found" in said.lower():
+            return None
+        first = said.strip().splitlines()[0][:200] if said.strip() else f"exit {r.returncode}"
+        raise FetchError(f"the credential helper {program} failed for {host}: {first}",
+                         hint=f"run `echo {host} | {program} get` to see why")
+    source = f"{program} (named in {path})"
+    try:
+        answer = json.loads(r.stdout[:HELPER_OUTPUT])
+        user, secret = answer["Username"], answer["Secret"]
+    except (ValueError, KeyError, TypeError):
+        raise FetchError(f"the credential helper {program} answered for {host} with something "
+                         "other than {\"Username\", \"Secret\"}",
+                         hint="check the helper's version") from None
+    if not isinstance(user, str) or not isinstance(secret, str):
+        raise FetchError(f"the credential helper {program} answered for {host} with a "
+                         "non-text Username or Secret")
+    if user == "<token>":
+        raise FetchError(f"the credential helper {program} gives an identity token for {host}, "
+                         "which imagelock does not use (it speaks user and password)",
+                         hint="log in with a user and password or an access token "
+                         "(`podman login --authfile FILE HOST`)")
+    return Credentials(user, secret, source)
 
 
 def _normalise_key(key: str) -> str:

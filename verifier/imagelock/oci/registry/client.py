@@ -10,19 +10,28 @@ Plain HTTP is used only for loopback hosts or when the caller says `insecure`; t
 tried first and HTTP after it fails. Authentication follows the registry's challenge: anonymous,
 bearer tokens (`WWW-Authenticate: Bearer realm=...,service=...,scope=...`, with the user's
 credentials when there are some) or basic.
+
+A request that fails with a connection error, 429 or a 5xx is tried again after a pause
+(doubling from $IMAGELOCK_HTTP_BACKOFF, 0.5 s, or what the registry's Retry-After asks), at most
+ATTEMPTS times and only while the pauses stay within $IMAGELOCK_HTTP_RETRY_SECONDS (60 s). A
+chunk of an upload (PATCH) is not resent: the registry may have kept part of it.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import os
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, Self
 
 import requests
+import urllib3
 
 from imagelock import __version__
 from imagelock.core import progress
@@ -57,6 +66,58 @@ Body = bytes | Callable[[], Any] | None
 
 def _timeout() -> float:
     return float(os.environ.get("IMAGELOCK_HTTP_TIMEOUT", "30"))
+
+
+ATTEMPTS = 6  # tries of one request at most
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds from now: a number of seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Retry:
+    """When to try a request again: after a pause, while attempts and the time budget last."""
+
+    def __init__(self) -> None:
+        self.budget = float(os.environ.get("IMAGELOCK_HTTP_RETRY_SECONDS", "60"))
+        self.base = float(os.environ.get("IMAGELOCK_HTTP_BACKOFF", "0.5"))
+        self.start = time.monotonic()
+        self.attempts = 1
+        self.why_not = ""
+
+    def again(self, asked: str | None = None) -> bool:
+        """Pause before the next attempt and return True; False (with `why_not` set) when no
+        attempt is left or the pause would pass the budget."""
+        if self.attempts >= ATTEMPTS:
+            self.why_not = f"after {self.attempts} attempts"
+            return False
+        pause = self.base * 2.0 ** (self.attempts - 1)
+        wanted = retry_after(asked)
+        if wanted is not None:
+            pause = max(pause, wanted)
+        spent = time.monotonic() - self.start
+        if spent + pause > self.budget:
+            self.why_not = (f"after {self.attempts} attempts in {spent:.1f} s" +
+                            (f" (the registry asks to wait {wanted:.0f} s more)" if wanted else "")
+                            + f"; the retry budget is {self.budget:.0f} s "
+                            "($IMAGELOCK_HTTP_RETRY_SECONDS)")
+            return False
+        time.sleep(pause)
+        self.attempts += 1
+        return True
 
 
 def registry_errors(r: requests.Response) -> str:
@@ -119,6 +180,7 @@ class RegistryClient:
         self._base: str | None = None
         self._tokens: dict[str, str] = {}  # scope -> bearer token
         self._basic: Credentials | None = None
+        self._found: dict[str, Credentials | None] = {}
 
     def close(self) -> None:
         self._session.close()
@@ -136,26 +198,41 @@ class RegistryClient:
         if self._base is not None:
             return self._base
         problems = []
-        for scheme in ("https", "http") if self.plain_http else ("https",):
+        schemes = ("https", "http") if self.plain_http else ("https",)
+        for scheme in schemes:
             url = f"{scheme}://{self.host}/v2/"
-            try:
-                r = self._session.get(url, timeout=_timeout(), verify=not self.insecure,
-                                      allow_redirects=False)
-            except requests.RequestException as e:
-                problems.append(f"{url}: {type(e).__name__}")
-                continue
-            r.close()
-            if r.status_code in (200, 401):
-                self._base = f"{scheme}://{self.host}"
-                return self._base
-            problems.append(f"{url}: HTTP {r.status_code}")
+            retry = Retry()
+            while True:
+                try:
+                    r = self._session.get(url, timeout=_timeout(), verify=not self.insecure,
+                                          allow_redirects=False)
+                except requests.RequestException as e:
+                    # No TLS where plain HTTP is allowed: try HTTP at once, not again.
+                    if scheme != schemes[-1] or not retry.again():
+                        problems.append(f"{url}: {type(e).__name__}" + (
+                            f" {retry.why_not}" if retry.why_not else ""))
+                        break
+                    continue
+                r.close()
+                if r.status_code in RETRY_STATUSES and retry.again(r.headers.get("Retry-After")):
+                    continue
+                if r.status_code in (200, 401):
+                    self._base = f"{scheme}://{self.host}"
+                    return self._base
+                problems.append(f"{url}: HTTP {r.status_code}" + (
+                    f" {retry.why_not}" if retry.why_not else ""))
+                break
         hint = "check the host and port, and that a registry (OCI distribution API) runs there"
         if not self.plain_http:
             hint += "; plain HTTP is used only for loopback hosts or with --insecure"
         raise FetchError(f"cannot reach a registry at {self.host}: " + "; ".join(problems), hint=hint)
 
     def _credentials(self, repository: str) -> Credentials | None:
-        return self._explicit or find_credentials(self.host, repository)
+        if self._explicit is not None:
+            return self._explicit
+        if repository not in self._found:  # a credential helper runs once per repository
+            self._found[repository] = find_credentials(self.host, repository)
+        return self._found[repository]
 
     def _auth_headers(self, url: str, scope: str) -> dict[str, str]:
         if urllib.parse.urlsplit(url).netloc != self.host:
@@ -198,12 +275,20 @@ class RegistryClient:
             scopes.append(params["scope"])
         query = {"scope": scopes, **({"service": params["service"]} if "service" in params else {})}
         auth = (creds.username, creds.password) if creds else None
-        try:
-            r = self._session.get(realm, params=query, auth=auth, timeout=_timeout(),
-                                  verify=not self.insecure)
-        except requests.RequestException as e:
-            raise FetchError(f"cannot get a token for {self.host} from {realm}: {e}",
-                             hint="check the network") from e
+        retry = Retry()
+        while True:
+            try:
+                r = self._session.get(realm, params=query, auth=auth, timeout=_timeout(),
+                                      verify=not self.insecure)
+            except requests.RequestException as e:
+                if retry.again():
+                    continue
+                raise FetchError(f"cannot get a token for {self.host} from {realm} "
+                                 f"{retry.why_not}: {e}", hint="check the network") from e
+            if r.status_code in RETRY_STATUSES and retry.again(r.headers.get("Retry-After")):
+                r.close()
+                continue
+            break
         if r.status_code in (401, 403):
             raise self._refused(creds, registry_errors(r))
         if r.status_code != 200:
@@ -255,7 +340,10 @@ class RegistryClient:
                              hint="a registry that redirects uploads to another host is not supported")
         scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
         creds: Credentials | None = None
-        for attempt in range(2):
+        authenticated = False
+        retry = Retry()
+        resend = method != "PATCH"  # the registry may have kept part of a chunk
+        while True:
             data = body() if callable(body) else body
             try:
                 r = self._session.request(
@@ -264,21 +352,32 @@ class RegistryClient:
                     verify=not self.insecure,
                 )
             except requests.RequestException as e:
-                raise FetchError(f"{method} {what} at {self.host}/{repository} failed: {e}",
+                if resend and retry.again():
+                    continue
+                raise FetchError(f"{method} {what} at {self.host}/{repository} failed"
+                                 f"{' ' + retry.why_not if retry.why_not else ''}: {e}",
                                  hint="check the network and the registry") from e
             finally:
                 if isinstance(data, UploadBody):
                     data.close()
+            if (r.status_code in RETRY_STATUSES and r.status_code not in ok and resend
+                    and retry.again(r.headers.get("Retry-After"))):
+                r.close()
+                continue
             if r.status_code != 401:
                 break
             detail = registry_errors(r)
             r.close()
-            if attempt == 1:
+            if authenticated:
                 raise self._refused(creds, detail)
             creds = self._authenticate(r.headers.get("WWW-Authenticate", ""), repository, scope)
+            authenticated = True
         if r.status_code in ok:
             return r
-        raise self._status_error(r, method, what, repository)
+        error = self._status_error(r, method, what, repository)
+        if retry.why_not:
+            error.message += f" ({retry.why_not})"
+        raise error
 
     def _status_error(
         self, r: requests.Response, method: str, what: str, repository: str
@@ -349,23 +448,34 @@ class RegistryClient:
                 return
             except IntegrityError:
                 pass  # the cached copy was bad and is gone: download again
-        r = self.request("GET", repository, f"blobs/{digest}", what=what, stream=True)
         where = f"{self.host}/{repository}"
-        with r:
-            length = r.headers.get("Content-Length")
-            if length is not None and not r.headers.get("Content-Encoding") and int(length) > size:
-                raise IntegrityError(
-                    f"{where} serves {what} with {length} bytes, more than the {size} its "
-                    "descriptor says", hint="the registry serves altered content: do not use it")
-            try:
-                store.add_chunks(progress.counted(r.raw.stream(CHUNK, decode_content=False), what,
-                                                  self.host), sha256=hex_, size=size,
-                                 what=f"{what} from {where}")
-                progress.item(what, "downloaded", size, self.host)
-            except IntegrityError as e:
-                raise IntegrityError(
-                    e.message, hint="the registry served bytes that are not the image's (corrupt "
-                    "or tampered with); nothing was kept") from e
+        retry = Retry()
+        while True:
+            r = self.request("GET", repository, f"blobs/{digest}", what=what, stream=True)
+            with r:
+                length = r.headers.get("Content-Length")
+                if (length is not None and not r.headers.get("Content-Encoding")
+                        and int(length) > size):
+                    raise IntegrityError(
+                        f"{where} serves {what} with {length} bytes, more than the {size} its "
+                        "descriptor says", hint="the registry serves altered content: do not "
+                        "use it")
+                try:
+                    store.add_chunks(progress.counted(r.raw.stream(CHUNK, decode_content=False),
+                                                      what, self.host),
+                                     sha256=hex_, size=size, what=f"{what} from {where}")
+                    progress.item(what, "downloaded", size, self.host)
+                    return
+                except IntegrityError as e:
+                    raise IntegrityError(
+                        e.message, hint="the registry served bytes that are not the image's "
+                        "(corrupt or tampered with); nothing was kept") from e
+                except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+                    # The connection broke mid-blob: download it again from the start.
+                    if not retry.again():
+                        raise FetchError(f"GET {what} at {where} broke off {retry.why_not}: "
+                                         f"{type(e).__name__}: {e}",
+                                         hint="check the network and the registry") from e
 
     def read_blob(self, repository: str, digest: str, size: int, what: str) -> bytes:
         """A small blob (an attestation) into memory, checked against its digest and size."""

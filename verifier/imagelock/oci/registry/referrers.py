@@ -4,7 +4,8 @@ An attestation is attached as an artifact manifest (an OCI image manifest with `
 the empty config, one layer holding the attestation, and `subject` naming the image's manifest).
 It is found again through the referrers API (`GET /v2/REPO/referrers/DIGEST`), or, on a
 registry without it (distribution 2.8 answers 404), through the spec's fallback: an image index
-tagged `sha256-<hex of the subject>` that the pusher keeps up to date.
+tagged `sha256-<hex of the subject>` that the pusher keeps up to date, re-reading and merging
+when another pusher updates it at the same time (`_add_to_fallback_index`).
 
 The index only helps to find referrers; it is not trusted. `fetch_referrer` gets each artifact
 by its digest and refuses one whose `subject` is not the image asked about.
@@ -13,12 +14,14 @@ by its digest and refuses one whose `subject` is not the image asked about.
 from __future__ import annotations
 
 import io
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from imagelock.core.digest import canonical_json
-from imagelock.core.errors import InputError
+from imagelock.core.errors import FetchError, InputError
 from imagelock.formats.oci import MT_EMPTY, MT_INDEX, MT_MANIFEST, Index, Manifest
 from imagelock.oci.blobio import digest_hex, hash_digest, parse_json, parse_model
 from imagelock.oci.reference import Reference
@@ -32,6 +35,8 @@ from imagelock.oci.registry.client import (
 )
 
 EMPTY = b"{}"
+MERGE_ROUNDS = 20  # reads (and writes) of the fallback index per push, at most
+SETTLE = (0.2, 0.5)  # seconds (plus twice our own read-to-write time) an entry must stay
 
 
 @dataclass(frozen=True)
@@ -171,24 +176,63 @@ def push_artifact(
     return Pushed(digest, uploaded, present, sent)
 
 
+def _read_fallback_index(client: RegistryClient, ref: Reference, tag: str) -> list[object]:
+    found = client.find_manifest(ref.repository, tag, missing_ok=True)
+    if found is None:
+        return []
+    doc = parse_json(found[0], f"the referrers index {tag}", ref.name)
+    listed = doc.get("manifests") if isinstance(doc, dict) else None
+    if not isinstance(listed, list):
+        raise InputError(f"the tag {tag} in {ref.name} is not a referrers index",
+                         hint="something else uses the fallback tag: delete it, then push again")
+    return listed
+
+
+def _digest_of(m: object) -> str | None:
+    d = m.get("digest") if isinstance(m, dict) else None
+    return d if isinstance(d, str) else None
+
+
 def _add_to_fallback_index(
     client: RegistryClient, ref: Reference, subject: str, entry: dict[str, object]
 ) -> None:
+    """Add `entry` to the fallback index, safely when other pushers update it at the same time.
+
+    A registry without the referrers API offers no compare-and-swap on a tag: two pushers that
+    each read the index, add their entry and write it back erase one another's entry. So the
+    index is written with every entry seen during this push, then read back until our entry
+    (and those seen) stay through a pause longer than another pusher's read-to-write gap; when
+    one is gone, it is merged in and written again.
+    """
     tag = fallback_tag(subject)
-    found = client.find_manifest(ref.repository, tag, missing_ok=True)
-    manifests: list[object] = []
-    if found is not None:
-        doc = parse_json(found[0], f"the referrers index {tag}", ref.name)
-        listed = doc.get("manifests") if isinstance(doc, dict) else None
-        if not isinstance(listed, list):
-            raise InputError(f"the tag {tag} in {ref.name} is not a referrers index",
-                             hint="something else uses the fallback tag: delete it, then push again")
-        manifests = listed
-    if any(isinstance(m, dict) and m.get("digest") == entry["digest"] for m in manifests):
-        return
-    index = canonical_json({"schemaVersion": 2, "mediaType": MT_INDEX,
-                            "manifests": [*manifests, entry]})
-    client.put_manifest(ref.repository, tag, index, MT_INDEX)
+    seen: dict[str, object] = {}
+    pause = random.uniform(*SETTLE)
+    confirmed = False
+    for _ in range(MERGE_ROUNDS):
+        started = time.monotonic()
+        manifests = _read_fallback_index(client, ref, tag)
+        present = {_digest_of(m) for m in manifests}
+        for m in manifests:
+            digest = _digest_of(m)
+            if digest is not None:
+                seen.setdefault(digest, m)
+        missing = [m for d, m in seen.items() if d not in present]
+        if entry["digest"] in present and not missing:
+            if confirmed:
+                return
+            confirmed = True  # ours is there: make sure no stale write takes it away
+            time.sleep(pause)
+            continue
+        confirmed = False
+        if entry["digest"] not in present:
+            missing.append(entry)
+        seen.setdefault(str(entry["digest"]), entry)
+        index = canonical_json({"schemaVersion": 2, "mediaType": MT_INDEX,
+                                "manifests": [*manifests, *missing]})
+        client.put_manifest(ref.repository, tag, index, MT_INDEX)
+        pause = 2 * (time.monotonic() - started) + random.uniform(*SETTLE)
+    raise FetchError(f"the referrers index {tag} in {ref.name} kept changing under other pushes "
+                     f"({MERGE_ROUNDS} rounds)", hint="push again when the others are done")
 
 
 def list_referrers(
