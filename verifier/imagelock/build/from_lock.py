@@ -10,6 +10,7 @@ from typing import Any
 
 from imagelock.build.expected import expected_of
 from imagelock.build.image import build_images
+from imagelock.build.toolchain import differences, notes_for
 from imagelock.fetch.mirrors import parse_cli_mirrors
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
@@ -18,7 +19,6 @@ from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh
 from imagelock.oci.docker_archive import write_docker_archive
 from imagelock.oci.layout import write_layout
-from imagelock.tar.compress import current as current_compression
 
 
 @dataclass
@@ -68,10 +68,8 @@ def build_lock(
     if check_fresh(lock, lock_path) is None:
         notes.append(f"spec {lock.spec} not found beside the lock: staleness not checked")
     fetch_lock(lock, lock_path, store, cli_mirrors=parse_cli_mirrors(cli_mirrors), offline=offline)
-    comp = current_compression()
-    if comp.implementation != lock.compression.implementation:
-        notes.append(f"compressing with {comp.implementation}; the lock was made with "
-                     f"{lock.compression.implementation}, so blob digests may differ")
+    toolchain = differences(lock)
+    notes += notes_for(toolchain, None)
     context = lock_path.parent / lock.context
     with tempfile.TemporaryDirectory(prefix="imagelock-build-") as tmp:
         images = build_images(lock, context=context, store=store, workdir=Path(tmp),
@@ -90,5 +88,6 @@ def build_lock(
             verdict = "mismatch"
         elif g.manifest_digest != exp.manifest_digest and verdict == "reproduced":
             verdict = "reproduced-content"
+    notes += [n for n in notes_for(toolchain, verdict) if n not in notes]
     return BuildResult(lock, output, fmt, verdict,
                        {k: v.model_dump() for k, v in got.items()}, notes)

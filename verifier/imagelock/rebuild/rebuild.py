@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from imagelock.build.from_lock import build_lock
+from imagelock.build.toolchain import ToolDifference, differences, notes_for
 from imagelock.compare.diffoscope import keep_images, run_diffoscope
 from imagelock.compare.images import compare_images
 from imagelock.compare.render import render
@@ -43,6 +44,7 @@ class RebuildResult:
     image_ref: str | None
     notes: list[str] = field(default_factory=list)
     isolation: str = "bubblewrap"
+    toolchain: list[ToolDifference] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -55,6 +57,7 @@ class RebuildResult:
         data["lock"] = str(self.lock_path)
         data["platform"] = self.platform
         data["rebuild_notes"] = self.notes
+        data["toolchain"] = [d.as_json() for d in self.toolchain]
         return data
 
     def human(self, verbose: bool) -> str:
@@ -92,21 +95,28 @@ def rebuild(
             require()  # refuse before any work: a rebuild without isolation must be asked for
         except ToolUnavailable as e:
             raise sandbox_unavailable_hint(e) from None
+    # What of this machine can still change the bytes (the encoder, imagelock's version): checked
+    # before the build, so the report explains a difference instead of leaving it to guesswork.
+    toolchain = differences(lock)
+    notes += notes_for(toolchain, None)
     # Phase 1, fetch: network allowed, every hash checked.
     fetch_lock(lock, lock_path, store, cli_mirrors=parse_cli_mirrors(cli_mirrors), offline=offline)
     # Phase 2, build: no network, the store read-only.
     out = workdir / "rebuilt"
     isolation = "none (--no-sandbox)"
     if sandbox and lock.steps:
-
-        build_in_netns(lock_path, store.root, out)
+        built = build_in_netns(lock_path, store.root, out)
         isolation = "network namespace; each build step in a bubblewrap rootfs sandbox"
     elif sandbox:
-
-        build_in_sandbox(lock_path, None, store.root, out, "oci")
+        built = build_in_sandbox(lock_path, None, store.root, out, "oci")
         isolation = "bubblewrap"
     else:
-        build_lock(lock_path, output=out, fmt="oci", store=store, cli_mirrors=[], offline=True)
+        built = build_lock(lock_path, output=out, fmt="oci", store=store, cli_mirrors=[],
+                           offline=True).as_json()
+    # The build's own notes (modules left as source, ...); the toolchain's are the rebuild's to
+    # give, with the comparison's verdict in view.
+    own = {d.note() for d in toolchain}
+    notes += [n for n in map(str, built.get("notes", [])) if n not in notes and n not in own]
     rebuilt = read_layout(out, platform=plat)
     published = None
     if image is not None:
@@ -115,11 +125,12 @@ def rebuild(
     report = compare_images(rebuilt, published, lock.expected.get(plat))
     if diffoscope is not None and published is not None and report.verdict == "mismatch":
         report = run_diffoscope(report, rebuilt, published, diffoscope)
+    notes += [n for n in notes_for(toolchain, report.verdict) if n not in notes]
     if keep is not None:
         kept = keep_images(rebuilt, published, keep)
         notes.append("kept " + ", ".join(f"{k}: {v}" for k, v in kept.items()))
     return RebuildResult(lock, lock_path, plat, report, sandbox, rebuilt, published, image, notes,
-                         isolation)
+                         isolation, toolchain)
 
 
 def sandbox_unavailable_hint(e: ToolUnavailable) -> ToolUnavailable:
