@@ -151,6 +151,23 @@ def _spec_path(arg: Path | None) -> Path:
     return p / SPEC_FILENAME if p.is_dir() else p
 
 
+def _lock_check(spec_path: Path, out: Path, json_out: bool, upgrading: bool) -> None:
+    """`lock --check`: the spec and context against the lock, nothing resolved (exit 0 or 1)."""
+    from imagelock.core.errors import InputError
+    from imagelock.lock.staleness import lock_differences
+
+    if upgrading:
+        raise InputError("--check resolves nothing, so --upgrade and --upgrade-all do not apply",
+                         hint="drop --check to upgrade; `imagelock diff` then shows what moved")
+    diffs = lock_differences(out, spec_path)
+    data = {"up_to_date": not diffs, "lock": str(out), "differences": diffs}
+    if diffs:
+        _emit(json_out, data, f"{out} is out of date: run `imagelock lock`\n"
+              + "\n".join(f"  {d}" for d in diffs))
+        raise typer.Exit(EXIT_VERIFICATION_FAILED)
+    _emit(json_out, data, f"{out} is up to date with {spec_path} and its context")
+
+
 @app.command()
 def lock(
     spec: Annotated[Path | None, typer.Argument(help="The spec, or a directory holding "
@@ -160,8 +177,11 @@ def lock(
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
-    check: Annotated[bool, typer.Option("--check", help="Do not write: exit 1 if the existing lock "
-                     "differs from what locking now would write.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Resolve nothing and write nothing: exit 1 "
+                     "if the spec, the requirements file or a context file no longer matches the "
+                     "existing lock (digests and sections), naming each difference. Pins are not "
+                     "compared with what the archives serve today, so a republished index does "
+                     "not make a lock out of date.")] = False,
     upgrade: Annotated[list[str] | None, typer.Option("--upgrade", metavar="PACKAGE", help="Move "
                        "this Debian package to the newest version the sources offer (and what that "
                        "newly needs); every other pin of the existing lock stays. Repeatable.")] = None,
@@ -181,6 +201,9 @@ def lock(
 
         spec_path = _spec_path(spec)
         out = output or spec_path.parent / LOCK_FILENAME
+        if check:
+            _lock_check(spec_path, out, json_out, bool(upgrade) or upgrade_all)
+            return
         previous = None
         notes = []
         if out.is_file() and not upgrade_all:
@@ -193,13 +216,6 @@ def lock(
                        upgrade=upgrade or [])
         new = lock_bytes(lk)
         changed = not out.is_file() or out.read_bytes() != new
-        if check:
-            if changed:
-                _emit(json_out, {"up_to_date": False, "lock": str(out)},
-                      f"{out} is out of date: run `imagelock lock`")
-                raise typer.Exit(EXIT_VERIFICATION_FAILED)
-            _emit(json_out, {"up_to_date": True, "lock": str(out)}, f"{out} is up to date")
-            return
         write_lock(lk, out)
         data = {"lock": str(out), "changed": changed,
                 "expected": {k: v.model_dump() for k, v in lk.expected.items()}}
