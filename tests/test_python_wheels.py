@@ -30,11 +30,11 @@ from imagelock.core.errors import EXIT_FETCH_FAILED, InputError, IntegrityError,
 from imagelock.fetch.python_index import Indexes, fetch_wheel
 from imagelock.fetch.store import Store
 from imagelock.formats.python import PythonContents, WheelPin, expand_platform_tags
-from imagelock.inputs.python.bytecode import compile_in_image
+from imagelock.inputs.python.bytecode import compile_in_image, stage_root
 from imagelock.inputs.python.wheels import wheel_entries, with_bytecode
 from imagelock.lock.python import requirements_path
 from imagelock.sandbox.bwrap import available
-from imagelock.tar.entry import Entry, FileContent
+from imagelock.tar.entry import BytesContent, Entry, FileContent
 from pydantic import ValidationError
 
 PY = "3.11"  # the Python of the image: this machine's Debian /usr/bin/python3.11
@@ -344,6 +344,19 @@ def test_wheels_for_another_python_than_the_image_s_are_refused_naming_both(
                        r"installs the wheels for CPython 3\.12"):
         install([pin_for(store, hello)], store, tmp_path / "staging", python_version="3.12",
                 interpreter="/usr/bin/python3.11")
+
+
+def test_staging_the_tree_for_the_compiler_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    """The tree never has an entry below a symlink; were one there anyway, staging the image's
+    tree for its Python must not write through the link onto the host."""
+    host = tmp_path / "host"
+    host.mkdir()
+    index = {"opt": Entry("opt", "symlink", 0o777, linkname=str(host)),
+             "opt/evil.py": Entry("opt/evil.py", "file", content=BytesContent(b"x = 1\n"))}
+    (tmp_path / "root").mkdir()
+    with pytest.raises(UnsafeContentError, match="outside the image root"):
+        stage_root(index, tmp_path / "root", keep={"opt/evil.py"})
+    assert list(host.iterdir()) == []
 
 
 def test_compile_false_installs_sources_only(store: Store, hello: Path, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagelock.core.digest import CHUNK
-from imagelock.core.errors import ImagelockError, InputError
+from imagelock.core.errors import ImagelockError, InputError, UnsafeContentError
 from imagelock.sandbox.bwrap import IN_SANDBOX, Sandbox
 from imagelock.tar.entry import BytesContent, Entry, FileContent
 
@@ -135,16 +135,25 @@ def stage_root(index: dict[str, Entry], root: Path, keep: set[str]) -> None:
 
     Entries are safe already (normalised, nothing below a symlink: build/tree.py); parents are
     created as plain directories, and no symlink is ever followed on the host."""
+    real_root = os.path.realpath(root)
+    checked: set[Path] = set()
     for path in sorted(index, key=lambda p: p.encode()):
         e = index[path]
         if path.startswith(_SKIP) and path not in keep:
             continue
         dest = root / path
         parent = dest.parent
-        if not parent.is_dir() or parent.is_symlink():
-            if os.path.lexists(parent):
-                continue  # below a link or file of the image: nothing to stage
-            parent.mkdir(parents=True, exist_ok=True)
+        if parent not in checked:
+            # Defence in depth: the tree has nothing below a symlink (build/tree.py), so this
+            # never finds one; it checks before anything is made through it.
+            real = os.path.realpath(parent)
+            if real != real_root and not real.startswith(real_root + os.sep):
+                raise UnsafeContentError(f"/{path} would be staged outside the image root")
+            if not os.path.lexists(parent):
+                parent.mkdir(parents=True)
+            if not parent.is_dir():
+                continue  # below a file of the image (a skipped one): nothing to stage
+            checked.add(parent)
         if e.type == "dir":
             if not os.path.lexists(dest):
                 dest.mkdir()
