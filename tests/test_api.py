@@ -57,11 +57,11 @@ def test_a_stale_lock_is_an_error_and_an_out_of_date_lock_a_result(tmp_path: Pat
     with pytest.raises(StaleLockError) as err:
         api.build(ex, output=tmp_path / "out", store=store, offline=True)
     assert err.value.exit_code == 2
-    state = api.lock_up_to_date(ex, store=store, offline=True)
+    state = api.lock_up_to_date(ex)
     assert not state.up_to_date and (ex / "imagelock.lock").read_bytes() == (
         REPO / "examples/hello/imagelock.lock").read_bytes()
     assert api.lock(ex, store=store, offline=True).changed
-    assert api.lock_up_to_date(ex, store=store, offline=True).up_to_date
+    assert api.lock_up_to_date(ex).up_to_date
     assert api.diff(REPO / "examples/hello", ex).empty is False
 
 

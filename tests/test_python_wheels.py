@@ -2,8 +2,14 @@
 
 The story: a vendor's lock pins wheels; `build` installs them the way pip would (site-packages,
 dist-info with RECORD/INSTALLER/REQUESTED, console scripts for the image's interpreter) but
-deterministically (hash-based bytecode naming in-image paths, no staging or host path anywhere),
-and refuses a wheel that would write outside its directories or whose bytes are not the pinned ones.
+deterministically (hash-based bytecode naming in-image paths, compiled by the image's own Python
+in a sandbox, never the host's; no staging or host path anywhere), and refuses a wheel that would
+write outside its directories or whose bytes are not the pinned ones.
+
+The "image" whose Python compiles the bytecode here is made of this machine's Debian interpreter
+(/usr/bin/python3.11, its libraries and the .py files of its standard library) as layer entries:
+the sandbox sees only those entries, never the host's tree, and the test process runs under
+another Python (the setup's).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,12 +30,14 @@ from imagelock.core.errors import EXIT_FETCH_FAILED, InputError, IntegrityError,
 from imagelock.fetch.python_index import Indexes, fetch_wheel
 from imagelock.fetch.store import Store
 from imagelock.formats.python import PythonContents, WheelPin, expand_platform_tags
-from imagelock.inputs.python.wheels import wheel_entries
+from imagelock.inputs.python.bytecode import compile_in_image, stage_root
+from imagelock.inputs.python.wheels import wheel_entries, with_bytecode
 from imagelock.lock.python import requirements_path
-from imagelock.tar.entry import Entry
+from imagelock.sandbox.bwrap import available
+from imagelock.tar.entry import BytesContent, Entry, FileContent
 from pydantic import ValidationError
 
-PY = f"{sys.version_info[0]}.{sys.version_info[1]}"  # the build's Python: bytecode is compiled
+PY = "3.11"  # the Python of the image: this machine's Debian /usr/bin/python3.11
 NODOT = PY.replace(".", "")
 SITE = f"usr/local/lib/python{PY}/dist-packages"
 INTERP = f"/usr/bin/python{PY}"
@@ -97,14 +106,61 @@ def pin_for(store: Store, wheel: Path, *, requested: bool = True) -> WheelPin:
                     location=f"pypi:{name}/{wheel.name}", requested=requested)
 
 
+HOST_PYTHON = Path(f"/usr/bin/python{PY}")
+_no_image_python = pytest.mark.skipif(
+    not HOST_PYTHON.is_file() or not available(),
+    reason=f"needs Debian's {HOST_PYTHON} (apt-get install python3) and bubblewrap")
+
+
+def needs_image_python(test: Callable[..., None]) -> Callable[..., None]:
+    """A test that compiles bytecode: the image's Python runs in a bubblewrap sandbox."""
+    return pytest.mark.tools(_no_image_python(test))
+
+
+def debian_python_image(patch: dict[str, bytes] | None = None) -> list[Entry]:
+    """A layer holding this machine's Debian Python as an image would: the interpreter, the
+    libraries it links and its standard library's sources (no bytecode, as dpkg unpacks it).
+    `patch` replaces standard library files by in-image path."""
+    files = {f"usr/bin/python{PY}": HOST_PYTHON}
+    for lib in ("libm.so.6", "libz.so.1", "libexpat.so.1", "libc.so.6"):
+        files[f"usr/lib/x86_64-linux-gnu/{lib}"] = Path("/usr/lib/x86_64-linux-gnu", lib)
+    files["usr/lib64/ld-linux-x86-64.so.2"] = Path("/usr/lib64/ld-linux-x86-64.so.2")
+    skip = {"test", "dist-packages", "site-packages", "__pycache__", "idlelib", "tkinter"}
+    for d, dirs, names in os.walk(f"/usr/lib/python{PY}"):
+        dirs[:] = [x for x in dirs if x not in skip]
+        files.update({f"{d}/{n}".lstrip("/"): Path(d, n) for n in names if n.endswith(".py")})
+    out = [Entry("lib64", "symlink", 0o777, linkname="usr/lib64")]
+    for path, host in sorted(files.items()):
+        real = Path(os.path.realpath(host))
+        if path in (patch or {}):
+            tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+            real = Path(os.path.realpath(tmp)) / f"imagelock-test-{os.getpid()}-{real.name}"
+            real.write_bytes((patch or {})[path])
+        out.append(Entry(path, "file", 0o755 if "/bin/" in f"/{path}" else 0o644,
+                         content=FileContent(real, real.stat().st_size)))
+    return out
+
+
 def install(pins: list[WheelPin], store: Store, staging: Path, *, python_version: str = PY,
-            compile: bool = True) -> tuple[list[Entry], list[str]]:
-    return wheel_entries(
+            compile: bool = True, image: Sequence[Entry] | None = None,
+            interpreter: str | None = None) -> tuple[list[Entry], list[str]]:
+    """Install as a build does: the wheels placed, then compiled by the image's Python (by
+    default this machine's Debian Python as an image layer)."""
+    interp = interpreter or f"/usr/bin/python{python_version}"
+    entries, notices, installed = wheel_entries(
         pins, store, staging,
         site_packages=f"/usr/local/lib/python{python_version}/dist-packages",
-        scripts_dir="/usr/local/bin", interpreter=f"/usr/bin/python{python_version}",
-        python_version=python_version, compile=compile,
+        scripts_dir="/usr/local/bin", interpreter=interp, python_version=python_version,
     )
+    if not compile:
+        return entries, notices
+    base = list(debian_python_image()) if image is None else list(image)
+    compiled = compile_in_image([base, entries], installed.modules, interpreter=interp,
+                                python_version=python_version, source_date_epoch=0,
+                                workdir=staging / "bytecode")
+    if compiled.failed:
+        notices.append(compiled.note())
+    return sorted(with_bytecode(entries, installed, compiled.pycs), key=lambda e: e.path), notices
 
 
 def read(e: Entry) -> bytes:
@@ -150,6 +206,7 @@ def dep(wheels: Path) -> Path:
 # --- install --------------------------------------------------------------------------------
 
 
+@needs_image_python
 def test_wheels_install_into_site_packages_with_dist_info(
         store: Store, hello: Path, dep: Path, tmp_path: Path) -> None:
     pins = [pin_for(store, hello), pin_for(store, dep, requested=False)]
@@ -170,6 +227,7 @@ def test_wheels_install_into_site_packages_with_dist_info(
     assert [e.path for e in entries] == sorted(e.path for e in entries)
 
 
+@needs_image_python
 def test_record_lists_every_installed_file_relative_to_site_packages(
         store: Store, hello: Path, tmp_path: Path) -> None:
     entries, _ = install([pin_for(store, hello)], store, tmp_path / "staging")
@@ -186,6 +244,7 @@ def test_record_lists_every_installed_file_relative_to_site_packages(
     assert record[f"hello/__pycache__/__init__.cpython-{NODOT}.pyc"][1:] == ["", ""]
 
 
+@needs_image_python
 def test_console_script_runs_with_the_image_interpreter(
         store: Store, hello: Path, tmp_path: Path) -> None:
     entries, _ = install([pin_for(store, hello)], store, tmp_path / "staging")
@@ -207,6 +266,7 @@ def test_console_script_runs_with_the_image_interpreter(
     assert r.stdout == "hello 8\n"
 
 
+@needs_image_python
 def test_bytecode_is_hash_based_and_names_the_in_image_source(
         store: Store, hello: Path, tmp_path: Path) -> None:
     entries, notices = install([pin_for(store, hello)], store, tmp_path / "staging")
@@ -227,6 +287,7 @@ def test_bytecode_is_hash_based_and_names_the_in_image_source(
     assert any("1 module did not compile" in n and "broken_py2.py" in n for n in notices)
 
 
+@needs_image_python
 def test_two_installs_give_identical_bytes_and_no_staging_path(
         store: Store, hello: Path, dep: Path, tmp_path: Path) -> None:
     pins = [pin_for(store, hello), pin_for(store, dep)]
@@ -249,17 +310,53 @@ def test_two_installs_give_identical_bytes_and_no_staging_path(
             assert b"staging" not in data, path
 
 
-def test_bytecode_is_skipped_with_a_notice_for_another_python(
+@needs_image_python
+def test_bytecode_comes_from_the_image_python_not_the_host(
         store: Store, hello: Path, tmp_path: Path) -> None:
-    other = "3.9" if PY != "3.9" else "3.12"
-    entries, notices = install([pin_for(store, hello)], store, tmp_path / "staging",
-                               python_version=other)
-    assert not any(e.path.endswith(".pyc") for e in entries)
-    assert any(e.path == f"usr/local/lib/python{other}/dist-packages/hello/__init__.py"
-               for e in entries)
-    assert any("not compiled" in n and other in n for n in notices)
-    script = next(e for e in entries if e.path == "usr/local/bin/hello")
-    assert read(script).startswith(f"#!/usr/bin/python{other}\n".encode())
+    """The image's own standard library compiles: a py_compile patched in the image (and only
+    there) shows in every .pyc, whatever Python runs imagelock."""
+    lib = Path(f"/usr/lib/python{PY}/py_compile.py").read_bytes()
+    marker = b"# compiled by the image\n"
+    line = b"        source_hash = importlib.util.source_hash(source_bytes)"
+    patched = lib.replace(line, b"        source_bytes += " + repr(marker).encode() + b"\n" + line)
+    assert patched != lib
+    image = debian_python_image({f"usr/lib/python{PY}/py_compile.py": patched})
+    entries, _ = install([pin_for(store, hello)], store, tmp_path / "staging", image=image)
+    pyc = read(next(e for e in entries if e.path.endswith("__init__.cpython-311.pyc")))
+    assert pyc[8:16] == importlib.util.source_hash(HELLO_INIT + marker)
+    assert sys.executable != str(HOST_PYTHON)  # the test itself runs under another Python
+
+
+@needs_image_python
+def test_an_image_without_python_is_refused_with_a_hint(
+        store: Store, hello: Path, tmp_path: Path) -> None:
+    no_python = [e for e in debian_python_image() if not e.path.startswith("usr/bin/")]
+    with pytest.raises(InputError, match=r"the image has no /usr/bin/python3\.11") as e:
+        install([pin_for(store, hello)], store, tmp_path / "staging", image=no_python)
+    assert e.value.exit_code == 2 and e.value.hint is not None
+    assert "compile: false" in e.value.hint and "python3" in e.value.hint
+
+
+@needs_image_python
+def test_wheels_for_another_python_than_the_image_s_are_refused_naming_both(
+        store: Store, hello: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"/usr/bin/python3\.11 is cpython 3\.11, but the lock "
+                       r"installs the wheels for CPython 3\.12"):
+        install([pin_for(store, hello)], store, tmp_path / "staging", python_version="3.12",
+                interpreter="/usr/bin/python3.11")
+
+
+def test_staging_the_tree_for_the_compiler_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    """The tree never has an entry below a symlink; were one there anyway, staging the image's
+    tree for its Python must not write through the link onto the host."""
+    host = tmp_path / "host"
+    host.mkdir()
+    index = {"opt": Entry("opt", "symlink", 0o777, linkname=str(host)),
+             "opt/evil.py": Entry("opt/evil.py", "file", content=BytesContent(b"x = 1\n"))}
+    (tmp_path / "root").mkdir()
+    with pytest.raises(UnsafeContentError, match="outside the image root"):
+        stage_root(index, tmp_path / "root", keep={"opt/evil.py"})
+    assert list(host.iterdir()) == []
 
 
 def test_compile_false_installs_sources_only(store: Store, hello: Path, tmp_path: Path) -> None:
@@ -267,6 +364,7 @@ def test_compile_false_installs_sources_only(store: Store, hello: Path, tmp_path
     assert not any(e.path.endswith(".pyc") for e in entries) and notices == []
 
 
+@needs_image_python
 def test_same_file_from_two_wheels_must_agree(store: Store, wheels: Path, tmp_path: Path) -> None:
     ns = b"__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
     a = make_wheel(wheels, "ns-a", "1", {"ns/__init__.py": ns, "ns/a.py": b""})

@@ -129,6 +129,58 @@ def test_recompressed_image_is_reproduced_content_with_exit_0(tmp_path: Path) ->
     assert (code, rep["verdict"]) == (0, "reproduced-content")
 
 
+def test_a_vendor_s_other_encoder_version_is_named_and_explains_reproduced_content(
+        tmp_path: Path) -> None:
+    """The vendor built with another python-isal: its blobs differ from ours for the same
+    layers. The rebuilder's report names both encoders, before anyone has to guess."""
+    ex, published, env = _setup(tmp_path)
+    vendor = recompress(read_layout(published), tmp_path / "w", level=9)  # its encoder's blobs
+    write_layout([vendor], tmp_path / "vendor")
+    lock_path = ex / "imagelock.lock"
+    lock = json.loads(lock_path.read_text())
+    ours = lock["compression"]["implementation"]
+    assert ours.startswith("python-isal ")
+    lock["compression"]["implementation"] = "python-isal 1.6.1"  # what the vendor's lock records
+    plat = lock["expected"]["linux/amd64"]
+    plat["manifest_digest"] = vendor.manifest_digest
+    for layer, blob in zip(plat["layers"], vendor.layers, strict=True):
+        layer["digest"], layer["size"] = blob.digest, blob.size
+    lock_path.write_text(json.dumps(lock, indent=2) + "\n")
+
+    code, rep = _rebuild(ex, tmp_path / "vendor", env)
+    assert (code, rep["verdict"]) == (0, "reproduced-content")
+    assert rep["toolchain"] == [{"what": "gzip encoder", "here": ours, "lock": "python-isal 1.6.1",
+                                 "expect": "reproduced-content"}]
+    named = [n for n in rep["rebuild_notes"] if "gzip encoder" in n]
+    assert named == [f"this machine's gzip encoder is {ours}, the lock's is python-isal 1.6.1: "
+                     "expect reproduced-content (the same content, other compressed blobs, so "
+                     "another manifest digest), not reproduced"]
+    human = run(["rebuild", str(ex), "--image", f"oci:{tmp_path / 'vendor'}"], env=env)
+    assert human.returncode == 0 and "python-isal 1.6.1" in human.stdout
+    # The same machine's encoder as the lock's: nothing to say.
+    code, rep = _rebuild(copy_example("hello", tmp_path / "again"), published, env)
+    assert (code, rep["verdict"], rep["toolchain"]) == (0, "reproduced", [])
+    assert not any("encoder" in n for n in rep["rebuild_notes"])
+
+
+def test_another_imagelock_version_is_named_only_when_the_rebuild_differs(
+        tmp_path: Path) -> None:
+    ex, published, env = _setup(tmp_path)
+    lock_path = ex / "imagelock.lock"
+    lock = json.loads(lock_path.read_text())
+    lock["tool"]["version"] = "0.0.1"
+    lock_path.write_text(json.dumps(lock, indent=2) + "\n")
+    code, rep = _rebuild(ex, published, env)
+    assert (code, rep["verdict"]) == (0, "reproduced")
+    assert [d["what"] for d in rep["toolchain"]] == ["imagelock"]
+    assert not any("imagelock 0.0.1" in n for n in rep["rebuild_notes"])  # it did not matter
+    img = edit_layer(read_layout(published), 0, tmp_path / "w", change_byte("usr/local/bin/hello", 100))
+    write_layout([img], tmp_path / "tampered")
+    code, rep = _rebuild(ex, tmp_path / "tampered", env)
+    assert (code, rep["verdict"]) == (1, "mismatch")
+    assert any("the lock was made by imagelock 0.0.1" in n for n in rep["rebuild_notes"])
+
+
 def test_no_sandbox_is_said_and_a_missing_sandbox_is_exit_4(tmp_path: Path) -> None:
     ex, published, env = _setup(tmp_path)
     code, rep = _rebuild(ex, published, env, "--no-sandbox")

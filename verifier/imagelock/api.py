@@ -157,21 +157,25 @@ def lock_up_to_date(
     spec: Path | None = None,
     *,
     output: Path | None = None,
-    store: Store | Path | None = None,
-    mirrors: Mirrors | None = None,
-    offline: bool = False,
     upgrade: Sequence[str] = (),
     upgrade_all: bool = False,
     upgrade_security: bool = False,
 ) -> LockCheckResult:
-    """Whether the lock on disk is exactly what `lock` with these arguments would write
-    (`imagelock lock --check`). Nothing is written."""
+    """Whether the spec (a file or its directory) and its context still match the lock on disk
+    (`imagelock lock --check`): digests and sections of the spec, the requirements file, every
+    context file. Nothing is resolved or fetched, and nothing is written."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
     from imagelock.formats.results import LockCheckResult
+    from imagelock.lock.staleness import lock_differences
 
-    out, _, data, _ = _relock(spec, output, store, mirrors, offline, upgrade, upgrade_all,
-                              upgrade_security)
-    return LockCheckResult(up_to_date=out.is_file() and out.read_bytes() == data, lock=str(out))
+    if upgrade or upgrade_all or upgrade_security:
+        raise InputError("--check resolves nothing, so --upgrade, --upgrade-all and "
+                         "--upgrade-security do not apply",
+                         hint="drop --check to upgrade; `imagelock diff` then shows what moved")
+    spec_path = spec_file(spec)
+    out = output or spec_path.parent / LOCK_FILENAME
+    diffs = lock_differences(out, spec_path)
+    return LockCheckResult(up_to_date=not diffs, lock=str(out), differences=diffs)
 
 
 # --- fetch, build, rebuild, check -------------------------------------------------------------

@@ -176,8 +176,11 @@ def lock(
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
-    check: Annotated[bool, typer.Option("--check", help="Do not write: exit 1 if the existing lock "
-                     "differs from what locking now would write.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Resolve nothing and write nothing: exit 1 "
+                     "if the spec, the requirements file or a context file no longer matches the "
+                     "existing lock (digests and sections), naming each difference. Pins are not "
+                     "compared with what the archives serve today, so a republished index does "
+                     "not make a lock out of date.")] = False,
     upgrade: Annotated[list[str] | None, typer.Option("--upgrade", metavar="PACKAGE", help="Move "
                        "this Debian package, and every locked binary of its source package, to "
                        "the newest version the sources offer (and what that newly needs); every "
@@ -200,9 +203,8 @@ def lock(
 
         mirrors, upgrades = _mirrors(mirror), upgrade or []
         if check:
-            state = api.lock_up_to_date(spec, output=output, store=store, mirrors=mirrors,
-                                        offline=offline, upgrade=upgrades, upgrade_all=upgrade_all,
-                                        upgrade_security=upgrade_security)
+            state = api.lock_up_to_date(spec, output=output, upgrade=upgrades,
+                                        upgrade_all=upgrade_all, upgrade_security=upgrade_security)
             _emit(json_out, state, state.human())
             return EXIT_OK if state.up_to_date else EXIT_VERIFICATION_FAILED
         result = api.lock(spec, output=output, store=store, mirrors=mirrors, offline=offline,

@@ -9,6 +9,7 @@ from typing import Literal
 from imagelock.build.expected import expected_of
 from imagelock.build.image import build_images
 from imagelock.core.scratch import scratch_dir
+from imagelock.build.toolchain import differences, notes_for
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.results import BuildResult, BuildVerdict
@@ -16,7 +17,6 @@ from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh, lock_context_path
 from imagelock.oci.docker_archive import write_docker_archive
 from imagelock.oci.layout import write_layout
-from imagelock.tar.compress import current as current_compression
 
 
 def build_lock(
@@ -35,10 +35,8 @@ def build_lock(
     if check_fresh(lock, lock_path) is None:
         notes.append(f"spec {lock.spec} not found beside the lock: staleness not checked")
     fetch_lock(lock, lock_path, store, cli_mirrors=cli_mirrors or {}, offline=offline)
-    comp = current_compression()
-    if comp.implementation != lock.compression.implementation:
-        notes.append(f"compressing with {comp.implementation}; the lock was made with "
-                     f"{lock.compression.implementation}, so blob digests may differ")
+    toolchain = differences(lock)
+    notes += notes_for(toolchain, None)
     context = lock_context_path(lock, lock_path)  # never a symlink out of the lock's directory
     # A killed build's directory is removed by the next one (core/scratch.py).
     with scratch_dir("imagelock-build-") as tmp:
@@ -58,5 +56,6 @@ def build_lock(
             verdict = "mismatch"
         elif g.manifest_digest != exp.manifest_digest and verdict == "reproduced":
             verdict = "reproduced-content"
+    notes += [n for n in notes_for(toolchain, verdict) if n not in notes]
     return BuildResult(image=f"{lock.image.name}:{lock.image.tag}", output=str(output), format=fmt,
                        verdict=verdict, platforms=got, notes=notes)

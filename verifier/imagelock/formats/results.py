@@ -45,15 +45,20 @@ class LockResult(Strict):
 
 
 class LockCheckResult(Strict):
-    """`imagelock lock --check`: whether the lock on disk is what locking now would write."""
+    """`imagelock lock --check`: whether the spec and its context still match the lock. Nothing
+    is resolved, so an archive that republished its indexes does not make a lock out of date."""
 
-    up_to_date: bool = Field(description="True when locking now would write the same bytes.")
+    up_to_date: bool = Field(description="True when the spec's digest and sections, the "
+                             "requirements file and every context file match the lock.")
     lock: str = Field(description="Path of the lock file checked.")
+    differences: list[str] = Field(default_factory=list, description="What no longer matches, "
+                                   "one line each (empty when up to date).")
 
     def human(self) -> str:
         if self.up_to_date:
-            return f"{self.lock} is up to date"
-        return f"{self.lock} is out of date: run `imagelock lock`"
+            return f"{self.lock} is up to date with its spec and context"
+        return "\n".join([f"{self.lock} is out of date: run `imagelock lock`",
+                          *[f"  {d}" for d in self.differences]])
 
 
 # --- fetch and build --------------------------------------------------------------------------
@@ -170,6 +175,15 @@ class ReferenceInfo(Strict):
     notes: list[str] = Field(description="Things worth knowing about the reference.")
 
 
+class ToolchainDifference(Strict):
+    """One thing of the rebuilding machine that differs from what the lock was made with."""
+
+    what: str = Field(description="`gzip encoder` or `imagelock`.")
+    here: str = Field(description="What this machine has.")
+    lock: str = Field(description="What the lock records.")
+    expect: str = Field(description="The best verdict a faithful rebuild can reach with it.")
+
+
 class RebuildReport(Report):
     """`imagelock rebuild`: the comparison report, and how the rebuild that made it ran."""
 
@@ -186,6 +200,9 @@ class RebuildReport(Report):
                                     "file the signed VSA was written to.")
     referrer: str | None = Field(default=None, description="With `--push-attestation`: the "
                                  "digest of the referrer that attaches the VSA to the image.")
+    toolchain: list[ToolchainDifference] = Field(default_factory=list, description="What of "
+                                                 "this machine differs from the lock's record "
+                                                 "(the gzip encoder, imagelock's version).")
     reference: ReferenceInfo | None = Field(default=None, description="For `rebuild REF`: the "
                                             "provenance, recipe, inputs and signed indexes it "
                                             "used; null for a rebuild of a lock.")

@@ -141,8 +141,9 @@ class InputKind(Protocol):
 
     def make_layers(self, lock: Lock, platform: str, layers: dict[str, list[Entry]],
                     build: BuildInputs) -> dict[str, list[Entry]]:
-        """Layers this kind makes from the assembled tree (`layers`, by name): build steps run the
-        image's own programs. Empty for a kind that only places entries."""
+        """Layers this kind makes (or completes) from the assembled tree (`layers`, by name) with
+        the image's own programs: build steps, the wheels' bytecode. Empty for a kind that only
+        places entries."""
         ...
 
     def dependencies(self, lock: Lock) -> Iterator[Dependency]:

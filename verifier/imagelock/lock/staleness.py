@@ -1,13 +1,16 @@
-"""The staleness check every later stage runs first: a lock whose spec changed (by meaning, not formatting) or whose context gained or lost files is refused with what changed, never silently re-resolved."""
+"""The staleness check every later stage runs first: a lock whose spec changed (by meaning, not
+formatting) or whose context gained or lost files is refused with what changed, never silently
+re-resolved. `lock --check` asks the same questions, and also about each context file's bytes."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from imagelock.core.confine import inside
 from imagelock.core.digest import canonical_json, sha256_digest
 from imagelock.core.errors import InputError, StaleLockError
-from imagelock.formats.files import load_spec
+from imagelock.formats.files import load_spec, read_lock
 from imagelock.formats.lock import (
     Lock,
 )
@@ -48,28 +51,43 @@ def check_fresh(lock: Lock, lock_path: Path, *, require_spec: bool = False) -> P
         if require_spec:
             raise InputError(f"the lock's spec {spec_path} is missing", path=lock_path, field="spec")
         return None
-    spec = load_spec(spec_path)
+    reasons = _stale(lock, lock_path, spec_path, load_spec(spec_path), hash_files=False)
+    if reasons:
+        raise reasons[0]
+    return spec_path
+
+
+def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec, *,
+           hash_files: bool) -> list[InputError]:
+    """Every way the spec and context no longer match the lock, the spec's digest first.
+
+    `hash_files` also compares each context file's bytes and attributes with its pin (a build
+    does that as it reads them, so `check_fresh` leaves it out)."""
+    out: list[InputError] = []
     digest, sections = spec_digests(spec)
     if digest != lock.spec_digest:
         changed = [k for k in sorted(set(sections) | set(lock.spec_sections))
                    if sections.get(k) != lock.spec_sections.get(k)]
-        raise StaleLockError(
+        out.append(StaleLockError(
             f"the lock is stale: the spec changed since it was made (changed: "
             f"{', '.join(changed) or 'format'})",
             path=lock_path,
             hint=f"run `imagelock lock {spec_path}` to update the lock, then review its diff",
-        )
+        ))
     if lock.python_install is not None and spec.contents.python is not None:
         now_req = requirements_file_sha256(spec.contents.python,
                                            context_dir(spec, spec_path, root=lock_path.parent))
         if now_req != lock.python_install.requirements_file_sha256:
-            raise StaleLockError(
+            out.append(StaleLockError(
                 f"the lock is stale: the requirements file "
                 f"{spec.contents.python.requirements_file} changed since it was made",
                 path=lock_path, hint=f"run `imagelock lock {spec_path}` to update the lock",
-            )
-    now = {(p.type, p.src, p.dest)
-           for p in pin_context(spec, spec_path, hash_files=False, root=lock_path.parent)}
+            ))
+    try:
+        pins = pin_context(spec, spec_path, hash_files=hash_files, root=lock_path.parent)
+    except InputError as e:  # a file the spec names is missing or unsafe: said after the digest
+        return [*out, e]
+    now = {(p.type, p.src, p.dest) for p in pins}
     then = {(p.type, p.src, p.dest) for p in lock.files}
     if now != then:
         added = sorted(s for _, s, _ in now - then)
@@ -79,8 +97,39 @@ def check_fresh(lock: Lock, lock_path: Path, *, require_spec: bool = False) -> P
             parts.append("new in the context: " + ", ".join(added[:5]))
         if removed:
             parts.append("gone from the context: " + ", ".join(removed[:5]))
-        raise StaleLockError(
+        out.append(StaleLockError(
             "the lock is stale: " + "; ".join(parts), path=lock_path,
             hint=f"run `imagelock lock {spec_path}` to update the lock",
-        )
-    return spec_path
+        ))
+    if hash_files:
+        locked = {(p.type, p.src, p.dest): p for p in lock.files}
+        changed = [p.src for p in pins if (p.type, p.src, p.dest) in locked
+                   and p != locked[(p.type, p.src, p.dest)]]
+        if changed:
+            out.append(StaleLockError(
+                "the lock is stale: context files changed since it was made: "
+                + ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else ""),
+                path=lock_path, hint=f"run `imagelock lock {spec_path}` to pin the new content",
+            ))
+    return out
+
+
+def lock_differences(lock_path: Path, spec_path: Path) -> list[str]:
+    """What in the spec and its context no longer matches the lock, for `imagelock lock --check`:
+    the spec's digest and sections, the requirements file, and every context file (its bytes,
+    mode, owner and layer). Empty when the lock is up to date.
+
+    Nothing is resolved: no index is fetched and no pin is compared with what the archives or
+    package indexes serve today, so a lock does not turn "out of date" each time the Debian
+    archive republishes its indexes. What moved in the archives is another question (`imagelock
+    lock --upgrade`, and the rot monitor)."""
+    if not lock_path.is_file():
+        return [f"there is no lock at {lock_path}"]
+    lock = read_lock(lock_path)
+    named = lock_path.parent / lock.spec
+    if not named.is_file():
+        raise InputError(f"the lock's spec {named} is missing", path=lock_path, field="spec",
+                         hint="run `imagelock lock` beside the spec to make a lock for it")
+    if os.path.realpath(named) != os.path.realpath(spec_path):
+        return [f"the lock was made from the spec {named}, not {spec_path}"]
+    return [e.message for e in _stale(lock, lock_path, named, load_spec(named), hash_files=True)]

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from imagelock.build.from_lock import build_lock
+from imagelock.build.toolchain import differences, notes_for
 from imagelock.compare.diffoscope import keep_images, run_diffoscope
 from imagelock.compare.html import write_report_html
 from imagelock.compare.images import compare_images
@@ -22,7 +23,7 @@ from imagelock.core.scratch import scratch_dir
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.lock import Lock
-from imagelock.formats.results import RebuildReport
+from imagelock.formats.results import RebuildReport, ToolchainDifference
 from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh
 from imagelock.oci.image import Image
@@ -96,6 +97,10 @@ def rebuild(
             require()  # refuse before any work: a rebuild without isolation must be asked for
         except ToolUnavailable as e:
             raise sandbox_unavailable_hint(e) from None
+    # What of this machine can still change the bytes (the encoder, imagelock's version): checked
+    # before the build, so the report explains a difference instead of leaving it to guesswork.
+    toolchain = differences(lock)
+    notes += notes_for(toolchain, None)
     # Phase 1, fetch: network allowed, every hash checked.
     fetch_lock(lock, lock_path, store, cli_mirrors=cli_mirrors or {}, offline=offline)
     # Phase 2, build: no network, the store read-only.
@@ -103,14 +108,19 @@ def rebuild(
     isolation = NO_SANDBOX
     if sandbox and lock.steps:
         with progress.phase("layers"):  # the build's own events stay in the sandbox
-            build_in_netns(lock_path, store.root, out)
+            built = build_in_netns(lock_path, store.root, out)
         isolation = "network namespace; each build step in a bubblewrap rootfs sandbox"
     elif sandbox:
         with progress.phase("layers"):
-            build_in_sandbox(lock_path, None, store.root, out, "oci")
+            built = build_in_sandbox(lock_path, None, store.root, out, "oci")
         isolation = "bubblewrap"
     else:
-        build_lock(lock_path, output=out, fmt="oci", store=store, offline=True)
+        built = build_lock(lock_path, output=out, fmt="oci", store=store,
+                           offline=True).model_dump(mode="json")
+    # The build's own notes (modules left as source, ...); the toolchain's are the rebuild's to
+    # give, with the comparison's verdict in view.
+    own = {d.note() for d in toolchain}
+    notes += [n for n in map(str, built.get("notes", [])) if n not in notes and n not in own]
     rebuilt = read_layout(out, platform=plat)
     published = None
     if image is not None:
@@ -123,11 +133,14 @@ def rebuild(
         if report_html is not None:
             write_report_html(report, report_html, rebuilt=rebuilt, published=published,
                               title=f"{lock.image.name}:{lock.image.tag} ({plat})")
+    notes += [n for n in notes_for(toolchain, report.verdict) if n not in notes]
     if keep is not None:
         kept = keep_images(rebuilt, published, keep)
         notes.append("kept " + ", ".join(f"{k}: {v}" for k, v in kept.items()))
     full = RebuildReport(**dict(report), sandbox=isolation, image=image, lock_file=str(lock_path),
-                         platform=plat, rebuild_notes=notes)
+                         platform=plat, rebuild_notes=notes,
+                         toolchain=[ToolchainDifference.model_validate(d.as_json())
+                                    for d in toolchain])
     return RebuildResult(full, lock, lock_path, rebuilt, published)
 
 

@@ -1,11 +1,13 @@
 """Python wheels: the lock's wheel pins per platform, found by file name on the source's package
-indexes, installed into one layer by `wheels` (pypa installer, deterministic bytecode)."""
+indexes, installed into one layer by `wheels` (pypa installer); their bytecode compiled by the
+image's own Python once the tree is assembled (`bytecode`, in `make_layers`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from imagelock.core.errors import InputError
 from imagelock.formats.lock import Lock
 from imagelock.formats.python import WheelPin
 from imagelock.inputs.kind import (
@@ -23,6 +25,9 @@ from imagelock.tar.entry import Entry
 
 if TYPE_CHECKING:
     from imagelock.fetch.python_index import Indexes
+
+# What `place` installed, for `make_layers` to compile: kept in the kind's own workdir.
+_INSTALLED = "installed.json"
 
 
 class PythonWheels:
@@ -57,17 +62,37 @@ class PythonWheels:
         # lazy: the installer loads for a build, not for diff, sign or an SBOM
         from imagelock.inputs.python.wheels import wheel_entries
 
-        entries, notices = wheel_entries(
+        entries, notices, installed = wheel_entries(
             pins, build.store, build.workdir, site_packages=inst.site_packages,
             scripts_dir=inst.scripts_dir, interpreter=inst.interpreter,
-            python_version=inst.python_version, compile=inst.compile, prefix=inst.prefix)
+            python_version=inst.python_version, prefix=inst.prefix)
         build.notes.extend(n for n in notices if n not in build.notes)
+        if inst.compile:
+            (build.workdir / _INSTALLED).write_text(installed.to_json())
         for e in entries:
             yield e, inst.layer, "contents.python"
 
     def make_layers(self, lock: Lock, platform: str, layers: dict[str, list[Entry]],
                     build: BuildInputs) -> dict[str, list[Entry]]:
-        return {}
+        """The wheels' layer with bytecode compiled by the image's own Python (never the
+        host's, whose version would change the bytes), over the tree assembled so far."""
+        inst = lock.python_install
+        state = build.workdir / _INSTALLED
+        if inst is None or not inst.compile or not state.is_file():
+            return {}
+        # lazy: the sandbox and the installer load for a build, not for diff, sign or an SBOM
+        from imagelock.inputs.python.bytecode import compile_in_image
+        from imagelock.inputs.python.wheels import Installed, with_bytecode
+
+        installed = Installed.from_json(state.read_text())
+        compiled = compile_in_image(
+            [layers[name] for name in lock.layers], installed.modules,
+            interpreter=inst.interpreter, python_version=inst.python_version,
+            source_date_epoch=lock.source_date_epoch, workdir=build.workdir)
+        if compiled.failed:
+            build.notes.append(compiled.note())
+        entries = with_bytecode(layers[inst.layer], installed, compiled.pycs)
+        return {inst.layer: _with_cache_dirs(entries, layers, inst.layer)}
 
     def dependencies(self, lock: Lock) -> Iterator[Dependency]:
         for pins in lock.python.values():
@@ -87,3 +112,32 @@ class PythonWheels:
         for w in self.pins(lock, platform):
             yield Component(self.name, w.name, w.version, f"pkg:pypi/{w.name}@{w.version}",
                             w.sha256, w.size, layer=layer, origin=w.source)
+
+
+
+def _with_cache_dirs(entries: list[Entry], layers: dict[str, list[Entry]], layer: str) -> list[Entry]:
+    """`entries` plus the `__pycache__` directories their .pyc files need (with the attributes of
+    a declaration elsewhere in the image, else 0755 root), refusing a .pyc path another input
+    already placed (the tree checked every other path when it was placed)."""
+    own = {e.path for e in entries}
+    others = {e.path: e for name, es in layers.items() if name != layer for e in es}
+    before = {e.path for e in layers[layer]}
+    out = list(entries)
+    for e in entries:
+        if e.path in before:
+            continue
+        cache = e.path.rpartition("/")[0]
+        if e.path in others:
+            raise InputError(f"contents.python: the bytecode /{e.path} collides with an entry of "
+                             "another input", field="contents.python",
+                             hint="leave __pycache__ below site-packages to the wheels (or set "
+                             "compile: false)")
+        if cache in own:
+            continue
+        declared = others.get(cache)
+        if declared is not None and declared.type != "dir":
+            raise InputError(f"contents.python: /{cache} is a {declared.type} of another input, "
+                             "where the wheels' bytecode goes", field="contents.python")
+        out.append(declared if declared is not None else Entry(cache, "dir", 0o755))
+        own.add(cache)
+    return out

@@ -1,4 +1,4 @@
-"""Installing pinned wheels as image entries: pypa `installer` into staging, compiled deterministically.
+"""Installing pinned wheels as image entries: pypa `installer` into staging, deterministically.
 
 Each wheel is verified in the store, its member names and RECORD checked (no absolute paths, no
 `..`), and installed by `installer` through a destination that writes under a staging root at
@@ -6,17 +6,11 @@ the in-image paths (Debian's layout for locally installed packages: site-package
 `/usr/local/lib/pythonX.Y/dist-packages`, scripts `/usr/local/bin`). Console scripts get the
 image interpreter's shebang; dist-info gets INSTALLER (`imagelock`), REQUESTED for requested
 projects, and a RECORD with paths relative to site-packages, as pip writes them. Nothing records a
-host path: no `direct_url.json`, and bytecode names its in-image source.
+host path: no `direct_url.json`.
 
-Bytecode (docs/field-notes.md): all modules are compiled in one fresh interpreter
-process, in sorted in-image path order, with `dfile` set to the in-image path (the `co_filename`
-of every code object) and PYTHONHASHSEED=0, as `CHECKED_HASH` pycs: no timestamp in the header,
-and the interpreter still re-checks the source hash on import, so a later layer or build step
-that edits a module can never be shadowed by stale bytecode (UNCHECKED_HASH would trust the pyc
-blindly; the check costs one SipHash of the source per import). The compiler's output is only
-valid for its own minor version, so compilation runs only when the building Python's version is
-the target's; otherwise modules stay uncompiled and a notice says so. Byte-identical pycs also
-assume the same CPython patch release across builds: the notice lists the compiler used.
+Bytecode is not compiled here: `bytecode` compiles the modules with the image's own Python, once
+the whole tree is assembled, and `with_bytecode` then adds the .pyc files and lists them in each
+RECORD (as pip does: without a hash). Until then every RECORD lists the installed files only.
 """
 
 from __future__ import annotations
@@ -26,8 +20,6 @@ import io
 import json
 import os
 import posixpath
-import subprocess
-import sys
 import tempfile
 import warnings
 import zipfile
@@ -57,20 +49,6 @@ if TYPE_CHECKING:
 INSTALLER = b"imagelock\n"
 FILE_MODE = 0o644
 EXEC_MODE = 0o755
-
-# Runs in a fresh interpreter: stdin is [[source, pyc, in-image source], ...], stdout the failures.
-_COMPILE = r"""
-import json, py_compile, sys
-failed = []
-for src, cfile, dfile in json.load(sys.stdin):
-    try:
-        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, optimize=0,
-                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
-    except py_compile.PyCompileError:
-        failed.append(dfile)
-json.dump(failed, sys.stdout)
-"""
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -258,71 +236,62 @@ def _install_one(pin: WheelPin, store: Store, layout: Layout, root: Path, interp
     return dest.installed
 
 
-def compile_modules(jobs: list[tuple[Path, Path, str]]) -> list[str]:
-    """Byte-compile (source, pyc, in-image path) jobs in one fresh process; the in-image paths
-    that did not compile (a syntax error for this Python) are returned, not raised."""
-    if not jobs:
-        return []
-    payload = json.dumps([[str(s), str(c), d] for s, c, d in jobs])
-    env = {"PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "PATH": os.environ.get("PATH", "/usr/bin")}
-    # No -E/-I: they would drop PYTHONHASHSEED; the environment is clean instead.
-    r = subprocess.run([sys.executable, "-s", "-S", "-B", "-W", "ignore", "-c", _COMPILE],
-                       check=False, input=payload, capture_output=True, text=True, env=env, cwd="/")
-    if r.returncode != 0:
-        raise InputError(f"byte-compiling failed: {r.stderr.strip()[-800:]}",
-                         hint="set `compile: false` to install without bytecode")
-    failed: list[str] = json.loads(r.stdout)
-    return failed
+def _pyc_rows(base: str, pycs: list[str]) -> list[tuple[str, str, str]]:
+    # pip lists bytecode without a hash: it is derived from the sources listed above.
+    return [(posixpath.relpath(p, base), "", "") for p in pycs]
 
 
-def _pyc_path(module: str, nodot: str) -> str:
-    head, tail = posixpath.split(module)
-    return f"{head}/__pycache__/{tail[:-3]}.cpython-{nodot}.pyc"
+def _record_bytes(rows: Iterable[tuple[str, str, str]]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=",", quotechar='"', lineterminator="\n").writerows(sorted(set(rows)))
+    return buf.getvalue().encode("utf-8")
 
 
-def _write_record(inst: _Installed, layout: Layout, root: Path, pycs: list[str],
-                  placed: dict[str, _Placed]) -> None:
+@dataclass(frozen=True)
+class RecordPlan:
+    """One installed distribution as bytecode needs it: its RECORD (in-image path) and rows so
+    far, the directory they are relative to, and its modules (in-image .py paths)."""
+
+    wheel: str
+    record: str
+    base: str
+    rows: list[tuple[str, str, str]]
+    modules: list[str]
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What `wheel_entries` installed, for `with_bytecode` (kept as JSON between the two)."""
+
+    staged: Path
+    records: list[RecordPlan]
+
+    @property
+    def modules(self) -> list[str]:
+        return sorted(m for r in self.records for m in r.modules)
+
+    def to_json(self) -> str:
+        return json.dumps({"staged": str(self.staged), "records": [
+            {"wheel": r.wheel, "record": r.record, "base": r.base, "rows": r.rows,
+             "modules": r.modules} for r in self.records]})
+
+    @classmethod
+    def from_json(cls, text: str) -> Installed:
+        d = json.loads(text)
+        return cls(Path(d["staged"]), [
+            RecordPlan(r["wheel"], r["record"], r["base"], [tuple(x) for x in r["rows"]],
+                       r["modules"]) for r in d["records"]])
+
+
+def _plan(inst: _Installed, layout: Layout) -> RecordPlan:
     base = layout.scheme_dir(inst.root_scheme, inst.distribution)
     rows: list[tuple[str, str, str]] = []
     for scheme, rec in inst.records:
         d = layout.scheme_dir(scheme, inst.distribution)
         prefix = None if d == base else posixpath.relpath(d, base) + "/"
         rows.append(rec.to_row(prefix))
-    # pip lists bytecode without a hash: it is derived from the sources listed above.
-    rows += [(posixpath.relpath(p, base), "", "") for p in pycs]
-    buf = io.StringIO()
-    csv.writer(buf, delimiter=",", quotechar='"', lineterminator="\n").writerows(sorted(set(rows)))
-    image = f"{base}/{inst.record_path}"
-    data = buf.getvalue().encode("utf-8")
-    target = root / image
-    target.write_bytes(data)
-    placed[image] = _Placed(target, len(data), "", False, inst.pin.filename)
-
-
-def _compile_installed(installed: list[_Installed], root: Path, python_version: str,
-                       placed: dict[str, _Placed]) -> tuple[set[str], list[str]]:
-    """Byte-compile every installed module when this Python is the image's; returns the modules
-    that got a .pyc, and notices."""
-    build = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if build != python_version or sys.implementation.name != "cpython":
-        why = (f"bytecode not compiled: the build runs {sys.implementation.name} {build}, the "
-               f"image's Python is {python_version}; modules compile at first import if their "
-               "directory is writable")
-        return set(), [why]
-    nodot = python_version.replace(".", "")
-    owner = {m: inst.pin.filename for inst in installed for m in inst.modules}
-    modules = sorted(owner)
-    failed = set(compile_modules([(root / m, root / _pyc_path(m, nodot), "/" + m) for m in modules]))
-    compiled = {m for m in modules if "/" + m not in failed}
-    for m in sorted(compiled):
-        pyc = _pyc_path(m, nodot)
-        placed[pyc] = _Placed(root / pyc, (root / pyc).stat().st_size, "", False, owner[m])
-    notices = []
-    if failed:
-        shown = ", ".join(sorted(failed)[:5]) + (" ..." if len(failed) > 5 else "")
-        notices.append(f"{len(failed)} module{'s' * (len(failed) != 1)} did not compile for "
-                       f"Python {python_version} (left as source): {shown}")
-    return compiled, notices
+    return RecordPlan(inst.pin.filename, f"{base}/{inst.record_path}", base, rows,
+                      sorted(inst.modules))
 
 
 def wheel_entries(
@@ -334,10 +303,10 @@ def wheel_entries(
     scripts_dir: str,
     interpreter: str,
     python_version: str,
-    compile: bool = True,
     prefix: str = "/usr/local",
-) -> tuple[list[Entry], list[str]]:
-    """Install pinned wheels into `staging`; return their image entries (sorted) and notices.
+) -> tuple[list[Entry], list[str], Installed]:
+    """Install pinned wheels into `staging`; return their image entries (sorted), notices, and
+    what `with_bytecode` needs to add their bytecode.
 
     Files are 0644, scripts and files the wheel marks executable 0755 (as pip does, so bundled
     helper programs still run), everything owned by 0:0.
@@ -350,18 +319,32 @@ def wheel_entries(
     notices: list[str] = []
     installed = [_install_one(pin, store, layout, root, interpreter, placed, notices)
                  for pin in sorted(pins, key=lambda p: (p.name, p.filename))]
-    compiled: set[str] = set()
-    if compile:
-        compiled, more = _compile_installed(installed, root, python_version, placed)
-        notices += more
-    nodot = python_version.replace(".", "")
-    for inst in installed:
-        pycs = [_pyc_path(m, nodot) for m in inst.modules if m in compiled]
-        _write_record(inst, layout, root, pycs, placed)
-
+    plans = [_plan(inst, layout) for inst in installed]
+    for plan in plans:
+        data = _record_bytes(plan.rows)
+        (root / plan.record).write_bytes(data)
+        placed[plan.record] = _Placed(root / plan.record, len(data), "", False, plan.wheel)
     entries = [
         Entry(path, "file", EXEC_MODE if p.executable else FILE_MODE, 0, 0,
               content=FileContent(p.staged, p.size))
         for path, p in sorted(placed.items())
     ]
-    return entries, notices
+    return entries, notices, Installed(root, plans)
+
+
+def with_bytecode(entries: list[Entry], installed: Installed,
+                  pycs: dict[str, tuple[str, Path]]) -> list[Entry]:
+    """`entries` (the wheels' layer) with the compiled `pycs` (module -> (.pyc path, file)) added
+    as 0644 files and listed in their distribution's RECORD."""
+    records: dict[str, Entry] = {}
+    for plan in installed.records:
+        done = sorted(pycs[m][0] for m in plan.modules if m in pycs)
+        data = _record_bytes([*plan.rows, *_pyc_rows(plan.base, done)])
+        target = installed.staged / plan.record
+        target.write_bytes(data)
+        records[plan.record] = Entry(plan.record, "file", FILE_MODE, 0, 0,
+                                     content=FileContent(target, len(data)))
+    out = [records.get(e.path, e) for e in entries]
+    for pyc, path in sorted(pycs.values()):
+        out.append(Entry(pyc, "file", FILE_MODE, 0, 0, content=FileContent(path, path.stat().st_size)))
+    return out
