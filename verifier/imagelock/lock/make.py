@@ -227,11 +227,17 @@ def _lock_debian(
     for platform in spec.image.platforms:
         prev = previous.debian.get(platform) if previous is not None else None
         progress.working(f"resolving Debian packages for {platform}")
-        indexes, packages = lock_debian(
-            sources, deb, store, cli_mirrors,
-            previous_pins=prev.packages if prev is not None else None,
-            upgrade=set(upgrade), architecture=debian_arch(platform),
-        )
+        arch = debian_arch(platform)
+        try:
+            indexes, packages = lock_debian(
+                sources, deb, store, cli_mirrors,
+                previous_pins=prev.packages if prev is not None else None,
+                upgrade=set(upgrade), architecture=arch,
+            )
+        except InputError as e:
+            # A package may exist for one architecture and not another: say which one failed.
+            e.message = f"{e.message} (resolving for {platform}, Debian architecture {arch})"
+            raise
         out[platform] = DebianPlatformLock(indexes=indexes, packages=packages)
         progress.item(f"{len(packages)} Debian packages for {platform}", "resolved")
     names = {p.name for pl in out.values() for p in pl.packages}
