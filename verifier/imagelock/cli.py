@@ -275,6 +275,8 @@ def build(
                       "output.")] = Path("out"),
     fmt: Annotated[OutputFormat, typer.Option("--format", help="oci (an OCI image layout) or "
                    "docker-archive (a tar for `podman load` / `docker load`).")] = OutputFormat.oci,
+    platform: Annotated[str | None, typer.Option("--platform", help="The platform a "
+                        "docker-archive holds (one per archive). Default: the lock's first.")] = None,
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
@@ -298,7 +300,7 @@ def build(
         key = _signer(sign, sigstore, identity_token, trusted_root, signing_config)
         lock_path = _lock_path(lock_file)
         res = build_lock(lock_path, output=output, fmt=fmt.value, store=_store(store),
-                         cli_mirrors=mirror or [], offline=offline)
+                         cli_mirrors=mirror or [], offline=offline, platform=platform)
         data = res.as_json()
         human = res.human()
         if key is not None and res.verdict != "mismatch":
