@@ -9,10 +9,13 @@ afresh: the committed example stays single-platform.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +202,71 @@ def test_a_tampered_arm64_manifest_alone_is_a_mismatch_naming_linux_arm64(built:
                "--json"], env=built["env"])
     assert amd.returncode == 0, amd.stderr
     assert json.loads(amd.stdout)["verdict"] == "reproduced"
+
+
+STEPS_SPEC = """\
+version: 1
+image:
+  name: test/machine
+  platforms: [linux/amd64, linux/arm64]
+sources:
+  bookworm:
+    kind: debian
+    suites: [bookworm]
+contents:
+  debian:
+    packages: [libc-bin, zlib1g, dash, coreutils]
+steps:
+  - name: machine
+    run: ["/bin/sh", "-c", "uname -m > /etc/machine"]
+"""
+
+
+def _layer_file(layout: Path, manifest_digest: str, path: str) -> bytes | None:
+    blobs = layout / "blobs/sha256"
+    found = None
+    for layer in json.loads((blobs / manifest_digest[7:]).read_bytes())["layers"]:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress((blobs / layer["digest"][7:]).read_bytes()))) as t:
+            try:
+                f = t.extractfile(path)
+            except KeyError:
+                continue
+            assert f is not None
+            found = f.read()
+    return found
+
+
+def test_arm64_ldconfig_and_build_steps_run_under_qemu_in_the_sandbox_and_the_lock_says_so(
+    tmp_path: Path, shared_store: Path
+) -> None:
+    (tmp_path / "imagelock.yaml").write_text(STEPS_SPEC)
+    env = {"IMAGELOCK_STORE": str(shared_store)}
+    r = run(["lock", str(tmp_path)], env=env)
+    assert r.returncode == 0, r.stderr
+    lock = json.loads((tmp_path / "imagelock.lock").read_text())
+    emu = emulation.foreign("aarch64")
+    assert emu is not None  # this test runs on an x86-64 host
+    assert lock["expected"]["linux/arm64"]["emulation"] == emu.label
+    assert "emulation" not in lock["expected"]["linux/amd64"]
+    r = run(["build", str(tmp_path), "-o", str(tmp_path / "oci"), "--offline"], env=env)
+    assert r.returncode == 0, r.stderr
+    for p, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        digest = lock["expected"][p]["manifest_digest"]
+        # the step ran the image's own uname (under qemu for arm64)
+        assert _layer_file(tmp_path / "oci", digest, "etc/machine") == f"{machine}\n".encode()
+        # the image's own ldconfig wrote the cache of its own libraries
+        cache = _layer_file(tmp_path / "oci", digest, "etc/ld.so.cache")
+        assert cache is not None and f"/lib/{machine}-linux-gnu/libz.so.1".encode() in cache
+    r = run(["rebuild", str(tmp_path), "--platform", "linux/arm64", "--json"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["verdict"] == "reproduced"
+
+
+def test_a_package_missing_on_one_architecture_is_named_with_it(tmp_path: Path, shared_store: Path) -> None:
+    spec = STEPS_SPEC.replace("[libc-bin, zlib1g, dash, coreutils]", "[libc6-i386]")
+    spec = spec[:spec.index("steps:")]
+    (tmp_path / "imagelock.yaml").write_text(spec)
+    r = run(["lock", str(tmp_path)], env={"IMAGELOCK_STORE": str(shared_store)})
+    assert r.returncode == 2, r.stderr
+    assert "libc6-i386" in r.stderr and "linux/arm64, Debian architecture arm64" in r.stderr
+    assert not (tmp_path / "imagelock.lock").exists()
