@@ -112,6 +112,17 @@ def podman(built: dict[str, Any]) -> list[str]:
     return cmd
 
 
+def test_a_docker_archive_of_a_platform_the_lock_lacks_is_refused_and_nothing_written(
+    built: dict[str, Any]
+) -> None:
+    out = built["tmp"] / "s390x.tar"
+    r = run(["build", str(built["ex"]), "--format", "docker-archive", "--platform", "linux/s390x",
+             "-o", str(out), "--offline"], env=built["env"])
+    assert r.returncode == 2, r.stderr
+    assert "--platform linux/s390x" in r.stderr and "linux/amd64, linux/arm64" in r.stderr
+    assert not out.exists()
+
+
 def _podman_run(cmd: list[str], platform: str, *argv: str) -> str:
     r = subprocess.run([*cmd, "run", "--rm", "--network", "none", "--platform", platform,
                         *PODMAN_RUN_LIMITS, f"localhost/multi:{platform.split('/')[1]}", *argv],
