@@ -281,3 +281,4 @@ def test_a_package_missing_on_one_architecture_is_named_with_it(tmp_path: Path, 
     assert r.returncode == 2, r.stderr
     assert "libc6-i386" in r.stderr and "linux/arm64, Debian architecture arm64" in r.stderr
     assert not (tmp_path / "imagelock.lock").exists()
+
