@@ -282,3 +282,47 @@ def test_a_package_missing_on_one_architecture_is_named_with_it(tmp_path: Path, 
     assert "libc6-i386" in r.stderr and "linux/arm64, Debian architecture arm64" in r.stderr
     assert not (tmp_path / "imagelock.lock").exists()
 
+
+
+def test_keystone_for_arm64_gets_aarch64_wheels_whose_compiled_parts_load_under_qemu(
+    tmp_path: Path, shared_store: Path
+) -> None:
+    ex = tmp_path / "keystone"
+    shutil.copytree(REPO / "examples" / "keystone", ex)
+    (ex / "imagelock.lock").unlink()
+    spec = ex / "imagelock.yaml"
+    text = spec.read_text()
+    assert '  tag: "bookworm"\n' in text
+    spec.write_text(text.replace('  tag: "bookworm"\n',
+                                 '  tag: "bookworm"\n  platforms: [linux/amd64, linux/arm64]\n'))
+    env = {"IMAGELOCK_STORE": str(shared_store)}
+    r = run(["lock", str(ex)], env=env, timeout=1200)
+    assert r.returncode == 0, r.stderr
+    lock = json.loads((ex / "imagelock.lock").read_text())
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        wheels = {w["name"]: w["filename"] for w in lock["python"][platform]}
+        for name in ("greenlet", "cryptography", "cffi"):
+            assert wheels[name].endswith(f"_{machine}.whl"), wheels[name]
+        assert all(f.endswith("-none-any.whl") or machine in f for f in wheels.values())
+
+    archive = tmp_path / "arm64.tar"
+    r = run(["build", str(ex), "--format", "docker-archive", "--platform", "linux/arm64",
+             "-o", str(archive), "--offline"], env=env)
+    assert r.returncode == 0, r.stderr
+    emulation.ensure_binfmt("aarch64")
+    cmd = podman_cmd(tmp_path / "podman")
+    subprocess.run([*cmd, "load", "-i", str(archive)], capture_output=True, check=True)
+    probe = ("import platform, greenlet, cryptography.hazmat.bindings._rust as r; "
+             "from cryptography.hazmat.primitives import hashes; h = hashes.Hash(hashes.SHA256()); "
+             "h.update(b'x'); print(platform.machine(), greenlet.__version__, h.finalize().hex()[:8])")
+    out = subprocess.run([*cmd, "run", "--rm", "--network", "none", "--platform", "linux/arm64",
+                          *PODMAN_RUN_LIMITS, "--entrypoint", "python3", "imagelock/keystone:bookworm",
+                          "-c", probe], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    machine, version, digest = out.stdout.split()
+    assert machine == "aarch64" and digest == hashlib.sha256(b"x").hexdigest()[:8]
+    assert wheels_version(lock, "greenlet") == version
+
+
+def wheels_version(lock: dict[str, Any], name: str) -> str:
+    return next(w["version"] for w in lock["python"]["linux/arm64"] if w["name"] == name)
