@@ -71,6 +71,8 @@ class DownloadPin(Strict):
     mode: Mode | None = Field(default=None, description="Mode override.")
     owner: Owner | None = Field(default=None, description="Owner override.")
     layer: str = Field(description="Layer the content goes into.")
+    platforms: list[str] | None = Field(
+        default=None, description="The platforms whose images hold it; absent: every platform.")
 
 
 class PathPin(PathEntry):

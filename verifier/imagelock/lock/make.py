@@ -156,6 +156,12 @@ def resolve_lock(
     digest, sections = spec_digests(spec)
     layers = layer_order(spec)
     http_sources = {k: v for k, v in spec.sources.items() if isinstance(v, HttpSource)}
+    for i, d in enumerate(spec.contents.downloads):
+        unknown = sorted(set(d.platforms or ()) - set(spec.image.platforms))
+        if unknown:
+            raise InputError(f"contents.downloads[{i}] names platforms the image is not built for: "
+                             + ", ".join(unknown), field=f"contents.downloads[{i}].platforms",
+                             hint="use some of image.platforms: " + ", ".join(spec.image.platforms))
     downloads = [
         pin_download(d, i, store, http_sources, cli_mirrors, "files", offline=offline)
         for i, d in enumerate(spec.contents.downloads)
