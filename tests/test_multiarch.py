@@ -23,6 +23,7 @@ import pytest
 from helpers import PODMAN_RUN_LIMITS, REPO, need, podman_cmd, run
 from imagelock.oci.layout_read import read_layout
 from imagelock.oci.registry.push_index import push_index
+from imagelock.oci.registry.transfer import pull
 from imagelock.sandbox import emulation
 from registry_fixture import Registry
 
@@ -171,6 +172,9 @@ def test_pushed_as_one_index_skopeo_resolves_each_architecture_to_its_entry(
                         f"dir:{dest}"], capture_output=True, check=True)
         chosen = "sha256:" + hashlib.sha256((dest / "manifest.json").read_bytes()).hexdigest()
         assert chosen == built["lock"]["expected"][p]["manifest_digest"]
+        # and our own pull follows the index to the same manifest
+        pulled = pull(ref, built["tmp"] / f"pulled-{p.split('/')[1]}", platform=p)
+        assert pulled.manifest_digest == chosen and pulled.platform == p
 
 
 def test_both_platforms_are_reproduced_by_a_sandboxed_rebuild(built: dict[str, Any]) -> None:
