@@ -212,6 +212,7 @@ def build(
     offline: bool = False,
     signer: Signer | None = None,
     sbom_formats: Sequence[Literal["spdx", "cyclonedx"]] = (),
+    platform: str | None = None,
 ) -> BuildResult:
     """Build the image the lock describes into `output` and compare its digests with the
     lock's (`verdict`); with a `signer`, sign SLSA provenance for it, only when it is the image
@@ -226,7 +227,7 @@ def build(
 
     path = lock_file(lock)
     res = build_lock(path, output=output, fmt=format, store=_store(store), cli_mirrors=mirrors,
-                     offline=offline)
+                     offline=offline, platform=platform)
     if signer is None or res.verdict != "reproduced":
         return res
     # lazy: signing loads the trust stage only when asked for

@@ -259,6 +259,8 @@ def build(
                       "output.")] = Path("out"),
     fmt: Annotated[OutputFormat, typer.Option("--format", help="oci (an OCI image layout) or "
                    "docker-archive (a tar for `podman load` / `docker load`).")] = OutputFormat.oci,
+    platform: Annotated[str | None, typer.Option("--platform", help="The platform a "
+                        "docker-archive holds (one per archive). Default: the lock's first.")] = None,
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
@@ -287,7 +289,7 @@ def build(
         signer = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
                             trusted_root=trusted_root, signing_config=signing_config)
         result = api.build(lock_path, output=output, format=fmt.value, store=store,
-                           mirrors=_mirrors(mirror), offline=offline, signer=signer,
+                           mirrors=_mirrors(mirror), offline=offline, signer=signer, platform=platform,
                            sbom_formats=[f.value for f in sbom_formats or []])
         human = result.human()
         if signer is not None and result.verdict != "reproduced":

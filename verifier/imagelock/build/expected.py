@@ -14,13 +14,29 @@ from imagelock.build.image import build_images
 from imagelock.fetch.store import Store
 from imagelock.formats.lock import ExpectedImage, ExpectedLayer, Lock
 from imagelock.oci.image import Image
+from imagelock.sandbox import emulation
 
 
 def record_expected(lock: Lock, *, context: Path, store: Store) -> Lock:
     """`lock` with its `expected` section filled by building it once (inputs already in `store`)."""
     with tempfile.TemporaryDirectory(prefix="imagelock-lock-") as tmp:
         images = build_images(lock, context=context, store=store, workdir=Path(tmp))
-        return lock.model_copy(update={"expected": expected_of(images)})
+        expected = {platform: exp.model_copy(update={"emulation": emulation_used(lock, platform)})
+                    for platform, exp in expected_of(images).items()}
+        return lock.model_copy(update={"expected": expected})
+
+
+def emulation_used(lock: Lock, platform: str) -> str | None:
+    """The emulator that ran this platform's image programs on this host, or None (native, or none ran).
+
+    The image's own programs run for build steps and for ldconfig (when libc-bin is installed).
+    """
+    deb = lock.debian.get(platform)
+    runs = bool(lock.steps) or (deb is not None and any(p.name == "libc-bin" for p in deb.packages))
+    if not runs:
+        return None
+    emu = emulation.foreign(emulation.machine_of_platform(platform))
+    return emu.label if emu is not None else None
 
 
 def expected_of(images: list[Image]) -> dict[str, ExpectedImage]:

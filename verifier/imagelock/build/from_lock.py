@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from imagelock.build.expected import expected_of
+from imagelock.core.errors import InputError
 from imagelock.build.image import build_images
 from imagelock.core.scratch import scratch_dir
 from imagelock.build.toolchain import differences, notes_for
@@ -27,10 +28,15 @@ def build_lock(
     store: Store,
     cli_mirrors: Mapping[str, list[str]] | None = None,
     offline: bool,
+    platform: str | None = None,
 ) -> BuildResult:
-    """Build the image the lock at `lock_path` describes into `output`, fetching what the store
-    lacks (unless `offline`), and say whether its digests are the lock's."""
+    """Build every platform of the lock at `lock_path` into `output` (a docker-archive holds
+    `platform`, default the first), fetching what the store lacks (unless `offline`), and say
+    whether its digests are the lock's."""
     lock = read_lock(lock_path)
+    if platform is not None and platform not in lock.platforms:
+        raise InputError(f"--platform {platform}: the lock has no such platform",
+                         field="--platform", hint="the lock's platforms: " + ", ".join(lock.platforms))
     notes = []
     if check_fresh(lock, lock_path) is None:
         notes.append(f"spec {lock.spec} not found beside the lock: staleness not checked")
@@ -45,9 +51,10 @@ def build_lock(
         if fmt == "oci":
             write_layout(images, output)
         else:
-            write_docker_archive(images[0], output, mtime=lock.source_date_epoch)
+            chosen = next(i for i in images if i.platform == (platform or lock.platforms[0]))
+            write_docker_archive(chosen, output, mtime=lock.source_date_epoch)
             if len(images) > 1:
-                notes.append("a docker-archive holds one platform: wrote " + images[0].platform)
+                notes.append("a docker-archive holds one platform: wrote " + chosen.platform)
         got = expected_of(images)
     verdict: BuildVerdict = "reproduced"
     for plat, exp in lock.expected.items():

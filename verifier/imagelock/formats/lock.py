@@ -82,6 +82,8 @@ class DownloadPin(Strict):
     mode: Mode | None = Field(default=None, description="Mode override.")
     owner: Owner | None = Field(default=None, description="Owner override.")
     layer: str = Field(description="Layer the content goes into.")
+    platforms: list[str] | None = Field(
+        default=None, description="The platforms whose images hold it; absent: every platform.")
 
 
 class PathPin(PathEntry):
@@ -106,6 +108,11 @@ class ExpectedImage(Strict):
     manifest_digest: Digest = Field(description="Digest of the image manifest: the distribution "
                                     "identity (depends on compression).")
     layers: list[ExpectedLayer] = Field(description="Layers, bottom first.")
+    emulation: str | None = Field(
+        default=None, description="The emulator the image's own programs (ldconfig, build steps) "
+        "ran under when the lock was made on a host of another architecture, e.g. "
+        "`qemu-aarch64-static 7.2.22`; absent when they ran natively. Informational: the "
+        "digests do not depend on it.")
 
 
 class Lock(Strict):

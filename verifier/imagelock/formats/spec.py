@@ -120,6 +120,10 @@ class DownloadInput(Strict):
     owner: Owner | None = Field(default=None, description='Owner; default "0:0" (with `unpack`: '
                                 "each member's own numeric owner unless given).")
     layer: str | None = Field(default=None, pattern=LAYER_NAME, description="Layer name. Default `files`.")
+    platforms: list[str] | None = Field(
+        default=None, min_length=1, description="Only for these of `image.platforms` (a binary "
+        "per architecture: one entry per platform, each with its own URL and sha256). Default: "
+        "every platform.")
 
     @model_validator(mode="after")
     def _where(self) -> DownloadInput:

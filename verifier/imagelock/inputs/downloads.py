@@ -34,7 +34,7 @@ class Downloads:
     name = "downloads"
 
     def pins(self, lock: Lock, platform: str) -> Sequence[DownloadPin]:
-        return lock.downloads
+        return [d for d in lock.downloads if d.platforms is None or platform in d.platforms]
 
     def sources(self, lock: Lock, mirrors: Mirrors) -> Iterator[Source]:
         http = {k: v for k, v in mirrors.sources.items() if isinstance(v, HttpSource)}
@@ -43,11 +43,13 @@ class Downloads:
                          lambda pin=pin: urls_for(pin.location, http, mirrors.cli))  # type: ignore[misc]
 
     def platform_layers(self, lock: Lock) -> set[str]:
-        return set()
+        return {d.layer for d in lock.downloads if d.platforms is not None}
 
     def place(self, lock: Lock, platform: str, build: BuildInputs) -> Iterator[Placement]:
         store = build.store
         for i, pin in enumerate(lock.downloads):
+            if pin.platforms is not None and platform not in pin.platforms:
+                continue
             origin = f"downloads[{i}] ({pin.location})"
             what = f"download {pin.location}"
             if not pin.unpack:
@@ -87,7 +89,7 @@ class Downloads:
                                      keyed(new.downloads, "dest")))
 
     def components(self, lock: Lock, platform: str) -> Iterator[Component]:
-        for d in lock.downloads:
+        for d in self.pins(lock, platform):
             name = d.location.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
             purl = f"pkg:generic/{quote(name, safe='')}"
             if _is_url(d.location):

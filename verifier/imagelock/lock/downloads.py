@@ -49,5 +49,5 @@ def pin_download(
     return DownloadPin(
         location=location, sha256=digest, size=size, dest=item.dest, unpack=item.unpack,
         strip_components=item.strip_components, mode=item.mode, owner=item.owner,
-        layer=item.layer or default_layer,
+        layer=item.layer or default_layer, platforms=item.platforms,
     )

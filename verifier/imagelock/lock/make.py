@@ -162,6 +162,12 @@ def resolve_lock(
     digest, sections = spec_digests(spec)
     layers = layer_order(spec)
     http_sources = {k: v for k, v in spec.sources.items() if isinstance(v, HttpSource)}
+    for i, d in enumerate(spec.contents.downloads):
+        unknown = sorted(set(d.platforms or ()) - set(spec.image.platforms))
+        if unknown:
+            raise InputError(f"contents.downloads[{i}] names platforms the image is not built for: "
+                             + ", ".join(unknown), field=f"contents.downloads[{i}].platforms",
+                             hint="use some of image.platforms: " + ", ".join(spec.image.platforms))
     downloads = [
         pin_download(d, i, store, http_sources, cli_mirrors, "files", offline=offline)
         for i, d in enumerate(spec.contents.downloads)
@@ -239,12 +245,18 @@ def _lock_debian(
     for platform in spec.image.platforms:
         prev = previous.debian.get(platform) if previous is not None else None
         progress.working(f"resolving Debian packages for {platform}")
-        indexes, packages = lock_debian(
-            sources, deb, store, cli_mirrors,
-            previous_pins=prev.packages if prev is not None else None,
-            upgrade=set(upgrade), architecture=debian_arch(platform),
-            upgrade_security=upgrade_security, notes=notes,
-        )
+        arch = debian_arch(platform)
+        try:
+            indexes, packages = lock_debian(
+                sources, deb, store, cli_mirrors,
+                previous_pins=prev.packages if prev is not None else None,
+                upgrade=set(upgrade), architecture=arch,
+                upgrade_security=upgrade_security, notes=notes,
+            )
+        except InputError as e:
+            # A package may exist for one architecture and not another: say which one failed.
+            e.message = f"{e.message} (resolving for {platform}, Debian architecture {arch})"
+            raise
         out[platform] = DebianPlatformLock(indexes=indexes, packages=packages)
         progress.item(f"{len(packages)} Debian packages for {platform}", "resolved")
     names = {p.name for pl in out.values() for p in pl.packages}

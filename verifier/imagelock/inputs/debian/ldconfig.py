@@ -15,6 +15,7 @@ from imagelock.inputs.debian.deb import (
     StagedFile,
 )
 from imagelock.inputs.debian.merge import View, is_installed
+from imagelock.sandbox import emulation
 from imagelock.sandbox.bwrap import IN_SANDBOX, Sandbox
 from imagelock.tar.entry import BytesContent, Entry
 
@@ -32,6 +33,11 @@ def ld_so_cache(ordered: Sequence[DebPackage], view: View, workdir: Path) -> tup
     """
     if not is_installed(ordered, "libc-bin") or _LDCONFIG not in view:
         return [], ""
+    # A foreign image's ldconfig runs under qemu-user named explicitly (bound read-only into
+    # the sandbox): one static program, so no machine-wide binfmt registration is needed.
+    libc_bin = next(p for p in ordered if p.name == "libc-bin")
+    machine = emulation.machine_of_debian_arch(libc_bin.architecture)
+    emu = emulation.foreign(machine) if machine is not None else None
     workdir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(dir=workdir, prefix="ldroot-"))
     try:
@@ -68,21 +74,28 @@ def ld_so_cache(ordered: Sequence[DebPackage], view: View, workdir: Path) -> tup
             # chroot in its own user namespace): a sandbox cannot nest here, and need not.
             out = root / ".imagelock-ld-out"  # -C is read inside the chroot
             try:
-                r = subprocess.run([str(root / _LDCONFIG), "-X", "-r", str(root), "-C",
+                qemu = [str(emu.host_path)] if emu is not None else []
+                r = subprocess.run([*qemu, str(root / _LDCONFIG), "-X", "-r", str(root), "-C",
                                     "/.imagelock-ld-out/ld.so.cache"], capture_output=True,
                                    timeout=300, env={"PATH": "/usr/sbin:/usr/bin", "LC_ALL": "C"})
             except (OSError, subprocess.TimeoutExpired) as e:
                 return [], f"/etc/ld.so.cache left out: the image's ldconfig did not run ({e})"
         else:
+            qemu, binds = emulation.prefix(emu) if emu is not None else ([], [])
             box = Sandbox(root=root, writable_root=False, as_root=False,
-                          rw_binds=[(out, "/.imagelock-ld-out")],
+                          rw_binds=[(out, "/.imagelock-ld-out")], ro_binds=binds,
                           tmpfs=["/tmp", "/var/cache/ldconfig"])
             for mount_point in box.mount_points():  # the root is read-only: bwrap cannot make them
                 mp = root / mount_point.lstrip("/")
-                if not mp.is_symlink():
+                if mp.is_symlink():
+                    continue
+                if any(d == mount_point and src.is_file() for src, d in binds):
+                    mp.parent.mkdir(parents=True, exist_ok=True)
+                    mp.touch()  # a file is bound onto a file
+                else:
                     mp.mkdir(parents=True, exist_ok=True)
             try:
-                r = box.run(["/" + _LDCONFIG, "-X", "-C", "/.imagelock-ld-out/ld.so.cache"],
+                r = box.run([*qemu, "/" + _LDCONFIG, "-X", "-C", "/.imagelock-ld-out/ld.so.cache"],
                             timeout=300)
             except ImagelockError as e:
                 return [], f"/etc/ld.so.cache left out: the image's ldconfig could not run ({e.message})"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-from imagelock.core.errors import InputError
 from imagelock.formats.lock import Lock
 from imagelock.formats.spec import Step
 from imagelock.inputs.kind import (
@@ -43,13 +42,16 @@ class BuildSteps:
         """Run the lock's build steps on the assembled layers; one layer per step."""
         if not lock.steps:
             return {}
-        host = _HOST_PLATFORM.get(os.uname().machine)
-        if platform != host:
-            raise InputError(f"build steps run the image's own programs, which this {host} machine "
-                             f"cannot do for {platform}", field="steps",
-                             hint="build steps' images on a machine of the target platform")
         # lazy: the sandbox loads only for a build that has steps
         from imagelock.inputs.steps.run import run_steps
+        from imagelock.sandbox import emulation
+
+        host = _HOST_PLATFORM.get(os.uname().machine)
+        if platform != host:
+            # A step runs a shell and its children, each a foreign program: the kernel must
+            # hand them to qemu-user (binfmt_misc, F flag, so it works in the sandbox's root).
+            # Registered here when root; otherwise the error says how.
+            emulation.ensure_binfmt(emulation.machine_of_platform(platform))
 
         step_layers = self.platform_layers(lock)
         below = [layers[n] for n in lock.layers if n not in step_layers]

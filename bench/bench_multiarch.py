@@ -1,0 +1,66 @@
+"""A two-platform build of python-base (linux/amd64 + linux/arm64, one lock, one OCI layout) as a
+ratio to two one-platform builds (one lock each), inputs already in the store, so the figures
+compare building, not downloading. Also the store bytes each way needs: `Architecture: all`
+packages are one file in the sha256-addressed store, whichever platforms use them.
+
+Run: ./bench/run multiarch   (network: locks copies of examples/python-base and fills the store)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGELOCK = str(Path(sys.executable).parent / "imagelock")
+
+
+def _copy(dest: Path, platforms: str) -> Path:
+    shutil.copytree(REPO / "examples/python-base", dest)
+    (dest / "imagelock.lock").unlink()
+    spec = dest / "imagelock.yaml"
+    spec.write_text(spec.read_text().replace('  tag: "3.11-bookworm"\n',
+                                             f'  tag: "3.11-bookworm"\n  platforms: [{platforms}]\n'))
+    return dest
+
+
+def _build(ex: Path, out: Path, env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    subprocess.run([IMAGELOCK, "build", str(ex), "-o", str(out), "--offline"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="imagelock-bench-multiarch-"))
+    env = {**os.environ, "IMAGELOCK_STORE": os.environ.get("IMAGELOCK_STORE", str(work / "store"))}
+    both = _copy(work / "both", "linux/amd64, linux/arm64")
+    singles = [_copy(work / "amd64", "linux/amd64"), _copy(work / "arm64", "linux/arm64")]
+    for ex in (both, *singles):
+        subprocess.run([IMAGELOCK, "lock", str(ex)], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _build(both, work / "warm", env)  # page cache warm for both
+    t_both = _build(both, work / "out-both", env)
+    t_single = sum(_build(ex, work / f"out-{ex.name}", env) for ex in singles)
+
+    lock = json.loads((both / "imagelock.lock").read_text())
+    pins = [p for pl in lock["debian"].values() for p in pl["packages"]]
+    per_platform = sum(p["size"] for p in pins)
+    stored = sum({p["sha256"]: p["size"] for p in pins}.values())
+    print(f"{'':44}{'seconds':>10}")
+    print(f"{'two-platform build (one lock, one index)':44}{t_both:10.1f}")
+    print(f"{'two one-platform builds':44}{t_single:10.1f}")
+    print(f"ratio: {t_both / t_single:.2f}x  (target at most 1.0x)")
+    print(f".deb bytes pinned per platform, summed: {per_platform / 1e6:.1f} MB; in the store "
+          f"(all packages once): {stored / 1e6:.1f} MB")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
