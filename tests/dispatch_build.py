@@ -59,18 +59,16 @@ def isal_path() -> str:
 
 
 def main() -> None:
-    from imagelock.build.from_lock import build_lock
-    from imagelock.fetch.store import Store
+    from imagelock import api
 
     store, out = Path(sys.argv[1]), Path(sys.argv[2])
     builds = {}
     for i, lock in enumerate(sys.argv[3:]):
-        res = build_lock(Path(lock), output=out / f"oci-{i}", fmt="oci", store=Store(store),
-                         cli_mirrors=[], offline=True)
+        res = api.build(Path(lock), output=out / f"oci-{i}", format="oci", store=store,
+                        offline=True)
         builds[lock] = {"verdict": res.verdict, "platforms": {
-            p: {"diff_ids": [x["diff_id"] for x in d["layers"]],
-                "layers": [x["digest"] for x in d["layers"]],
-                "config_digest": d["config_digest"], "manifest_digest": d["manifest_digest"]}
+            p: {"diff_ids": [x.diff_id for x in d.layers], "layers": [x.digest for x in d.layers],
+                "config_digest": d.config_digest, "manifest_digest": d.manifest_digest}
             for p, d in res.platforms.items()}}
     print(json.dumps({"path": isal_path(), "builds": builds}))
 
