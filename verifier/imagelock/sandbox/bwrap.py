@@ -375,14 +375,16 @@ def rootfs_sandbox(
     source_date_epoch: int | None = None,
     ro_binds: Sequence[tuple[Path, str]] = (),
     writable: bool = True,
+    tmpfs: Sequence[str] = ("/run", "/tmp"),
 ) -> Sandbox:
     """A rootfs-mode sandbox: `root` as `/`, real uids, no network, fixed env, /tmp and /run tmpfs.
 
     bwrap creates missing mount points (/dev, /proc, /run, /tmp and bind targets) in `root`;
-    overlay_run removes them from its result.
+    overlay_run removes them from its result. `tmpfs=()` keeps what a command writes under /run
+    and /tmp in its result (maintainer scripts make /run/lock, which an image keeps).
     """
     return Sandbox(root=Path(os.path.abspath(root)), writable_root=writable, as_root=True,
-                   ro_binds=list(ro_binds), tmpfs=["/run", "/tmp"], env=dict(env or {}),
+                   ro_binds=list(ro_binds), tmpfs=list(tmpfs), env=dict(env or {}),
                    source_date_epoch=source_date_epoch)
 
 
@@ -400,11 +402,38 @@ def overlay_run(
 ) -> Path:
     """Run `argv` in `lower_root` through kernel overlayfs; return the upper dir: what changed.
 
+    Raises StepFailed on a non-zero exit (`overlay_try` returns it instead); see `overlay_try`.
+    """
+    upper, r = overlay_try(lower_root, argv, cwd=cwd, env=env, source_date_epoch=source_date_epoch,
+                           ro_binds=ro_binds, stdin=stdin, timeout=timeout, scratch=scratch)
+    if r.returncode != 0:
+        shutil.rmtree(upper, ignore_errors=True)
+        raise StepFailed(f"{' '.join(argv)} exited with {r.returncode} in the image root"
+                         + _output_tail(r.stdout, r.stderr),
+                         hint="fix the step; nothing was written (no partial image)")
+    return upper
+
+
+def overlay_try(
+    lower_root: Path,
+    argv: Sequence[str],
+    *,
+    cwd: str = "/",
+    env: Mapping[str, str] | None = None,
+    source_date_epoch: int | None = None,
+    ro_binds: Sequence[tuple[Path, str]] = (),
+    stdin: bytes | None = None,
+    timeout: float | None = None,
+    scratch: Path | None = None,
+    tmpfs: Sequence[str] = ("/run", "/tmp"),
+) -> tuple[Path, subprocess.CompletedProcess[bytes]]:
+    """Run `argv` in `lower_root` through kernel overlayfs; the upper dir and the exit, whatever it is.
+
     `lower_root` is never modified. The overlay is mounted in a private mount namespace
     (`unshare --mount`), so it disappears with the command even if this process is killed.
     `redirect_dir` and `metacopy` are off, so every changed file is whole in the upper dir and a
     renamed directory is copied. The caller owns (and removes) the returned directory, which
-    lives under `scratch` (default: the system temp dir). Raises StepFailed on a non-zero exit.
+    lives under `scratch` (default: the system temp dir). `tmpfs`: see `rootfs_sandbox`.
     """
     bwrap = require(rootfs=True)
     unshare = shutil.which("unshare")
@@ -432,7 +461,7 @@ def overlay_run(
     opts = (f"lowerdir={lower},upperdir={upper},workdir={work},"
             "redirect_dir=off,metacopy=off,index=off")
     sandbox = rootfs_sandbox(merged, env=env, source_date_epoch=source_date_epoch,
-                             ro_binds=ro_binds)
+                             ro_binds=ro_binds, tmpfs=tmpfs)
     absent = _absent_in(lower, sandbox.mount_points())
     mount = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-ec",
              'mount -n -t overlay overlay -o "$1" "$2"; shift 2; exec "$@"', "imagelock-overlay",
@@ -441,17 +470,13 @@ def overlay_run(
     try:
         r = run_bwrap(sandbox.argv(argv, cwd, bwrap=bwrap), mount, stdin=stdin, capture=True,
                        timeout=timeout, what=argv[0])
-        if r.returncode != 0:
-            raise StepFailed(f"{' '.join(argv)} exited with {r.returncode} in the image root"
-                             + _output_tail(r.stdout, r.stderr),
-                             hint="fix the step; nothing was written (no partial image)")
         _remove_mount_points(upper, absent)
     except BaseException:
         shutil.rmtree(upper, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(aux, ignore_errors=True)
-    return upper
+    return upper, r
 
 
 def _output_tail(stdout: bytes | None, stderr: bytes | None, lines: int = 15) -> str:
@@ -535,7 +560,8 @@ def _is_opaque(path: Path) -> bool:
 
 __all__ = [
     "OverlayChange", "Sandbox", "StepFailed", "available", "build_sandbox", "bwrap_path",
-    "inside_path", "outside_paths", "overlay_run", "python_binds", "require", "rootfs_sandbox",
+    "inside_path", "outside_paths", "overlay_run", "overlay_try", "python_binds", "require",
+    "rootfs_sandbox",
     "run_bwrap", "upper_to_changes",
 ]
 
