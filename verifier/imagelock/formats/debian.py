@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from imagelock.formats.common import Sha256Hex, Strict
+from imagelock.formats.maintscripts import DebianScripts, ScriptEffects
 
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 _LAYER_NAME = r"^[a-z0-9][a-z0-9._-]*$"
@@ -88,7 +89,8 @@ class DebianContents(Strict):
     exclude: list[str] = Field(
         default_factory=list,
         description="Package names never installed. A dependency only they satisfy is dropped "
-        "(on purpose: e.g. to leave a shell out of a distroless image).",
+        "(on purpose: e.g. to leave a shell out of a distroless image). base-passwd, which every "
+        "Debian image gets for its accounts, is left out only when named here.",
     )
     essential: bool = Field(
         default=False,
@@ -110,6 +112,11 @@ class DebianContents(Strict):
         default_factory=list,
         description="Optional split of the packages into further layers. The package database "
         "stays in `layer`, which must then come after every group's layer.",
+    )
+    scripts: DebianScripts = Field(
+        default_factory=DebianScripts,
+        description="Maintainer scripts: their effects are derived at `lock` time and applied "
+        "by builds (docs/debian.md); what the image does not get is listed in the lock.",
     )
 
     @field_validator("packages")
@@ -195,6 +202,19 @@ class DebianPlatformLock(Strict):
 
     indexes: list[DebianIndexPin] = Field(description="Every signed Packages index read.")
     packages: list[DebianPackagePin] = Field(description="Every .deb installed, sorted by name.")
+    script_tools: list[DebianPackagePin] = Field(
+        default_factory=list,
+        description="Packages the maintainer scripts need while they run at `lock` time that the "
+        "image does not install: the Essential set dpkg guarantees every script (shell, "
+        "coreutils, sed, perl-base, ...) and its dependencies, when `essential` is off. Never "
+        "in the image; pinned so that the derivation can be repeated and reviewed.",
+    )
+    scripts: ScriptEffects | None = Field(
+        default=None,
+        description="What the packages' maintainer scripts do, as actions the build applies. "
+        "Absent in locks written before imagelock derived them, or with `scripts.apply: false`: "
+        "such builds install the packages' files only.",
+    )
 
 
 class DebianLayout(Strict):
