@@ -18,7 +18,7 @@ from imagelock.core.errors import InputError
 from imagelock.core.names import LOCK_FILENAME, SPEC_FILENAME  # noqa: F401  (re-exported)
 from imagelock.fetch.store import Store
 from imagelock.formats.common import MAX_EPOCH
-from imagelock.formats.debian import DebianLayout, DebianPlatformLock, DebianSource
+from imagelock.formats.debian import DebianLayout, DebianPackagePin, DebianPlatformLock, DebianSource
 from imagelock.formats.files import load_spec
 from imagelock.formats.lock import (
     LOCK_VERSION,
@@ -38,6 +38,9 @@ from imagelock.lock.staleness import spec_digests
 from imagelock.tar.compress import current as current_compression
 
 DEFAULT_ORDER = ("debian", "python", "files")
+# Every Debian image gets these unless `contents.debian.exclude` names them: base-passwd's
+# accounts give uid 0 a name and the system users services run as (docs/debian.md).
+DEFAULT_DEBIAN_PACKAGES = ("base-passwd",)
 
 
 
@@ -247,17 +250,21 @@ def _lock_debian(
         progress.working(f"resolving Debian packages for {platform}")
         arch = debian_arch(platform)
         try:
+            tools: list[DebianPackagePin] | None = [] if deb.scripts.apply else None
             indexes, packages = lock_debian(
                 sources, deb, store, cli_mirrors,
                 previous_pins=prev.packages if prev is not None else None,
                 upgrade=set(upgrade), architecture=arch,
                 upgrade_security=upgrade_security, notes=notes,
+                defaults=DEFAULT_DEBIAN_PACKAGES, tools_out=tools,
+                previous_tools=prev.script_tools if prev is not None else (),
             )
         except InputError as e:
             # A package may exist for one architecture and not another: say which one failed.
             e.message = f"{e.message} (resolving for {platform}, Debian architecture {arch})"
             raise
-        out[platform] = DebianPlatformLock(indexes=indexes, packages=packages)
+        out[platform] = DebianPlatformLock(indexes=indexes, packages=packages,
+                                           script_tools=tools or [])
         progress.item(f"{len(packages)} Debian packages for {platform}", "resolved")
     names = {p.name for pl in out.values() for p in pl.packages}
     for i, g in enumerate(deb.groups):

@@ -140,6 +140,9 @@ def lock_debian(
     notes: list[str] | None = None,
     architecture: str = "amd64",
     check_valid_until: bool = False,
+    defaults: Sequence[str] = (),
+    tools_out: list[DebianPackagePin] | None = None,
+    previous_tools: Sequence[DebianPackagePin] = (),
 ) -> tuple[list[DebianIndexPin], list[DebianPackagePin]]:
     """Resolve the Debian contents of a spec into index pins and package pins (sorted by name).
 
@@ -150,6 +153,11 @@ def lock_debian(
     openssl is in libssl3 and openssl alike); `upgrade_security` moves every pin that a
     security suite has a newer version of. What moved with a name, and what was left behind
     and why, is appended to `notes`. `architecture`: a Debian architecture (see `debian_arch`).
+    `defaults`: packages added to the request when the sources have them and `exclude` does not
+    name them (the spec layer's base-passwd: every Debian image gets its accounts).
+    `tools_out`: filled with the packages maintainer scripts need while they run at lock time
+    and the closure lacks: the Essential set (which dpkg guarantees to every script) and what it
+    depends on, at the versions already chosen where shared (`previous_tools` kept as pins are).
     """
     blocks = [contents] if isinstance(contents, DebianContents) else list(contents)
     used = _debian_sources(sources, blocks)
@@ -162,6 +170,7 @@ def lock_debian(
                          hint="name packages that the current lock pins")
     index_pins, universe = load_universe({n: sources[n] for n in used}, used, store, mirrors_cli,
                                          architecture, check_valid_until=check_valid_until)
+    names = sorted({*names, *(n for n in defaults if n not in exclude and n in universe.by_name)})
     siblings = source_siblings(universe, previous, upgrade)
     moving = upgrade | {s for group in siblings.values() for s in group}
     if upgrade_security:
@@ -189,8 +198,19 @@ def lock_debian(
         chosen = {c.name: c for c in result.packages}
         notes += _upgrade_notes(universe, previous, chosen, pins, upgrade, siblings,
                                 upgrade_security, architecture)
+    out = _pins(result.packages, previous)
+    if tools_out is not None and not essential:
+        chosen_versions = {c.name: c.version for c in result.packages}
+        kept = {p.name: p for p in previous_tools if p.architecture in (architecture, "all")}
+        tools = resolve(universe, sorted(chosen_versions), pins=chosen_versions,
+                        prefer={n: p.version for n, p in kept.items()}, essential=True)
+        tools_out += _pins([c for c in tools.packages if c.name not in chosen_versions], kept)
+    return index_pins, out
+
+
+def _pins(chosen: Iterable[Candidate], previous: Mapping[str, DebianPackagePin]) -> list[DebianPackagePin]:
     out: list[DebianPackagePin] = []
-    for c in result.packages:
+    for c in chosen:
         old = previous.get(c.name)
         if old is not None and old.version == c.version and old.sha256 == c.sha256:
             out.append(old)  # same bytes: keep the pin as it was, location and all
@@ -199,7 +219,7 @@ def lock_debian(
             name=c.name, version=c.version, architecture=c.architecture, source=c.source,
             location=f"{c.source}:{c.filename}", size=c.size, sha256=c.sha256, suite=c.suite,
         ))
-    return index_pins, out
+    return out
 
 
 def _source_of(universe: Universe, name: str, version: str | None) -> str:
