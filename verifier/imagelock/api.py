@@ -85,7 +85,8 @@ def resolve(
     upgrade_security: bool = False,
     notes: list[str] | None = None,
 ) -> Lock:
-    """The lock the spec resolves to: every input pinned (the lock stage), then the digests its
+    """The lock the spec resolves to: every input pinned (the lock stage), the Debian packages'
+    maintainer-script effects (their scripts run once, in a sandbox), then the digests its
     build must produce (one build, the build stage). Nothing is written; `previous` is a lock
     whose Debian pins are kept unless named in `upgrade` (a name moves every binary of its
     source package); `upgrade_security` moves the pins a security suite has newer versions of.
@@ -104,6 +105,15 @@ def resolve(
                             upgrade_security=upgrade_security, notes=notes)
     loaded = load_spec(spec)
     fetch_pins(resolved, loaded.sources, st, cli_mirrors=found, offline=offline)
+    if loaded.contents.debian is not None:
+        # lazy: running maintainer scripts loads .deb extraction and the sandbox, for `lock` only
+        from imagelock.inputs.debian.effects import review_lines
+        from imagelock.inputs.debian.scripts import derive_effects
+
+        resolved = derive_effects(resolved, loaded.contents.debian.scripts, st, previous)
+        if notes is not None:
+            for platform, pins in resolved.debian.items():
+                notes += review_lines(pins.scripts, platform)
     return record_expected(resolved, context=context_dir(loaded, spec), store=st)
 
 

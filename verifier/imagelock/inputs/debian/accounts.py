@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from imagelock.core.errors import InputError
+from imagelock.formats import maintscripts as ms
 from imagelock.inputs.debian.deb import (
     DebPackage,
 )
@@ -66,10 +67,15 @@ def accounts(
     source_date_epoch: int,
     users: Sequence[UserLike],
     groups: Sequence[GroupLike],
+    script: Sequence[ms.ScriptUser | ms.ScriptGroup | ms.Member] = (),
 ) -> list[Entry]:
-    """/etc/passwd and /etc/group (and shadow files) from base-passwd's masters plus extras."""
+    """/etc/passwd and /etc/group (and shadow files) from base-passwd's masters plus extras.
+
+    Rows come in the order a real install writes them: base-passwd's, the spec's accounts, then
+    those maintainer scripts added (`script`, from the lock), with their own shadow lines.
+    """
     if not is_installed(ordered, "base-passwd"):
-        if users or groups:
+        if users or groups or script:
             raise InputError(
                 "accounts are given but base-passwd is not installed",
                 hint="add base-passwd to the Debian packages; it provides root and the system groups",
@@ -96,6 +102,24 @@ def accounts(
                              hint="add the group to accounts.groups")
         passwd_rows.append([u.name, "!", str(u.uid), str(u.gid), "", u.home, u.shell])
     shadow_gid = next((int(r[2]) for r in group_rows if r[0] == "shadow"), 0)
+    shadow_rows = [[r[0], r[1], str(day), "0", "99999", "7", "", "", ""] for r in passwd_rows]
+    gshadow_rows = [[r[0], r[1], "", r[3]] for r in group_rows]
+    for a in script:
+        if isinstance(a, ms.ScriptGroup):
+            _check_new("group", a.name, a.gid, [(r[0], int(r[2])) for r in group_rows])
+            group_rows.append([a.name, "!", str(a.gid), ",".join(a.members)])
+            gshadow_rows.append([a.name, *(a.gshadow or f"!::{','.join(a.members)}").split(":")])
+        elif isinstance(a, ms.ScriptUser):
+            _check_new("user", a.name, a.uid, [(r[0], int(r[2])) for r in passwd_rows])
+            passwd_rows.append([a.name, "!", str(a.uid), str(a.gid), a.gecos, a.home, a.shell])
+            shadow_rows.append([a.name, *(a.shadow or f"!:{day}::::::").split(":")])
+        else:
+            for rows, members in ((group_rows, 3), (gshadow_rows, -1)):
+                row = next((r for r in rows if r[0] == a.group), None)
+                if row is None:
+                    raise InputError(f"the lock adds {a.user} to group {a.group}, which does not exist",
+                                     hint="re-lock: `imagelock lock`")
+                row[members] = ",".join([m for m in row[members].split(",") if m] + [a.user])
     if not shadow:
         return [
             Entry("etc/passwd", "file", 0o644, content=_lines(r for r in passwd_rows)),
@@ -105,11 +129,8 @@ def accounts(
         Entry("etc/passwd", "file", 0o644,
               content=_lines([r[0], "x", *r[2:]] for r in passwd_rows)),
         Entry("etc/group", "file", 0o644, content=_lines([r[0], "x", *r[2:]] for r in group_rows)),
-        Entry("etc/shadow", "file", 0o640, gid=shadow_gid,
-              content=_lines([r[0], r[1], str(day), "0", "99999", "7", "", "", ""]
-                             for r in passwd_rows)),
-        Entry("etc/gshadow", "file", 0o640, gid=shadow_gid,
-              content=_lines([r[0], r[1], "", r[3]] for r in group_rows)),
+        Entry("etc/shadow", "file", 0o640, gid=shadow_gid, content=_lines(shadow_rows)),
+        Entry("etc/gshadow", "file", 0o640, gid=shadow_gid, content=_lines(gshadow_rows)),
     ]
 
 

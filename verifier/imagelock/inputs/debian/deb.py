@@ -115,6 +115,7 @@ class DebPackage:
     entries: list[Entry]
     shipped: list[ShippedPath]
     md5: dict[str, str] = field(default_factory=dict)
+    control_text: str = ""  # the control file as shipped (dpkg keeps some whitespace Deb822 drops)
 
     @property
     def multi_arch_same(self) -> bool:
@@ -250,7 +251,7 @@ def _tar_stream(member: ArMember, what: str) -> Iterator[tarfile.TarFile]:
 # --- control.tar ------------------------------------------------------------------------------
 
 
-def _read_control(member: ArMember, what: str) -> tuple[dict[str, str], dict[str, InfoFile]]:
+def _read_control(member: ArMember, what: str) -> tuple[dict[str, str], dict[str, InfoFile], str]:
     files: dict[str, InfoFile] = {}
     with _tar_stream(member, what) as tf:
         for m in tf:
@@ -264,10 +265,11 @@ def _read_control(member: ArMember, what: str) -> tuple[dict[str, str], dict[str
         raise InputError(f"{what}: control.tar has no control file")
     raw = files.pop("control").data
     try:
-        fields = dict(Deb822(raw.decode("utf-8")).items())
+        text = raw.decode("utf-8")
+        fields = dict(Deb822(text).items())
     except UnicodeDecodeError:
         raise InputError(f"{what}: control file is not UTF-8") from None
-    return fields, files
+    return fields, files, text
 
 
 def parse_conffiles(data: bytes) -> list[str]:
@@ -405,7 +407,7 @@ def read_deb(deb: Path, staging: Path, *, what: str = "") -> DebPackage:
     """Read a .deb that was already verified: control information plus staged data entries."""
     what = what or deb.name
     control_m, data_m = _ar_members(deb, what)
-    control, info = _read_control(control_m, what)
+    control, info, control_text = _read_control(control_m, what)
     name = control.get("Package", "")
     if not name:
         raise InputError(f"{what}: control file has no Package field")
@@ -421,6 +423,7 @@ def read_deb(deb: Path, staging: Path, *, what: str = "") -> DebPackage:
         entries=entries,
         shipped=shipped,
         md5=md5,
+        control_text=control_text,
     )
 
 
@@ -451,7 +454,7 @@ def read_control_and_members(deb: Path, wanted: Callable[[str], bool], *,
     symlink's target as text. The data member is streamed; nothing else is kept."""
     what = what or deb.name
     control_m, data_m = _ar_members(deb, what)
-    control, _ = _read_control(control_m, what)
+    control, _, _ = _read_control(control_m, what)
     found: dict[str, bytes | str] = {}
     with _tar_stream(data_m, what) as tf:
         for m in tf:

@@ -46,10 +46,34 @@ def _normalise_relations(value: str) -> str:
     return ", ".join(out)
 
 
-def status_stanza(pkg: DebPackage) -> str:
-    """One package's stanza of /var/lib/dpkg/status, as dpkg writes it for an installed package."""
+def raw_fields(text: str) -> dict[str, str]:
+    """Control fields as dpkg reads them: leading blanks and the value's end trimmed, nothing else
+    (python-debian also trims the first line's end, which dpkg keeps inside a long value)."""
+    out: dict[str, str] = {}
+    name = None
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and name is not None:
+            out[name] += "\n" + line
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            out[name] = value.lstrip(" \t")
+    return {k: v.rstrip() for k, v in out.items()}
+
+
+def _ends(value: str) -> str:
+    return "\n".join(line.rstrip() for line in value.split("\n"))
+
+
+def status_stanza(pkg: DebPackage, *, exact: bool = False) -> str:
+    """One package's stanza of /var/lib/dpkg/status, as dpkg writes it for an installed package.
+
+    `exact` keeps each value's own whitespace as dpkg does (locks with script effects; older
+    locks keep python-debian's reading, so that their builds do not change)."""
     fields: dict[str, str] = {}
+    raw = raw_fields(pkg.control_text) if exact and pkg.control_text else {}
     for k, v in pkg.control.items():
+        if k in raw and _ends(raw[k]) == _ends(v):
+            v = raw[k]
         canon = next((f for f in _STATUS_ORDER if f.lower() == k.lower()), k)
         if canon in _NEVER_KEPT:
             continue
@@ -68,6 +92,35 @@ def status_stanza(pkg: DebPackage) -> str:
         v = fields[f]
         lines.append(f"{f}:{v}" if v.startswith("\n") else f"{f}: {v}")
     return "\n".join(lines) + "\n"
+
+
+def _triggers(ordered: Sequence[DebPackage]) -> list[Entry]:
+    """triggers/File (file interests: `PATH PKG[/noawait]`), triggers/NAME (`PKG[/noawait]`)
+    and an empty triggers/Unincorp, from the packages' `triggers` control files."""
+    files: list[str] = []
+    named: dict[str, list[str]] = {}
+    for p in ordered:
+        info = p.info.get("triggers")
+        if info is None:
+            continue
+        for line in info.data.decode("utf-8", "replace").splitlines():
+            words = line.split("#", 1)[0].split()
+            if len(words) != 2 or not words[0].startswith("interest"):
+                continue
+            who = p.db_name + ("/noawait" if words[0] == "interest-noawait" else "")
+            if words[1].startswith("/"):
+                files.append(f"{words[1]} {who}")
+            else:
+                named.setdefault(words[1], []).append(who)
+    base = "var/lib/dpkg/triggers"
+    out = [Entry(f"{base}/Unincorp", "file", 0o644, content=BytesContent(b""))]
+    if files:
+        out.append(Entry(f"{base}/File", "file", 0o644,
+                         content=BytesContent("".join(f + "\n" for f in files).encode())))
+    for name in sorted(named):
+        out.append(Entry(f"{base}/{name}", "file", 0o644,
+                         content=BytesContent("".join(w + "\n" for w in named[name]).encode())))
+    return out
 
 
 def _conffile_lines(pkg: DebPackage) -> list[str]:
@@ -108,16 +161,30 @@ def _list(pkg: DebPackage, lost: set[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def dpkg_database(ordered: Sequence[DebPackage], lost: dict[str, set[str]], view: View) -> list[Entry]:
-    """/var/lib/dpkg: status, info/<pkg>.{list,md5sums,...}, and the empty files dpkg expects."""
+def dpkg_database(ordered: Sequence[DebPackage], lost: dict[str, set[str]], view: View, *,
+                  exact: bool = False) -> list[Entry]:
+    """/var/lib/dpkg: status, info/<pkg>.{list,md5sums,...}, and the empty files dpkg expects.
+
+    `exact` (locks with script effects): as dpkg leaves it after a fresh install, with the
+    trigger interests a later `apt-get install` in a derived image needs (triggers/File and
+    triggers/NAME: without them, a new library would not run libc-bin's ldconfig trigger),
+    `arch`, and no `available` (which dpkg makes only when asked).
+    """
     base = "var/lib/dpkg"
     out = [
         Entry(f"{base}/status", "file", 0o644,
-              content=BytesContent("\n".join(status_stanza(p) for p in ordered).encode()
+              content=BytesContent("\n".join(status_stanza(p, exact=exact) for p in ordered).encode()
                                    + (b"\n" if ordered else b""))),
-        Entry(f"{base}/available", "file", 0o644, content=BytesContent(b"")),
-        Entry(f"{base}/info/format", "file", 0o644, content=BytesContent(b"1\n")),
     ]
+    if not exact:
+        out.append(Entry(f"{base}/available", "file", 0o644, content=BytesContent(b"")))
+    out.append(Entry(f"{base}/info/format", "file", 0o644, content=BytesContent(b"1\n")))
+    if exact:
+        out += _triggers(ordered)
+        arch = next((p.architecture for p in ordered if p.architecture != "all"), "")
+        if arch:
+            out.append(Entry(f"{base}/arch", "file", 0o644,
+                             content=BytesContent(f"{arch}\n".encode())))
     for d in ("", "/info", "/updates", "/triggers", "/alternatives", "/parts"):
         if f"{base}{d}" not in view:
             out.append(Entry(f"{base}{d}", "dir", 0o755))

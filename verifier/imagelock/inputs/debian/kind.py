@@ -64,7 +64,8 @@ class DebianPackages:
         return pins.packages if pins is not None else []
 
     def sources(self, lock: Lock, mirrors: Mirrors) -> Iterator[Source]:
-        debs = {deb.sha256: deb for pins in lock.debian.values() for deb in pins.packages}
+        debs = {deb.sha256: deb for pins in lock.debian.values()
+                for deb in [*pins.packages, *pins.script_tools]}
         for deb in debs.values():
             yield Source(deb.sha256, deb.size, f"package {deb.name} {deb.version} ({deb.architecture})",
                          lambda deb=deb: package_urls(  # type: ignore[misc]
@@ -87,6 +88,7 @@ class DebianPackages:
             pins.packages, build.store, build.workdir, source_date_epoch=lock.source_date_epoch,
             users=[User(u.name, u.uid, u.gid, u.home, u.shell) for u in lock.accounts.users],
             groups=[Group(g.name, g.gid, tuple(g.members)) for g in lock.accounts.groups],
+            effects=pins.scripts,
         )
         layer_of = {name: g.layer for g in layout.groups for name in g.packages}
         for name, entries in root.packages.items():

@@ -31,12 +31,15 @@ machine-id, keys, aux-cache, `*-old` backups or lock files.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagelock.core.errors import InputError
 from imagelock.fetch.store import Store
+from imagelock.formats.maintscripts import ScriptEffects
 from imagelock.inputs.debian.accounts import GroupLike, UserLike, accounts
 from imagelock.inputs.debian.ca_bundle import ca_certificates
 from imagelock.inputs.debian.deb import (
@@ -46,9 +49,13 @@ from imagelock.inputs.debian.deb import (
     merged_usr_links,
 )
 from imagelock.inputs.debian.dpkg_database import dpkg_database
+from imagelock.inputs.debian.effects import account_actions, apply_actions
 from imagelock.inputs.debian.ldconfig import ld_so_cache
 from imagelock.inputs.debian.merge import merge_packages
 from imagelock.tar.entry import Entry
+
+# Compiled bytecode of the lock's python-compile actions, by what its bytes depend on.
+BYTECODE_CACHE = "derived/debian-bytecode"
 
 # --- accounts given by the caller -------------------------------------------------------------
 
@@ -97,17 +104,26 @@ def debian_entries(
     users: Sequence[UserLike] = (),
     groups: Sequence[GroupLike] = (),
     ldconfig: bool = True,
+    effects: ScriptEffects | None = None,
 ) -> DebianRoot:
     """Verify, extract and combine the pinned packages of a lock into a Debian root."""
     staging_dir = Path(staging_dir)
-    packages = [extract_pinned(p, store, staging_dir / "files") for p in pins]
+    packages = extract_all(pins, store, staging_dir)
     return combine(
         packages,
         source_date_epoch=source_date_epoch,
         users=users,
         groups=groups,
         workdir=staging_dir / "work" if ldconfig else None,
+        effects=effects,
+        effects_workdir=staging_dir / "effects",
+        bytecode_cache=store.root / BYTECODE_CACHE,
     )
+
+
+def extract_all(pins: Iterable[DebPin], store: Store, staging_dir: Path) -> list[DebPackage]:
+    """Every pinned .deb, verified and extracted into `staging_dir/files`."""
+    return [extract_pinned(p, store, Path(staging_dir) / "files") for p in pins]
 
 
 
@@ -191,10 +207,15 @@ def combine(
     users: Sequence[UserLike] = (),
     groups: Sequence[GroupLike] = (),
     workdir: Path | None = None,
+    effects: ScriptEffects | None = None,
+    effects_workdir: Path | None = None,
+    bytecode_cache: Path | None = None,
 ) -> DebianRoot:
     """Combine extracted packages (see the module docstring for the rules) and generate config.
 
-    `workdir` is where ldconfig may stage a root; None skips `/etc/ld.so.cache`.
+    `workdir` is where ldconfig may stage a root; None skips `/etc/ld.so.cache`. `effects` are
+    the lock's maintainer-script effects (effects.py), applied last; `effects_workdir` is where
+    their bytecode compiles (default: beside `workdir`, else a temporary directory).
     """
     ordered = sorted(packages, key=lambda p: (p.name, p.architecture))
     keys = [p.db_name for p in ordered]
@@ -208,8 +229,8 @@ def combine(
     for e in system:
         view[e.path] = (e, "merged /usr")
     generated = [
-        *dpkg_database(ordered, lost, view),
-        *accounts(ordered, view, source_date_epoch, users, groups),
+        *dpkg_database(ordered, lost, view, exact=effects is not None),
+        *accounts(ordered, view, source_date_epoch, users, groups, account_actions(effects)),
         *ca_certificates(ordered, view),
     ]
     if workdir is not None:
@@ -229,4 +250,49 @@ def combine(
             )
         view[e.path] = (e, "generated")
         system.append(e)
-    return DebianRoot({p.name: groups_by_pkg[p.db_name] for p in ordered}, system, notes)
+    packages_out = {p.name: groups_by_pkg[p.db_name] for p in ordered}
+    if effects is not None and effects.actions:
+        where = effects_workdir or (workdir.parent / "effects" if workdir is not None else None)
+        with _scratch(where) as scratch:
+            changes = apply_actions(view, effects, workdir=scratch,
+                                    source_date_epoch=source_date_epoch,
+                                    bytecode_cache=bytecode_cache)
+            packages_out, system = _apply_changes(packages_out, system, changes)
+    return DebianRoot(packages_out, system, notes)
+
+
+@contextmanager
+def _scratch(where: Path | None) -> Iterator[Path]:
+    """`where` (kept: compiled bytecode is read from it when the layer is written), else a
+    temporary directory for callers that only look at the entries' metadata."""
+    if where is not None:
+        where.mkdir(parents=True, exist_ok=True)
+        yield where
+        return
+    with tempfile.TemporaryDirectory(prefix="imagelock-effects-") as tmp:
+        yield Path(tmp)
+
+
+def _apply_changes(
+    packages: dict[str, list[Entry]], system: list[Entry], changes: dict[str, Entry | None]
+) -> tuple[dict[str, list[Entry]], list[Entry]]:
+    """Each changed path replaced where it is (in every package that has it: directories are
+    shared), removed, or else added to the generated entries."""
+    seen: set[str] = set()
+
+    def swap(entries: list[Entry]) -> list[Entry]:
+        out = []
+        for e in entries:
+            if e.path in changes:
+                seen.add(e.path)
+                new = changes[e.path]
+                if new is not None:
+                    out.append(new)
+            else:
+                out.append(e)
+        return out
+
+    packages = {name: swap(entries) for name, entries in packages.items()}
+    system = swap(system)
+    system += [e for path, e in sorted(changes.items()) if path not in seen and e is not None]
+    return packages, system
