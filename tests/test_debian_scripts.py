@@ -1,0 +1,353 @@
+"""Maintainer scripts: run once at lock time, recorded as plain actions, applied by builds.
+
+Packages made at test time (tests/deb_factory.py) with a static busybox as their shell and
+tools, so the scripts really run, in the rootfs sandbox, and what they do is checked against
+what the build then makes without running them. update-alternatives' state file is checked
+against the real update-alternatives on this machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from deb_factory import M, make_deb
+from imagelock.formats import maintscripts as ms
+from imagelock.inputs.debian.deb import DebPackage, read_deb
+from imagelock.inputs.debian.derive import alternatives, derive_actions
+from imagelock.inputs.debian.effects import alternative_state, review_lines
+from imagelock.inputs.debian.root import combine
+from imagelock.inputs.debian.scripts import acknowledged
+from imagelock.inputs.debian.trace import Call, configure_order, parse_log, run_scripts
+from imagelock.sandbox import bwrap
+from imagelock.tar.entry import Entry
+
+EPOCH = 1767225600
+# Long enough to be recorded as a copy of its source (a few bytes are written out as text).
+DEFAULT_CONF = b"# the default configuration, copied to /etc/app by the postinst\n" * 4 + b"listen 80\n"
+TOOLS = ["sh", "ln", "mkdir", "chmod", "chown", "cp", "rm", "touch", "printf", "cat", "echo",
+         "test", "[", "true", "false", "od"]
+
+
+def _read(e: Entry) -> bytes:
+    assert e.content is not None
+    with e.content.open() as f:
+        return f.read()
+
+
+def _dirs(*paths: str) -> list[M]:
+    return [M("./", "dir", mode=0o755)] + [M(f"./{p}/", "dir", mode=0o755) for p in paths]
+
+
+def _busybox_members() -> list[M]:
+    members = _dirs("usr", "usr/bin", "usr/sbin", "var", "var/lib", "etc", "run", "tmp")
+    members.append(M("./usr/bin/busybox", data=Path("/bin/busybox").read_bytes(), mode=0o755))
+    members += [M(f"./usr/bin/{t}", "symlink", linkname="busybox") for t in TOOLS]
+    members.append(M("./usr/sbin/invoke-rc.d", mode=0o755,
+                     data=b"#!/bin/sh\necho started > /var/lib/service-started\n"))
+    return members
+
+
+def _busybox(tmp: Path) -> DebPackage:
+    """An Essential package with a static busybox as /bin/sh and the tools scripts use, and an
+    invoke-rc.d that leaves a mark if it ever runs."""
+    return read_deb(make_deb(tmp / "bb.deb", _busybox_members(), package="bb",
+                             fields={"Essential": "yes"}), tmp / "stage")
+
+
+def _app(tmp: Path) -> DebPackage:
+    postinst = b"""#!/bin/sh
+set -e
+mkdir -p /srv/app
+chown 1:2 /srv/app
+chmod 0750 /srv/app
+ln -s /usr/share/app/default.conf /etc/app/enabled.conf
+cp /usr/share/app/default.conf /etc/app/app.conf
+printf 'generated for %s by %s\\n' "$DPKG_MAINTSCRIPT_PACKAGE" "$1" > /etc/app/generated
+chmod 0600 /usr/share/app/secret
+rm /etc/app/obsolete
+chown 0:4 /var/log/app
+printf '\\001\\002\\000binary' > /var/lib/app.db
+od -An -N16 -tx1 /dev/urandom > /var/lib/app.cookie
+mkdir -p /run/app
+invoke-rc.d app start
+"""
+    members = _dirs("etc", "etc/app", "usr", "usr/share", "usr/share/app", "var", "var/log",
+                    "var/log/app", "var/lib")
+    members += [M("./usr/share/app/default.conf", data=DEFAULT_CONF),
+                M("./usr/share/app/secret", data=b"s3cret\n"),
+                M("./etc/app/obsolete", data=b"old\n")]
+    return read_deb(make_deb(tmp / "app.deb", members, package="app",
+                             fields={"Depends": "bb"}, control_files={"postinst": postinst}),
+                    tmp / "stage")
+
+
+def _broken(tmp: Path) -> DebPackage:
+    postinst = b"#!/bin/sh\ntouch /etc/broken-was-here\necho 'cannot go on' >&2\nexit 3\n"
+    return read_deb(make_deb(tmp / "broken.deb", _dirs("etc"), package="broken",
+                             fields={"Depends": "bb"}, control_files={"postinst": postinst}),
+                    tmp / "stage")
+
+
+def _derive(tmp: Path, packages: list[DebPackage],
+            run: tuple[str, ...] = ()) -> tuple[list[ms.Action], list[ms.NotApplied], Path]:
+    pre = combine(packages, source_date_epoch=EPOCH,
+                  effects=ms.ScriptEffects(inputs="0" * 64, ran=[], actions=[]),
+                  effects_workdir=tmp / "pre")
+    trace = run_scripts(pre.entries(), packages, tmp / "trace", source_date_epoch=EPOCH)
+    n = [0]
+
+    def build(effects: ms.ScriptEffects) -> dict[str, Entry]:
+        n[0] += 1
+        root = combine(packages, source_date_epoch=EPOCH, effects=effects,
+                       effects_workdir=tmp / f"check-{n[0]}")
+        return {e.path: e for e in root.entries()}
+
+    order = [p.db_name for p in configure_order(packages)]
+    actions, not_applied = derive_actions({e.path: (e, "") for e in pre.entries()}, trace,
+                                          order=order, alternatives_override={}, run=run,
+                                          build=build)
+    return actions, not_applied, trace.root
+
+
+needs_rootfs = pytest.mark.skipif(not bwrap.available(rootfs=True),
+                                  reason="the rootfs sandbox needs root and bubblewrap")
+
+
+@pytest.mark.tools
+@needs_rootfs
+def test_what_a_postinst_does_is_recorded_as_actions_the_build_reproduces(tmp_path: Path) -> None:
+    packages = [_busybox(tmp_path), _app(tmp_path)]
+    actions, not_applied, traced = _derive(tmp_path, packages)
+    by_path = {getattr(a, "path", ""): a for a in actions}
+    assert by_path["/srv/app"] == ms.Directory(path="/srv/app", mode="0750", owner="1:2",
+                                               package="app")
+    assert by_path["/etc/app/enabled.conf"] == ms.Symlink(
+        path="/etc/app/enabled.conf", target="/usr/share/app/default.conf", package="app")
+    assert by_path["/etc/app/app.conf"] == ms.Copy(
+        path="/etc/app/app.conf", source="/usr/share/app/default.conf", mode="0644", owner="0:0",
+        package="app")
+    assert by_path["/etc/app/generated"] == ms.File(
+        path="/etc/app/generated", text="generated for app by configure\n", mode="0644",
+        owner="0:0", package="app")
+    assert by_path["/usr/share/app/secret"] == ms.Attributes(
+        path="/usr/share/app/secret", mode="0600", owner="0:0", package="app")
+    assert by_path["/var/log/app"] == ms.Attributes(path="/var/log/app", mode="0755",
+                                                    owner="0:4", package="app")
+    assert by_path["/etc/app/obsolete"] == ms.Remove(path="/etc/app/obsolete", package="app")
+    # the check applied the actions as a build does and found nothing they do not reproduce
+    assert not [n for n in not_applied if "do not reproduce" in n.reason]
+
+    # the build, from the actions alone: the same tree, and the package's entries updated
+    root = combine(packages, source_date_epoch=EPOCH,
+                   effects=ms.ScriptEffects(inputs="0" * 64, ran=[], actions=actions),
+                   effects_workdir=tmp_path / "build")
+    built = {e.path: e for e in root.entries()}
+    assert _read(built["etc/app/app.conf"]) == DEFAULT_CONF
+    assert (built["srv/app"].mode, built["srv/app"].uid, built["srv/app"].gid) == (0o750, 1, 2)
+    assert "etc/app/obsolete" not in built
+    assert built["usr/share/app/secret"].mode == 0o600
+    assert [e.mode for e in root.packages["app"] if e.path == "usr/share/app/secret"] == [0o600]
+    assert _read(built["etc/app/generated"]) == (traced / "etc/app/generated").read_bytes()
+
+
+@pytest.mark.tools
+@needs_rootfs
+def test_services_never_start_and_binary_outputs_and_runtime_state_are_listed(tmp_path: Path) -> None:
+    packages = [_busybox(tmp_path), _app(tmp_path)]
+    actions, not_applied, traced = _derive(tmp_path, packages)
+    assert not (traced / "var/lib/service-started").exists()  # the shim answered, not the tool
+    items = {(n.kind, n.what): n for n in not_applied}
+    start = items[("command", "invoke-rc.d app start")]
+    assert start.expected and "services never start" in start.reason
+    db = items[("output", "/var/lib/app.db")]
+    assert not db.expected and "binary file of 9 bytes" in db.reason
+    assert items[("output", "/run/app")].expected
+    cookie = items[("output", "/var/lib/app.cookie")]  # random: never recorded
+    assert cookie.expected and "differs from one run of the script to the next" in cookie.reason
+    assert "/var/lib/app.cookie" not in {getattr(a, "path", "") for a in actions}
+    assert "/var/lib/app.db" not in {getattr(a, "path", "") for a in actions}
+    lines = review_lines(ms.ScriptEffects(inputs="0" * 64, ran=["app postinst configure"],
+                                          actions=actions, not_applied=not_applied), "linux/amd64")
+    assert lines[0].endswith("1 to review:") and "app: /var/lib/app.db" in lines[1]
+
+
+@pytest.mark.tools
+@needs_rootfs
+def test_a_binary_output_the_spec_asks_for_is_made_again_in_a_checked_build_step(
+        tmp_path: Path) -> None:
+    packages = [_busybox(tmp_path), _app(tmp_path)]
+    actions, not_applied, _ = _derive(tmp_path, packages, run=("app",))
+    [step] = [a for a in actions if isinstance(a, ms.RunScript)]
+    assert [o.path for o in step.outputs] == ["/var/lib/app.db"]
+    assert not [n for n in not_applied if n.what == "/var/lib/app.db"]
+    root = combine(packages, source_date_epoch=EPOCH,
+                   effects=ms.ScriptEffects(inputs="0" * 64, ran=[], actions=actions),
+                   effects_workdir=tmp_path / "build")
+    built = {e.path: e for e in root.entries()}
+    assert _read(built["var/lib/app.db"]) == b"\x01\x02\x00binary"
+    # a step whose output changed is refused, naming the file
+    bad = step.model_copy(update={"outputs": [step.outputs[0].model_copy(update={"sha256": "0" * 64})]})
+    others = [a for a in actions if not isinstance(a, ms.RunScript)]
+    from imagelock.core.errors import InputError
+
+    with pytest.raises(InputError, match="/var/lib/app.db with other bytes"):
+        combine(packages, source_date_epoch=EPOCH,
+                effects=ms.ScriptEffects(inputs="0" * 64, ran=[], actions=[*others, bad]),
+                effects_workdir=tmp_path / "bad")
+
+
+@pytest.mark.tools
+@needs_rootfs
+def test_a_failing_script_is_listed_with_its_output_and_its_changes_so_far_kept(
+        tmp_path: Path) -> None:
+    packages = [_busybox(tmp_path), _broken(tmp_path)]
+    actions, not_applied, _ = _derive(tmp_path, packages)
+    [failure] = [n for n in not_applied if n.kind == "failure"]
+    assert failure.package == "broken" and "exited with 3" in failure.reason
+    assert "cannot go on" in failure.reason and not failure.expected
+    assert "/etc/broken-was-here" in {getattr(a, "path", "") for a in actions}
+
+
+def test_configuration_order_is_the_essential_set_then_dependencies_first(tmp_path: Path) -> None:
+    def pkg(name: str, **fields: str) -> DebPackage:
+        return read_deb(make_deb(tmp_path / f"{name}.deb", _dirs(), package=name, fields=fields),
+                        tmp_path / "stage")
+
+    packages = [pkg("zlib"), pkg("web", Depends="libweb, zlib"), pkg("libweb", **{"Pre-Depends": "zlib"}),
+                pkg("shell", Essential="yes", Depends="libc"), pkg("libc"),
+                pkg("tool", Depends="virtual-thing"), pkg("provider", Provides="virtual-thing")]
+    order = [p.name for p in configure_order(packages)]
+    assert order[:2] == ["libc", "shell"]
+    assert order.index("zlib") < order.index("libweb") < order.index("web")
+    assert order.index("provider") < order.index("tool")
+
+
+def test_shim_records_survive_any_argument_bytes() -> None:
+    data = b"@\0pkg\0postinst\0update-alternatives\x003\0--install\0a b\0line\nbreak\0"
+    data += b"@\0pkg2\0postinst\0ldconfig\x000\0"
+    assert parse_log(data) == [
+        Call("pkg", "postinst", "update-alternatives", ("--install", "a b", "line\nbreak")),
+        Call("pkg2", "postinst", "ldconfig", ())]
+
+
+def test_alternatives_follow_priorities_slaves_and_the_specs_choice() -> None:
+    calls = [
+        Call("mysql-common", "postinst", "update-alternatives",
+             ("--install", "/etc/mysql/my.cnf", "my.cnf", "/etc/mysql/my.cnf.fallback", "100")),
+        Call("mariadb-common", "postinst", "update-alternatives",
+             ("--install", "/etc/mysql/my.cnf", "my.cnf", "/etc/mysql/mariadb.cnf", "200")),
+        Call("mawk", "postinst", "update-alternatives",
+             ("--install", "/usr/bin/awk", "awk", "/usr/bin/mawk", "5", "--slave",
+              "/usr/share/man/man1/awk.1.gz", "awk.1.gz", "/usr/share/man/man1/mawk.1.gz")),
+        Call("perl", "postinst", "update-alternatives", ("--remove", "rename", "/usr/bin/prename")),
+    ]
+    groups = {g.name: g for g in alternatives(calls, {})}
+    assert sorted(groups) == ["awk", "my.cnf"]
+    assert (groups["my.cnf"].selected, groups["my.cnf"].mode) == ("/etc/mysql/mariadb.cnf", "auto")
+    assert groups["awk"].slaves == [ms.AlternativeSlave(name="awk.1.gz",
+                                                         link="/usr/share/man/man1/awk.1.gz")]
+    chosen = {g.name: g for g in alternatives(calls, {"my.cnf": "/etc/mysql/my.cnf.fallback"})}
+    assert (chosen["my.cnf"].selected, chosen["my.cnf"].mode) == ("/etc/mysql/my.cnf.fallback",
+                                                                   "manual")
+
+
+@pytest.mark.skipif(shutil.which("update-alternatives") is None, reason="needs dpkg's tool")
+def test_alternative_state_file_is_what_update_alternatives_writes(tmp_path: Path) -> None:
+    """The real update-alternatives, in a private admin dir, against the state the build writes."""
+    root = tmp_path / "root"
+    for f in ("usr/bin/mawk", "usr/bin/gawk", "usr/share/man/man1/mawk.1.gz",
+              "usr/share/man/man1/gawk.1.gz"):
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        (root / f).write_text("x")
+    admin, alt = tmp_path / "admin", tmp_path / "alt"
+    admin.mkdir()
+    alt.mkdir()
+    calls = [("/usr/bin/mawk", "5", "/usr/share/man/man1/mawk.1.gz"),
+             ("/usr/bin/gawk", "10", "/usr/share/man/man1/gawk.1.gz")]
+    recorded = []
+    for path, prio, man in calls:
+        args = ("--install", "/usr/bin/awk", "awk", path, prio, "--slave",
+                "/usr/share/man/man1/awk.1.gz", "awk.1.gz", man)
+        recorded.append(Call("x", "postinst", "update-alternatives", args))
+        subprocess.run(["update-alternatives", "--quiet", "--root", str(root), "--admindir",
+                        str(admin), "--altdir", str(alt), "--log", "/dev/null", *args], check=True)
+    [group] = alternatives(recorded, {})
+    assert alternative_state(group) == (admin / "awk").read_bytes()
+    assert group.selected == "/usr/bin/gawk"
+
+
+def test_acknowledgements_name_a_package_or_a_prefix_of_what_it_did() -> None:
+    item = ms.NotApplied(package="libpam-modules:amd64", kind="command",
+                         what="ssh-keygen -q -t rsa", reason="keys", expected=True)
+    assert acknowledged(item, ["libpam-modules"])
+    assert acknowledged(item, ["libpam-modules:amd64: ssh-keygen"])
+    assert acknowledged(item, ["libpam-modules: ssh-keygen -q"])
+    assert not acknowledged(item, ["libpam-modules: update-rc.d"])
+    assert not acknowledged(item, ["openssh-server"])
+
+
+def _lock_of(pins: list[object]) -> object:
+    """A lock holding just these Debian pins (what derive_effects reads of a lock)."""
+    from imagelock.formats.debian import DebianPlatformLock
+    from imagelock.formats.lock import CompressionInfo, ImageInfo, Lock, ToolInfo
+    from imagelock.formats.spec import ImageConfig
+
+    return Lock(lock_version=1, tool=ToolInfo(name="imagelock", version="test"),
+                spec="imagelock.yaml", spec_digest="sha256:" + "0" * 64, spec_sections={},
+                context=".", source_date_epoch=EPOCH, image=ImageInfo(name="t", tag="t"),
+                platforms=["linux/amd64"],
+                compression=CompressionInfo(algorithm="gzip", level=1, implementation="test"),
+                layers=["debian"], config=ImageConfig(), expected={},
+                debian={"linux/amd64": DebianPlatformLock(indexes=[], packages=pins)})  # type: ignore[arg-type]
+
+
+def _service(tmp: Path, name: str) -> Path:
+    """A package whose postinst adds a system user the way adduser picks its uid: the first free
+    one from 100."""
+    postinst = f"""#!/bin/sh
+set -e
+uid=$(awk -F: 'BEGIN {{ u = 100 }} $3 >= u && $3 < 1000 {{ u = $3 + 1 }} END {{ print u }}' /etc/passwd)
+echo "{name}:!:$uid:65534::/nonexistent:/usr/sbin/nologin" >> /etc/passwd
+""".encode()
+    return make_deb(tmp / f"{name}.deb", _dirs("etc"), package=name,
+                    fields={"Depends": "bb, base-passwd"}, control_files={"postinst": postinst})
+
+
+@pytest.mark.tools
+@needs_rootfs
+def test_uids_scripts_give_stay_pinned_when_a_new_package_comes_first(tmp_path: Path) -> None:
+    from deb_factory import pin_for
+    from imagelock.fetch.store import Store
+    from imagelock.inputs.debian.scripts import derive_effects
+
+    store = Store(tmp_path / "store")
+    bb = make_deb(tmp_path / "bb.deb", _busybox_members() + [
+        M("./usr/bin/awk", "symlink", linkname="busybox"), M("./usr/bin/grep", "symlink", linkname="busybox")],
+        package="bb", fields={"Essential": "yes"})
+    base = make_deb(tmp_path / "base-passwd.deb", _dirs("usr", "usr/share", "usr/share/base-passwd") + [
+        M("./usr/share/base-passwd/passwd.master", data=b"root:*:0:0:root:/root:/bin/sh\n"
+          b"nobody:*:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        M("./usr/share/base-passwd/group.master", data=b"root:*:0:\nnogroup:*:65534:\n")],
+        package="base-passwd")
+
+    def pins(*names: str) -> list[object]:
+        debs = {"bb": bb, "base-passwd": base}
+        out = [pin_for(store, debs[n], n, "1.0-1", "amd64") if n in debs else
+               pin_for(store, _service(tmp_path, n), n, "1.0-1", "amd64") for n in names]
+        return sorted(out, key=lambda p: p.name)  # type: ignore[attr-defined]
+
+    def users(lock: object) -> dict[str, int]:
+        effects = lock.debian["linux/amd64"].scripts  # type: ignore[attr-defined]
+        return {a.name: a.uid for a in effects.actions if isinstance(a, ms.ScriptUser)}
+
+    first = derive_effects(_lock_of(pins("bb", "base-passwd", "svc")), ms.DebianScripts(), store)  # type: ignore[arg-type]
+    assert users(first) == {"svc": 100}
+    # a new package configured before svc would take uid 100; the previous lock's svc keeps it
+    again = derive_effects(_lock_of(pins("bb", "base-passwd", "early", "svc")), ms.DebianScripts(),  # type: ignore[arg-type]
+                           store, previous=first)  # type: ignore[arg-type]
+    assert users(again) == {"svc": 100, "early": 101}
+    fresh = derive_effects(_lock_of(pins("bb", "base-passwd", "early", "svc")), ms.DebianScripts(), store)  # type: ignore[arg-type]
+    assert users(fresh) == {"early": 100, "svc": 101}  # what pinning prevents
