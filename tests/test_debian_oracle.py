@@ -223,7 +223,7 @@ def mmdebstrap_listing(pins: list[dict[str, object]], include: list[str], store:
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
     cache = store.root / "derived" / "oracle-mmdebstrap" / f"{key}.json"
     if cache.is_file():
-        return {k: tuple(v) for k, v in json.loads(cache.read_text()).items()}  # type: ignore[misc]
+        return {k: tuple(v) for k, v in json.loads(cache.read_text()).items()}
     repo = tmp / "repo"
     binary = repo / "dists" / "bookworm" / "main" / "binary-amd64"
     (repo / "pool").mkdir(parents=True)
@@ -259,7 +259,7 @@ def imagelock_listing(spec: Path, store: Store, tmp: Path) -> tuple[Listing, dic
 
     lock = resolve_lock(spec, store=store, cli_mirrors={})
     parsed = load_spec(spec)
-    fetch_pins(lock, parsed.sources, store, cli_mirrors={})
+    fetch_pins(lock, parsed.sources, store, cli_mirrors={}, offline=False)
     assert parsed.contents.debian is not None
     lock = derive_effects(lock, parsed.contents.debian.scripts, store)
     images = build_images(lock, context=spec.parent, store=store, workdir=tmp / "build",

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from deb_factory import M, make_deb
 from imagelock.formats import maintscripts as ms
+from imagelock.formats.debian import DebianPackagePin, DebianPlatformLock
+from imagelock.formats.lock import CompressionInfo, ImageInfo, Lock, ToolInfo
+from imagelock.formats.spec import ImageConfig
 from imagelock.inputs.debian.deb import DebPackage, read_deb
 from imagelock.inputs.debian.derive import alternatives, derive_actions
 from imagelock.inputs.debian.effects import alternative_state, review_lines
@@ -289,19 +292,15 @@ def test_acknowledgements_name_a_package_or_a_prefix_of_what_it_did() -> None:
     assert not acknowledged(item, ["openssh-server"])
 
 
-def _lock_of(pins: list[object]) -> object:
+def _lock_of(pins: list[DebianPackagePin]) -> Lock:
     """A lock holding just these Debian pins (what derive_effects reads of a lock)."""
-    from imagelock.formats.debian import DebianPlatformLock
-    from imagelock.formats.lock import CompressionInfo, ImageInfo, Lock, ToolInfo
-    from imagelock.formats.spec import ImageConfig
-
     return Lock(lock_version=1, tool=ToolInfo(name="imagelock", version="test"),
                 spec="imagelock.yaml", spec_digest="sha256:" + "0" * 64, spec_sections={},
                 context=".", source_date_epoch=EPOCH, image=ImageInfo(name="t", tag="t"),
                 platforms=["linux/amd64"],
                 compression=CompressionInfo(algorithm="gzip", level=1, implementation="test"),
                 layers=["debian"], config=ImageConfig(), expected={},
-                debian={"linux/amd64": DebianPlatformLock(indexes=[], packages=pins)})  # type: ignore[arg-type]
+                debian={"linux/amd64": DebianPlatformLock(indexes=[], packages=pins)})
 
 
 def _service(tmp: Path, name: str) -> Path:
@@ -333,21 +332,23 @@ def test_uids_scripts_give_stay_pinned_when_a_new_package_comes_first(tmp_path: 
         M("./usr/share/base-passwd/group.master", data=b"root:*:0:\nnogroup:*:65534:\n")],
         package="base-passwd")
 
-    def pins(*names: str) -> list[object]:
+    def pins(*names: str) -> list[DebianPackagePin]:
         debs = {"bb": bb, "base-passwd": base}
         out = [pin_for(store, debs[n], n, "1.0-1", "amd64") if n in debs else
                pin_for(store, _service(tmp_path, n), n, "1.0-1", "amd64") for n in names]
-        return sorted(out, key=lambda p: p.name)  # type: ignore[attr-defined]
+        return sorted(out, key=lambda p: p.name)
 
-    def users(lock: object) -> dict[str, int]:
-        effects = lock.debian["linux/amd64"].scripts  # type: ignore[attr-defined]
+    def users(lock: Lock) -> dict[str, int]:
+        effects = lock.debian["linux/amd64"].scripts
+        assert effects is not None
         return {a.name: a.uid for a in effects.actions if isinstance(a, ms.ScriptUser)}
 
-    first = derive_effects(_lock_of(pins("bb", "base-passwd", "svc")), ms.DebianScripts(), store)  # type: ignore[arg-type]
+    first = derive_effects(_lock_of(pins("bb", "base-passwd", "svc")), ms.DebianScripts(), store)
     assert users(first) == {"svc": 100}
     # a new package configured before svc would take uid 100; the previous lock's svc keeps it
-    again = derive_effects(_lock_of(pins("bb", "base-passwd", "early", "svc")), ms.DebianScripts(),  # type: ignore[arg-type]
-                           store, previous=first)  # type: ignore[arg-type]
+    again = derive_effects(_lock_of(pins("bb", "base-passwd", "early", "svc")), ms.DebianScripts(),
+                           store, previous=first)
     assert users(again) == {"svc": 100, "early": 101}
-    fresh = derive_effects(_lock_of(pins("bb", "base-passwd", "early", "svc")), ms.DebianScripts(), store)  # type: ignore[arg-type]
+    fresh = derive_effects(_lock_of(pins("bb", "base-passwd", "early", "svc")), ms.DebianScripts(),
+                           store)
     assert users(fresh) == {"early": 100, "svc": 101}  # what pinning prevents
