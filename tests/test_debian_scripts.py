@@ -8,6 +8,7 @@ against the real update-alternatives on this machine.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -352,3 +353,18 @@ def test_uids_scripts_give_stay_pinned_when_a_new_package_comes_first(tmp_path: 
     fresh = derive_effects(_lock_of(pins("bb", "base-passwd", "early", "svc")), ms.DebianScripts(),
                            store)
     assert users(fresh) == {"early": 100, "svc": 101}  # what pinning prevents
+
+
+def test_inspect_shows_the_effects_a_lock_applies() -> None:
+    from helpers import REPO, run
+
+    r = run(["inspect", str(REPO / "examples/openssh-client/imagelock.lock"), "--json"])
+    assert r.returncode == 0, r.stderr
+    [image] = json.loads(r.stdout)["images"]
+    effects = image["effects"]
+    [group] = [e for e in effects["openssh-client"] if e.startswith("group _ssh")]
+    gid = group.split("gid ")[1].rstrip(")")
+    assert f"attributes /usr/bin/ssh-agent (2755 0:{gid})" in effects["openssh-client"]
+    assert "alternative awk: /usr/bin/awk -> /usr/bin/mawk (auto, 1 choices)" in effects["mawk"]
+    human = run(["inspect", str(REPO / "examples/openssh-client/imagelock.lock")]).stdout
+    assert "maintainer-script effects applied" in human and "openssh-client: group _ssh" in human

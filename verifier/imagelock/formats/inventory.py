@@ -115,6 +115,10 @@ class InspectedImage(Strict):
                                         "expects for that platform.")
     items: list[InventoryItem] = Field(description="What is inside, by kind, then name (with "
                                        "`--package`, only what matched).")
+    effects: dict[str, list[str]] = Field(
+        default_factory=dict, description="What the Debian packages' maintainer scripts do that "
+        "the build applies, per package, one line per action (from the lock's `scripts`; empty "
+        "with `--package`).")
 
 
 class InspectResult(Strict):
@@ -140,6 +144,11 @@ class InspectResult(Strict):
             widths = [max(len(r[c]) for r in rows) for c in range(5)]
             lines += [("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip()
                       for r in rows]
+            if img.effects:
+                n = sum(len(v) for v in img.effects.values())
+                lines.append(f"  maintainer-script effects applied ({n}):")
+                for pkg, effects in img.effects.items():
+                    lines += [f"    {pkg}: {e}" for e in effects]
         if self.query is not None:
             lines.append(f"{len(self.matched)} of {len(self.images)} match {self.query}")
         return "\n".join(lines)

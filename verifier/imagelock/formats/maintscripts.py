@@ -272,3 +272,40 @@ class ScriptEffects(Strict):
     actions: list[Action] = Field(description="What the build applies.")
     not_applied: list[NotApplied] = Field(default_factory=list,
                                           description="What the image does not get, per package.")
+
+
+def effect_line(a: Action) -> str:
+    """One action as a person reads it (`imagelock inspect`, `lock`'s notes)."""
+    if isinstance(a, Alternative):
+        return f"alternative {a.name}: {a.link} -> {a.selected} ({a.mode}, {len(a.choices)} choices)"
+    if isinstance(a, ScriptUser):
+        return f"user {a.name} (uid {a.uid}, gid {a.gid}, home {a.home})"
+    if isinstance(a, ScriptGroup):
+        return f"group {a.name} (gid {a.gid})"
+    if isinstance(a, Member):
+        return f"member {a.user} of group {a.group}"
+    if isinstance(a, StatOverride):
+        return f"statoverride {a.path} {a.user}:{a.group} {a.mode}"
+    if isinstance(a, Symlink):
+        return f"symlink {a.path} -> {a.target}"
+    if isinstance(a, Copy):
+        return f"copy {a.path} from {a.source} ({a.mode} {a.owner})"
+    if isinstance(a, (Directory, Attributes, File)):
+        return f"{a.action} {a.path} ({a.mode} {a.owner})"
+    if isinstance(a, PythonCompile):
+        return f"python-compile {len(a.sources)} modules with {a.interpreter}"
+    if isinstance(a, RunScript):
+        return f"run {' '.join(a.args).strip()} at build ({len(a.outputs)} outputs checked)"
+    return f"{a.action} {a.path}"
+
+
+def applied_effects(effects: ScriptEffects | None) -> dict[str, list[str]]:
+    """Per package, the effects a build applies, one line each (what `inspect` shows)."""
+    out: dict[str, list[str]] = {}
+    if effects is None:
+        return out
+    for a in effects.actions:
+        pkg = a.choices[0].package if isinstance(a, Alternative) and a.choices else getattr(
+            a, "package", "")
+        out.setdefault(pkg, []).append(effect_line(a))
+    return out

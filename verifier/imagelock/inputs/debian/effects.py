@@ -234,43 +234,6 @@ def changed_paths(actions: Sequence[ms.Action]) -> set[str]:
     return out
 
 
-def effect_line(a: ms.Action) -> str:
-    """One action as a person reads it (for `lock`'s notes and `imagelock inspect`)."""
-    if isinstance(a, ms.Alternative):
-        return f"alternative {a.name}: {a.link} -> {a.selected} ({a.mode}, {len(a.choices)} choices)"
-    if isinstance(a, ms.ScriptUser):
-        return f"user {a.name} (uid {a.uid}, gid {a.gid}, home {a.home})"
-    if isinstance(a, ms.ScriptGroup):
-        return f"group {a.name} (gid {a.gid})"
-    if isinstance(a, ms.Member):
-        return f"member {a.user} of group {a.group}"
-    if isinstance(a, ms.StatOverride):
-        return f"statoverride {a.path} {a.user}:{a.group} {a.mode}"
-    if isinstance(a, ms.Symlink):
-        return f"symlink {a.path} -> {a.target}"
-    if isinstance(a, ms.Copy):
-        return f"copy {a.path} from {a.source} ({a.mode} {a.owner})"
-    if isinstance(a, (ms.Directory, ms.Attributes, ms.File)):
-        return f"{a.action} {a.path} ({a.mode} {a.owner})"
-    if isinstance(a, ms.PythonCompile):
-        return f"python-compile {len(a.sources)} modules with {a.interpreter}"
-    if isinstance(a, ms.RunScript):
-        return f"run {' '.join(a.args).strip()} at build ({len(a.outputs)} outputs checked)"
-    return f"{a.action} {getattr(a, 'path', '')}"
-
-
-def applied_effects(effects: ms.ScriptEffects | None) -> dict[str, list[str]]:
-    """Per package, the effects a build applies, one line each (what `inspect` shows)."""
-    out: dict[str, list[str]] = {}
-    if effects is None:
-        return out
-    for a in effects.actions:
-        pkg = a.choices[0].package if isinstance(a, ms.Alternative) and a.choices else getattr(
-            a, "package", "")
-        out.setdefault(pkg, []).append(effect_line(a))
-    return out
-
-
 def review_lines(effects: ms.ScriptEffects | None, platform: str) -> list[str]:
     """What `lock` says about a platform's maintainer scripts: a count, and each item not
     applied that imagelock did not leave out on purpose and the spec did not acknowledge."""
