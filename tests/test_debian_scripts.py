@@ -368,3 +368,22 @@ def test_inspect_shows_the_effects_a_lock_applies() -> None:
     assert "alternative awk: /usr/bin/awk -> /usr/bin/mawk (auto, 1 choices)" in effects["mawk"]
     human = run(["inspect", str(REPO / "examples/openssh-client/imagelock.lock")]).stdout
     assert "maintainer-script effects applied" in human and "openssh-client: group _ssh" in human
+
+
+@pytest.mark.tools
+@needs_rootfs
+def test_a_script_that_swaps_a_directory_for_a_link_to_the_host_root_reads_nothing_of_the_host(
+        tmp_path: Path) -> None:
+    first = b"#!/bin/sh\nmkdir -p /srv/d\necho mine > /srv/d/passwd\n"
+    second = b"#!/bin/sh\nrm -r /srv/d\nln -s /etc /srv/d\n"
+    packages = [_busybox(tmp_path)] + [
+        read_deb(make_deb(tmp_path / f"{n}.deb", _dirs("srv"), package=n, fields={"Depends": dep},
+                          control_files={"postinst": script}), tmp_path / "stage")
+        for n, dep, script in (("a-first", "bb", first), ("b-second", "a-first", second))]
+    actions, not_applied, _ = _derive(tmp_path, packages)
+    paths = {getattr(a, "path", ""): a for a in actions}
+    assert paths["/srv/d"] == ms.Symlink(path="/srv/d", target="/etc", package="b-second")
+    # /srv/d/passwd now names the host's /etc/passwd through the link: never read, never recorded
+    assert "/srv/d/passwd" not in paths
+    assert not any("root:" in getattr(a, "text", "") for a in actions)
+    assert not [n for n in not_applied if "do not reproduce" in n.reason]

@@ -37,7 +37,7 @@ from typing import Literal
 
 from imagelock.formats import maintscripts as ms
 from imagelock.inputs.debian.merge import View
-from imagelock.inputs.debian.trace import NEVER, Call, Trace
+from imagelock.inputs.debian.trace import NEVER, Call, Trace, lstat_entry
 from imagelock.tar.entry import Entry
 
 TEXT_LIMIT = 64 * 1024
@@ -337,7 +337,7 @@ def derive_actions(
             reason = ("differs from one run of the script to the next (a secret such as a "
                       "cookie or key, or the time): never recorded into an image; the service "
                       "makes its own at first start")
-        st = _lstat(root / path)
+        st = lstat_entry(root, path)
         if reason is not None:
             if st is not None and (not stat.S_ISDIR(st.st_mode) or path not in entries):
                 not_applied.append(ms.NotApplied(package=pkg, kind="output", what="/" + path,
@@ -431,13 +431,6 @@ def _db(package: str, order: Sequence[str]) -> str:
     return next((o for o in order if o.split(":")[0] == package), package)
 
 
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return path.lstat()
-    except FileNotFoundError:
-        return None
-
-
 def raise_unknown_alternative(g: ms.Alternative) -> None:
     # lazy: errors are cheap, but keep the import list of this module short
     from imagelock.core.errors import InputError
@@ -468,7 +461,7 @@ def check(
     for path in sorted(trace.touched, key=lambda p: p.encode()):
         if "/" + path in listed or _dropped(path) is not None or path in trace.varying:
             continue
-        why = _differs(built.get(path), _lstat(trace.root / path), trace.root / path)
+        why = _differs(built.get(path), lstat_entry(trace.root, path), trace.root / path)
         if why:
             problems.append(ms.NotApplied(
                 package=trace.touched[path], kind="output", what="/" + path,

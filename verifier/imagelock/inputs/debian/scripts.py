@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagelock.core import progress
-from imagelock.core.errors import InputError
+from imagelock.core.errors import InputError, ToolUnavailable
 from imagelock.fetch.store import Store
 from imagelock.formats import maintscripts as ms
 from imagelock.formats.debian import DebianPlatformLock
@@ -126,7 +126,15 @@ def _derive(pl: DebianPlatformLock, lock: Lock, settings: ms.DebianScripts, stor
         pre = pre_all if not tools else combine(
             packages, source_date_epoch=sde, users=users, groups=groups, effects=seed,
             effects_workdir=work / "seed-image")
-        trace = run_scripts(pre_all.entries(), everything, work / "trace", source_date_epoch=sde)
+        try:
+            trace = run_scripts(pre_all.entries(), everything, work / "trace",
+                                source_date_epoch=sde)
+        except ToolUnavailable as e:
+            raise ToolUnavailable(
+                f"the packages' maintainer scripts run at `lock` time in the rootfs sandbox: "
+                f"{e.message}", field="contents.debian.scripts",
+                hint=(e.hint or "") + "; or lock without their effects: "
+                "contents.debian.scripts.apply: false") from None
         view = {e.path: (e, "") for e in pre.entries()}
         counter = [0]
 

@@ -176,7 +176,9 @@ _STATUS = "var/lib/dpkg/status"
 def _set_status(root: Path, names: set[str] | None) -> None:
     """Rewrite the Status of every stanza: `installed` for `names` (all when None), else
     `unpacked`, as dpkg's database reads between unpacking and configuring."""
-    path = root / _STATUS
+    path = inside(root, _STATUS)
+    if path is None or path.is_symlink() or not path.is_file():
+        return  # a script moved the database away: nothing to track (and nothing to follow)
     out = []
     pkg = ""
     for line in path.read_text(encoding="utf-8", errors="surrogateescape").split("\n"):
@@ -278,11 +280,12 @@ def _run(trace: Trace, root: Path, shims: Path, scratch: Path, pkg: DebPackage, 
             # between the two runs (a secret from `openssl rand`, the time) is never recorded.
             again, _ = once()
             for p in written:
-                if not _same_file(upper / p, again / p):
+                second = inside(again, p)
+                if second is None or not _same_file(upper / p, second):
                     trace.varying[p] = pkg.db_name
         for f in LINE_FILES:
             if any(p == f for p, _ in changes):
-                trace.lines.append((pkg.db_name, f, _lines(root / f), _lines(upper / f)))
+                trace.lines.append((pkg.db_name, f, _lines(inside(root, f)), _lines(inside(upper, f))))
         apply_upper(root, upper, changes)
         for p, _kind in changes:
             trace.touched[p] = pkg.db_name
@@ -309,14 +312,16 @@ def _generated(full: Path, path: str) -> bool:
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    if a.is_symlink() or b.is_symlink():
+        return os.path.islink(a) and os.path.islink(b) and os.readlink(a) == os.readlink(b)
     try:
         return a.read_bytes() == b.read_bytes()
     except OSError:
         return False
 
 
-def _lines(path: Path) -> list[str]:
-    if path.is_symlink() or not path.is_file():
+def _lines(path: Path | None) -> list[str]:
+    if path is None or path.is_symlink() or not path.is_file():
         return []
     return path.read_bytes().decode("utf-8", "surrogateescape").splitlines()
 
@@ -400,7 +405,7 @@ def run_scripts(
     scratch.mkdir(exist_ok=True)
     dpkg = next((p.version for p in packages if p.name == "dpkg"), "1.21.22")
     sde = source_date_epoch
-    status = (root / _STATUS).read_bytes() if (root / _STATUS).is_file() else None
+    status = (root / _STATUS).read_bytes() if (root / _STATUS).is_file() else None  # ours still
     configured: set[str] = set()
     if status is not None:
         _set_status(root, configured)
@@ -437,17 +442,39 @@ def run_scripts(
             handled.update((p.db_name, n) for n in names)
             _run(trace, root, shims, scratch, p, "postinst", ["triggered", " ".join(names)], sde, dpkg)
         activated.update(trigger_activation(trace.calls[before:]))
-    if status is not None:  # the database as dpkg leaves it: every package installed
-        (root / _STATUS).write_bytes(status)
+    final = inside(root, _STATUS)
+    if status is not None and final is not None and final.is_file() and not final.is_symlink():
+        final.write_bytes(status)  # the database as dpkg leaves it: every package installed
     return trace
 
 
+def inside(root: Path, path: str) -> Path | None:
+    """`root/path` when every directory on the way is a real directory of the tree, else None.
+
+    Scripts run as root in that tree and may leave a symlink to `/` where a directory was; a
+    path below it would name the host's files, which nothing here may read or write."""
+    cur = root
+    for part in [p for p in path.split("/") if p][:-1]:
+        cur = cur / part
+        try:
+            st = cur.lstat()
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISDIR(st.st_mode):
+            return None
+    return root / path
+
+
 def lstat_entry(root: Path, path: str) -> os.stat_result | None:
+    """lstat of a path of the tree (None when absent, or below something not a directory)."""
+    full = inside(root, path)
+    if full is None:
+        return None
     try:
-        return (root / path).lstat()
+        return full.lstat()
     except FileNotFoundError:
         return None
 
 
 __all__ = ["Call", "Failure", "NEVER", "RECORDED", "Trace", "configure_order", "env_for",
-           "lstat_entry", "parse_log", "run_scripts", "triggers_of", "write_shims"]
+           "inside", "lstat_entry", "parse_log", "run_scripts", "triggers_of", "write_shims"]
