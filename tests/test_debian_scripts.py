@@ -407,14 +407,15 @@ def _image_file(layout: Path, path: str) -> bytes | None:
 
 
 @pytest.mark.tools
-@pytest.mark.slow  # three locks (each runs the scripts) and two builds
+@pytest.mark.slow  # four locks (each runs the scripts) and three builds
 @needs_rootfs
 def test_lock_gives_accounts_by_default_and_lists_what_it_does_not_apply_until_acknowledged(
         tmp_path: Path) -> None:
     """`imagelock lock` end to end, on a signed archive served on loopback: base-passwd comes
     with any Debian package (root has a name, the service's own user exists), a script output
     the lock cannot record is named per package on stderr until the spec acknowledges it, and a
-    spec that excludes base-passwd gets no accounts at all."""
+    spec that excludes base-passwd gets no accounts at all. A spec can instead ask for the
+    script to run as a build step."""
     from helpers import run
     from tiny_archive import serve, serve_dir, tiny_archive
 
@@ -478,6 +479,13 @@ printf '\\001\\002\\000binary' > /var/lib/app.db
         [item] = [n for n in pl["scripts"]["not_applied"] if n["what"] == "/var/lib/app.db"]
         assert item["acknowledged"] is True
         assert "to review" not in said and "app: /var/lib/app.db" not in said
+
+        # or asked to run as a build step: made again at build, checked against the lock
+        d, said, _ = lock("run", "{packages: [app], scripts: {run: [app]}}")
+        assert "app: /var/lib/app.db" not in said
+        r = run(["build", str(d), "-o", str(d / "out"), "--offline"], env=env)
+        assert r.returncode == 0, r.stderr
+        assert _image_file(d / "out", "var/lib/app.db") == b"\x01\x02\x00binary"
 
         # opted out: no base-passwd, no /etc/passwd
         d, _, data = lock("no-accounts", "{packages: [app], exclude: [base-passwd]}")
