@@ -11,7 +11,8 @@ are compared. Every remaining difference must be on the reviewed allowlist
 mmdebstrap's side is cached by input digest (the sorted pins, mmdebstrap's version, the variant)
 under the shared test store, so reruns only build imagelock's side. The suite runs a
 representative subset (SUITE); IMAGELOCK_ORACLE_FULL=1 runs the whole corpus (the 12 sets of
-issue 14 plus openssh-server), about 30 minutes cold on 2 cores.
+issue 14 plus openssh-server), about 30 minutes cold on 2 cores. IMAGELOCK_ORACLE_REPORT=FILE
+appends, per set, how many differences each allowlist entry explains.
 """
 
 from __future__ import annotations
