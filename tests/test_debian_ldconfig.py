@@ -18,15 +18,29 @@ def test_a_hostile_ldconfig_cannot_touch_the_host(tmp_path: Path) -> None:
     need("bwrap")  # the sandbox it runs in
     busybox = Path(need("busybox")).read_bytes()
     marker = tmp_path / "pwned"
-    evil = f"#!/usr/bin/busybox sh\necho ran > {marker}\nexit 0\n".encode()
+    lib = b"not really a library\n"
+    # It tries to write on the host, to change a library the build shares with the image, and
+    # says that it ran (the note carries the end of its stderr), so the test knows it did.
+    evil = (f"#!/usr/bin/busybox sh\necho ran > {marker}\n"
+            "echo tampered >> /usr/lib/x86_64-linux-gnu/libevil.so.1\n"
+            "echo hostile-ldconfig-ran >&2\nexit 1\n").encode()
     deb = make_deb(tmp_path / "libc-bin.deb", [
         M("./usr/", "dir", mode=0o755), M("./usr/bin/", "dir", mode=0o755),
         M("./usr/bin/busybox", data=busybox, mode=0o755), M("./usr/sbin/", "dir", mode=0o755),
-        M("./usr/sbin/ldconfig", data=evil, mode=0o755)], package="libc-bin", version="2.36-9")
+        M("./usr/sbin/ldconfig", data=evil, mode=0o755), M("./usr/lib/", "dir", mode=0o755),
+        M("./usr/lib/x86_64-linux-gnu/", "dir", mode=0o755),
+        M("./usr/lib/x86_64-linux-gnu/libevil.so.1", data=lib, mode=0o644)],
+        package="libc-bin", version="2.36-9")
     store = Store(tmp_path / "store")
     pin = pin_for(store, deb, "libc-bin", "2.36-9", "amd64")
     root = debian_entries([pin], store, tmp_path / "staging", source_date_epoch=0)
+    # It did run (in the sandbox), and failed: the build says so instead of failing.
+    assert any("ld.so.cache left out" in n and "hostile-ldconfig-ran" in n for n in root.notes), \
+        root.notes
     assert not marker.exists(), "the package's ldconfig ran on the host"
-    # It ran in the sandbox, wrote no cache, and the build says so instead of failing.
     assert not any(e.path == "etc/ld.so.cache" for e in root.system)
-    assert any("ld.so.cache left out" in n for n in root.notes)
+    shipped = {e.path: e for e in root.packages["libc-bin"]}
+    content = shipped["usr/lib/x86_64-linux-gnu/libevil.so.1"].content
+    assert content is not None
+    with content.open() as f:
+        assert f.read() == lib, "the sandboxed ldconfig changed a file the image ships"

@@ -387,3 +387,110 @@ def test_a_script_that_swaps_a_directory_for_a_link_to_the_host_root_reads_nothi
     assert "/srv/d/passwd" not in paths
     assert not any("root:" in getattr(a, "text", "") for a in actions)
     assert not [n for n in not_applied if "do not reproduce" in n.reason]
+
+
+def _image_file(layout: Path, path: str) -> bytes | None:
+    """A file's bytes in a built image (the topmost layer that has it), None if none has it."""
+    import tarfile
+
+    from helpers import oci_layers
+
+    found = None
+    for layer in oci_layers(layout):
+        with tarfile.open(layer, "r:*") as tf:
+            for m in tf:
+                if m.name.removeprefix("./") == path and m.isreg():
+                    f = tf.extractfile(m)
+                    assert f is not None
+                    found = f.read()
+    return found
+
+
+@pytest.mark.tools
+@pytest.mark.slow  # four locks (each runs the scripts) and three builds
+@needs_rootfs
+def test_lock_gives_accounts_by_default_and_lists_what_it_does_not_apply_until_acknowledged(
+        tmp_path: Path) -> None:
+    """`imagelock lock` end to end, on a signed archive served on loopback: base-passwd comes
+    with any Debian package (root has a name, the service's own user exists), a script output
+    the lock cannot record is named per package on stderr until the spec acknowledges it, and a
+    spec that excludes base-passwd gets no accounts at all. A spec can instead ask for the
+    script to run as a build step."""
+    from helpers import run
+    from tiny_archive import serve, serve_dir, tiny_archive
+
+    app_postinst = b"""#!/bin/sh
+set -e
+uid=$(awk -F: 'BEGIN { u = 100 } $3 >= u && $3 < 1000 { u = $3 + 1 } END { print u }' /etc/passwd)
+echo "app:!:$uid:65534::/nonexistent:/usr/sbin/nologin" >> /etc/passwd
+printf '\\001\\002\\000binary' > /var/lib/app.db
+"""
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    bb = make_deb(debs / "bb.deb", _busybox_members() + [
+        M("./usr/bin/awk", "symlink", linkname="busybox")], package="bb",
+        fields={"Essential": "yes"})
+    base = make_deb(debs / "base-passwd.deb", _dirs("usr", "usr/share", "usr/share/base-passwd") + [
+        M("./usr/share/base-passwd/passwd.master",
+          data=b"root:*:0:0:root:/root:/bin/sh\nnobody:*:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        M("./usr/share/base-passwd/group.master", data=b"root:*:0:\nnogroup:*:65534:\n")],
+        package="base-passwd")
+    app = make_deb(debs / "app.deb", _dirs("var", "var/lib"), package="app",
+                   fields={"Depends": "bb"}, control_files={"postinst": app_postinst})
+    with tiny_archive([]) as archive, serve(serve_dir(archive.root, "/debian")) as (mirror, _):
+        archive.add_deb("bb", bb, fields={"Essential": "yes"})
+        archive.add_deb("base-passwd", base)
+        archive.add_deb("app", app, fields={"Depends": "bb"})
+        archive.publish()
+        env = {"IMAGELOCK_STORE": str(tmp_path / "store"),
+               "IMAGELOCK_MIRROR_TINY": mirror + "/debian", "IMAGELOCK_HTTP_BACKOFF": "0.01"}
+
+        def lock(name: str, debian: str) -> tuple[Path, str, dict[str, object]]:
+            d = tmp_path / name
+            d.mkdir()
+            (d / "imagelock.yaml").write_text(
+                "version: 1\nimage: {name: imagelock/app, tag: t}\nsource_date_epoch: 1767225600\n"
+                f"sources:\n  tiny: {{kind: debian, suites: [tiny], keyring: {archive.keyring}}}\n"
+                f"contents:\n  debian: {debian}\n")
+            r = run(["lock", str(d)], env=env)
+            assert r.returncode == 0, r.stderr
+            return d, r.stdout, json.loads((d / "imagelock.lock").read_text())
+
+        # by default: base-passwd's accounts, the service's user, and the binary output listed
+        d, said, data = lock("default", "{packages: [app]}")
+        pl = data["debian"]["linux/amd64"]  # type: ignore[index]
+        assert "base-passwd" in {p["name"] for p in pl["packages"]}
+        assert "1 to review" in said and "app: /var/lib/app.db" in said
+        [item] = [n for n in pl["scripts"]["not_applied"] if n["what"] == "/var/lib/app.db"]
+        assert (item["package"], item["acknowledged"]) == ("app", False)
+        r = run(["build", str(d), "-o", str(d / "out"), "--offline"], env=env)
+        assert r.returncode == 0, r.stderr
+        passwd = _image_file(d / "out", "etc/passwd")
+        assert passwd is not None
+        rows = [line.split(":") for line in passwd.decode().splitlines()]
+        assert (rows[0][0], rows[0][2]) == ("root", "0")  # uid 0 has a name
+        assert ("app", "100") in {(r[0], r[2]) for r in rows}  # pinned in the lock, no script ran
+        assert _image_file(d / "out", "var/lib/app.db") is None  # listed, not made up
+
+        # reviewed: acknowledged in the spec, recorded as such, no longer listed
+        _, said, data = lock("acknowledged",
+                               "{packages: [app], scripts: {acknowledge: ['app: /var/lib/app.db']}}")
+        pl = data["debian"]["linux/amd64"]  # type: ignore[index]
+        [item] = [n for n in pl["scripts"]["not_applied"] if n["what"] == "/var/lib/app.db"]
+        assert item["acknowledged"] is True
+        assert "to review" not in said and "app: /var/lib/app.db" not in said
+
+        # or asked to run as a build step: made again at build, checked against the lock
+        d, said, _ = lock("run", "{packages: [app], scripts: {run: [app]}}")
+        assert "app: /var/lib/app.db" not in said
+        r = run(["build", str(d), "-o", str(d / "out"), "--offline"], env=env)
+        assert r.returncode == 0, r.stderr
+        assert _image_file(d / "out", "var/lib/app.db") == b"\x01\x02\x00binary"
+
+        # opted out: no base-passwd, no /etc/passwd
+        d, _, data = lock("no-accounts", "{packages: [app], exclude: [base-passwd]}")
+        pl = data["debian"]["linux/amd64"]  # type: ignore[index]
+        assert "base-passwd" not in {p["name"] for p in pl["packages"]}
+        r = run(["build", str(d), "-o", str(d / "out"), "--offline"], env=env)
+        assert r.returncode == 0, r.stderr
+        assert _image_file(d / "out", "etc/passwd") is None

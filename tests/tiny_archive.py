@@ -42,6 +42,7 @@ class TinyArchive:
     date: str = DATE
     packages: dict[str, Path] = field(default_factory=dict)  # name -> .deb in the pool
     listed: set[str] = field(default_factory=set)  # names the Packages index lists
+    fields: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> extra index fields
 
     def add(self, name: str, *, version: str = "1.0-1", data: bytes | None = None,
             listed: bool = True, depends: str | None = None) -> Path:
@@ -58,6 +59,18 @@ class TinyArchive:
             self.listed.add(name)
         return deb
 
+    def add_deb(self, name: str, deb: Path, *, version: str = "1.0-1",
+                fields: dict[str, str] | None = None) -> Path:
+        """A .deb made elsewhere (with scripts, say), listed with `fields` (Depends, Essential)."""
+        pool = self.root / "pool/main/t" / name
+        pool.mkdir(parents=True, exist_ok=True)
+        dest = pool / f"{name}_{version}_amd64.deb"
+        shutil.copyfile(deb, dest)
+        self.packages[name] = dest
+        self.listed.add(name)
+        self.fields[name] = dict(fields or {})
+        return dest
+
     def packages_text(self) -> bytes:
         out = []
         for name in sorted(self.listed):
@@ -68,7 +81,8 @@ class TinyArchive:
                        f"Maintainer: Test <test@example.org>\nInstalled-Size: 1\n"
                        f"Filename: {deb.relative_to(self.root)}\nSize: {len(data)}\n"
                        f"SHA256: {hashlib.sha256(data).hexdigest()}\n"
-                       f"Description: test package\n")
+                       + "".join(f"{k}: {v}\n" for k, v in self.fields.get(name, {}).items())
+                       + "Description: test package\n")
         return "\n".join(out).encode()
 
     def publish(self) -> None:

@@ -55,6 +55,12 @@ def ld_so_cache(ordered: Sequence[DebPackage], view: View, workdir: Path) -> tup
                 src = _staged_path(view, path)
                 if src is None:
                     continue
+                if e.mode & 0o111:
+                    # Staged files are shared, read-only, not executable: a program the image
+                    # runs (a script's interpreter, a helper) needs its own executable copy.
+                    shutil.copyfile(src, dest)
+                    os.chmod(dest, 0o555)
+                    continue
                 try:
                     os.link(src, dest)
                 except OSError:
