@@ -65,18 +65,22 @@ def expand(sources: Sequence[str], *, platform: str | None, insecure: bool,
 
 
 def _is_listed(source: str) -> bool:
-    """Whether the source is a repository (its tags were listed, so a bad tag is a note)."""
-    try:
-        r = parse_reference(source)
-    except InputError:
-        return True  # a file of references
+    """Whether the source's tags were listed (a repository, or a file that may name one), so
+    that a tag that went bad meanwhile is a note."""
+    if Path(source).is_file():
+        return True
+    r = parse_reference(source)
     return r.tag is None and r.digest is None
 
 
 def _references(source: str, *, insecure: bool, notes: list[str]) -> list[Reference]:
     path = Path(source)
     if path.is_file():
-        return _read_list(path)
+        out = []
+        for r in _read_list(path):
+            out += [r] if r.tag is not None or r.digest is not None else _tags(
+                r, insecure=insecure, notes=notes)
+        return out
     try:
         r = parse_reference(source)
     except InputError as e:
@@ -86,6 +90,10 @@ def _references(source: str, *, insecure: bool, notes: list[str]) -> list[Refere
                          "HOST/REPO@sha256:..., or a file with one reference a line") from None
     if r.tag is not None or r.digest is not None:
         return [r]
+    return _tags(r, insecure=insecure, notes=notes)
+
+
+def _tags(r: Reference, *, insecure: bool, notes: list[str]) -> list[Reference]:
     with client_for(r, insecure=insecure) as client:
         tags, more = client.tags(r.repository)
     if more:
