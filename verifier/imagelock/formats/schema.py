@@ -42,9 +42,9 @@ RESULTS: dict[str, type[BaseModel]] = {
     "rebuild-skipped": results.RebuildSkipped,
     "error": results.ErrorResult,
 }
-"""What each command prints with `--json` (`lock-check`: `lock --check`; `rebuild-skipped`: `rebuild
---skip-if-vouched` when it skips; `error`: any command
-that fails), by the name of its schema, `<name>.result.schema.json`."""
+"""What each command prints with `--json` (`lock-check`: `lock --check`; `rebuild-skipped`:
+`rebuild REF --skip-if-vouched` when it skips; `error`: any command that fails), by the name of
+its schema, `<name>.result.schema.json`."""
 
 
 def models() -> dict[str, type[BaseModel]]:
