@@ -1,12 +1,13 @@
 """The fleet recipes of docs/rebuilder.md are what the engines accept: the GitHub Actions
-workflow validates against the published workflow schema, the Kubernetes manifests against the
-Kubernetes API schemas (kubernetes-validate, with its bundled schemas: no network), the GitLab
-pipeline has a parallel matrix, and every script parses. Each check is shown to catch a broken
+workflow validates against the published workflow schema, the GitLab pipeline against GitLab's
+CI schema, the Kubernetes manifests against the Kubernetes API schemas (kubernetes-validate,
+with its bundled schemas: no network), and every script parses. Each check is shown to catch a broken
 recipe."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,6 +18,7 @@ from test_docs import _bash_parses, fenced_blocks, load
 
 DOC = REPO / "docs" / "rebuilder.md"
 GITHUB_SCHEMA = REPO / "tests" / "fixtures" / "schemas" / "github-workflow.json"
+GITLAB_SCHEMA = REPO / "tests" / "fixtures" / "schemas" / "gitlab-ci.json"
 KUBERNETES = "1.33.0"  # a release whose schemas know hostUsers, appArmorProfile, backoffLimitPerIndex
 
 
@@ -39,10 +41,14 @@ def documents() -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def github_errors(workflow: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft7Validator(json.loads(GITHUB_SCHEMA.read_text()))
+def schema_errors(schema: Path, doc: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft7Validator(json.loads(schema.read_text()))
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(workflow)]
+            for e in validator.iter_errors(doc)]
+
+
+def github_errors(workflow: dict[str, Any]) -> list[str]:
+    return schema_errors(GITHUB_SCHEMA, workflow)
 
 
 def kubernetes_errors(manifest: dict[str, Any]) -> list[str]:
@@ -82,6 +88,7 @@ def test_the_workflow_schema_catches_a_broken_workflow() -> None:
 
 def test_the_gitlab_pipeline_shards_the_work_over_a_parallel_matrix() -> None:
     [pipeline] = documents()["gitlab"]
+    assert schema_errors(GITLAB_SCHEMA, pipeline) == []
     rebuild = pipeline["rebuild"]
     [axis] = rebuild["parallel"]["matrix"]
     assert len(axis["SHARD"]) == int(pipeline["variables"]["SHARDS"])
@@ -90,6 +97,14 @@ def test_the_gitlab_pipeline_shards_the_work_over_a_parallel_matrix() -> None:
     assert "--skip-if-vouched" in script and "--sign-failures" in script
     _bash_parses("gitlab rebuild", script)
     _bash_parses("gitlab watch", "\n".join(pipeline["watch"]["script"]))
+
+
+def test_the_gitlab_schema_catches_a_broken_pipeline() -> None:
+    [pipeline] = documents()["gitlab"]
+    broken = json.loads(json.dumps(pipeline))
+    broken["rebuild"]["parallel"] = {"matrix": {"SHARD": ["0", "1"]}}  # a list is required
+    broken["rebuild"]["artifact"] = {"paths": ["x"]}  # a typo of artifacts
+    assert schema_errors(GITLAB_SCHEMA, broken)
 
 
 def test_the_kubernetes_manifests_validate_and_give_bubblewrap_what_it_needs() -> None:
