@@ -2,11 +2,11 @@
 workers are given the same image at once.
 
 A worker first asks the registry whether a VSA signed by its key is already attached; if so it
-skips. Otherwise it takes an exclusive lock on a file named by the image's digest in the shared
-store (`STORE/claims/<hex>.lock`, `flock`), asks the registry again (another worker may have
-pushed while it waited), and only then rebuilds, signs and pushes, holding the lock until the
-VSA is attached. Two workers that share a store therefore leave exactly one VSA: the second
-waits, finds the first one's VSA and skips. Workers that share no store (separate CI runners)
+skips. Otherwise it takes an exclusive lock on a file named by the image in the shared store
+(`STORE/claims/<sha256 of HOST/REPO@DIGEST>.lock`, `flock`), asks the registry again (another
+worker may have pushed while it waited), and only then rebuilds, signs and pushes, holding the
+lock until the VSA is attached. Two workers that share a store therefore leave exactly one VSA:
+the second waits, finds the first one's VSA and skips. Workers that share no store (separate CI runners)
 still skip what is already attached, but two of them starting on one image at the same moment
 can both push; `watch` hands each image to one of them, so that takes a duplicate work item.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -114,7 +115,9 @@ def vouch_once(ref: str, *, key: PublicKey, store_root: Path, platform: str | No
     if existing is not None:
         yield Claim(image, found.digest, key.keyid, existing)
         return
-    hex_ = found.digest.removeprefix("sha256:")
-    with _locked(store_root / "claims" / f"{hex_}.lock", _wait()):
+    # Named by repository and digest: one image pushed to two repositories is two pieces of
+    # work (each repository keeps its own referrers), and must not wait on each other.
+    name = hashlib.sha256(image.encode()).hexdigest()
+    with _locked(store_root / "claims" / f"{name}.lock", _wait()):
         # Asked again with the lock held: a worker that held it before us has pushed by now.
         yield Claim(image, found.digest, key.keyid, _mine(image, found.digest, key, insecure))
