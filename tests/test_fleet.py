@@ -267,13 +267,18 @@ def test_watch_reads_the_tags_up_to_a_bound_and_leaves_out_the_referrers_fallbac
     assert len(result.items) + result.limited + result.vouched == 2
 
 
-def test_watch_since_a_time_after_every_build_lists_nothing(fleet: Fleet) -> None:
+def test_watch_since_a_time_after_every_build_or_for_another_platform_lists_nothing(fleet: Fleet) -> None:
     r = run(["watch", fleet.race, "--rebuilder", str(fleet.key("fleet")) + ".pub",
              "--since", "2999-01-01", "--json"])
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["items"] == [] and res["images"] == 1
     assert res["older"] + res["vouched"] == 1
+    # --platform narrows to the platform asked for: these images are all linux/amd64.
+    r = run(["watch", fleet.race, "--rebuilder", str(fleet.key("fleet")) + ".pub",
+             "--platform", "linux/arm64", "--json"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["images"] == 0
 
 
 def api_key(path: Path) -> Any:
