@@ -78,5 +78,6 @@ def test_every_stage_is_a_package_and_nothing_is_loose() -> None:
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert loose == ["__init__.py", "api.py", "cli.py"], loose
     stages = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
-    assert stages == sorted(["build", "cli_display", "compare", "core", "fetch", "formats",
-                             "inputs", "lock", "oci", "rebuild", "sandbox", "sbom", "tar", "trust"]), stages
+    assert stages == sorted(["build", "cli_display", "compare", "core", "fetch", "fleet",
+                             "formats", "inputs", "lock", "oci", "rebuild", "sandbox", "sbom",
+                             "tar", "trust"]), stages

@@ -46,10 +46,15 @@ __all__ = [
     "ImagelockError", "InputError", "attach", "build", "check", "check_rebuild_signing", "diff", "fetch", "keygen", "lock",
     "lock_up_to_date", "pull", "push", "rebuild", "resolve", "signer", "verify",
     "outdated", "inspect", "sbom", "attach_recipe", "rebuild_from_reference", "inputs_check",
+    "watch", "status", "vouch_once",
 ]
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from imagelock.fleet.once import Claim
     from imagelock.formats.inventory import InspectResult, OutdatedResult
+    from imagelock.formats.results import StatusResult, WatchResult
     from imagelock.rebuild.publish import Published
     from imagelock.rebuild.rot import RotReport
     from imagelock.sbom.document import Sbom
@@ -582,3 +587,87 @@ def inputs_check(
                                lock_path=lock_path)
     return check_lock(lock_path, store=st, cli_mirrors=mirrors, cli_snapshots=snaps,
                       keyrings=rings)
+
+
+# --- the rebuilder fleet ----------------------------------------------------------------------
+
+
+def watch(
+    sources: Sequence[str],
+    *,
+    rebuilder_keys: Sequence[PublicKey],
+    vendor_keys: Sequence[PublicKey] = (),
+    since: datetime | None = None,
+    limit: int | None = None,
+    platform: str | None = None,
+    insecure: bool = False,
+) -> WatchResult:
+    """The work a rebuilder has not done: every image of `sources` (registry repositories, all
+    their tags, or files of references) with vendor provenance (signed by one of `vendor_keys`,
+    when given) and no VSA signed by one of `rebuilder_keys` (docs/rebuilder.md). Only reads."""
+    # lazy: the registry client loads only for the commands that talk to a registry
+    from imagelock.fleet.watch import watch as find_work
+
+    if not rebuilder_keys:
+        raise InputError("watch needs the rebuilder's public key (--rebuilder KEY.pub)",
+                         hint="a VSA from this rebuilder is one that key's signature verifies")
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit {limit}: give a positive number of work items")
+    return find_work(sources, rebuilder_keys=rebuilder_keys, vendor_keys=vendor_keys,
+                     since=since, limit=limit, platform=platform, insecure=insecure)
+
+
+def status(
+    sources: Sequence[str],
+    *,
+    policy: Path | None = None,
+    rebuilders: Sequence[Path] = (),
+    platform: str | None = None,
+    insecure: bool = False,
+) -> StatusResult:
+    """Per image of `sources`, which trusted rebuilders vouched (PASSED) and which disagreed
+    (FAILED): those of `policy` (and its vendors' keys for the provenance) and the public key
+    files `rebuilders`, each named by its file name."""
+    # lazy: the registry client loads only for the commands that talk to a registry
+    from imagelock.fleet.status import status as fleet_status
+    from imagelock.trust.keys import load_public_key_file
+
+    named = [(p.name, load_public_key_file(p)) for p in rebuilders]
+    vendors: list[PublicKey] = []
+    notes: list[str] = []
+    if policy is not None:
+        # lazy: each API function loads only its own stage (docs/architecture.md)
+        from imagelock.trust.policy import load_policy
+
+        loaded = load_policy(policy)
+        for s in loaded.signers:
+            if s.key is None:
+                notes.append(f"{s.role} {s.name!r} is a sigstore identity; status reads "
+                             "key-signed VSAs only (verify counts both)")
+            elif s.role == "rebuilder":
+                named.append((s.name, s.key))
+            else:
+                vendors.append(s.key)
+    if not named:
+        raise InputError("status needs the trusted rebuilders: --policy POLICY (its "
+                         "rebuilders.trusted) or --rebuilder KEY.pub")
+    return fleet_status(sources, rebuilders=named, vendor_keys=vendors, platform=platform,
+                        insecure=insecure, notes=notes)
+
+
+def vouch_once(
+    ref: str,
+    *,
+    key: PublicKey,
+    store: Store | Path | None = None,
+    platform: str | None = None,
+    insecure: bool = False,
+) -> AbstractContextManager[Claim]:
+    """Hold the registry image `ref` for one rebuilder (`key`: its public key) while the caller
+    rebuilds, signs and pushes its VSA; the claim's `existing` is set when that rebuilder's VSA
+    is already attached, and the caller then skips. Workers sharing a store leave one VSA."""
+    # lazy: the registry client loads only for the commands that talk to a registry
+    from imagelock.fleet.once import vouch_once as claim
+
+    return claim(ref, key=key, store_root=_store(store).root, platform=platform,
+                 insecure=insecure)

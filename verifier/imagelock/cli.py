@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from imagelock.api import Mirrors
+    from imagelock.trust.keys import PublicKey
+    from imagelock.trust.signing import Signer
 
 app = typer.Typer(
     name="imagelock",
@@ -388,6 +390,11 @@ def rebuild(
                              "provenance signed by the vendor keys of this policy.")] = None,
     keyring: KeyringOpt = None,
     snapshot: SnapshotOpt = None,
+    skip_if_vouched: Annotated[bool, typer.Option("--skip-if-vouched", help="With REF, --sign "
+                               "KEY and --push-attestation: do nothing (exit 0) when a VSA "
+                               "signed by KEY is already attached to the image; workers sharing "
+                               "a store never rebuild one image twice (docs/rebuilder.md).")
+                               ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild the image a lock describes, in isolation, and compare it with the published image
@@ -421,10 +428,11 @@ def rebuild(
                 trusted_root=trusted_root, signing_config=signing_config,
                 sign_failures=sign_failures, attestation_out=attestation_out,
                 push_attestation=push_attestation, verifier_id=verifier_id, verbose=verbose,
-                json_out=json_out)
-        if vendor_key or vendor_policy or keyring or snapshot:
-            raise api.InputError("--vendor-key, --policy, --keyring and --snapshot go with a "
-                                 "rebuild from an image reference (rebuild REF)")
+                json_out=json_out, skip_if_vouched=skip_if_vouched)
+        if vendor_key or vendor_policy or keyring or snapshot or skip_if_vouched:
+            raise api.InputError("--vendor-key, --policy, --keyring, --snapshot and "
+                                 "--skip-if-vouched go with a rebuild from an image reference "
+                                 "(rebuild REF)")
         api.check_rebuild_signing(signing=sign is not None or sigstore, sandbox=not no_sandbox,
                                   image=image, push_attestation=push_attestation)
         signer = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
@@ -449,14 +457,12 @@ def _rebuild_reference(
     diffoscope: Path | None, sign: Path | None, sigstore: bool, identity_token: str | None,
     trusted_root: Path | None, signing_config: Path | None, sign_failures: bool,
     attestation_out: Path | None, push_attestation: bool, verifier_id: str | None,
-    verbose: bool, json_out: bool,
+    verbose: bool, json_out: bool, skip_if_vouched: bool = False,
 ) -> int:
-    """`rebuild REF`: the rebuild from an image reference alone (docs/rebuilder.md)."""
+    """`rebuild REF`: the rebuild from an image reference alone (docs/rebuilder.md); with
+    `skip_if_vouched`, once per image and rebuilder key (fleet/once.py)."""
     from imagelock import api
     from imagelock.core.errors import InputError
-    from imagelock.fetch.snapshot import parse_cli_snapshots
-    from imagelock.oci.locations import local_path
-    from imagelock.rebuild.rebuild import scratch
     from imagelock.trust.keys import load_public_key_file
 
     signing = sign is not None or sigstore
@@ -477,8 +483,54 @@ def _rebuild_reference(
                              field="vendors", hint="rebuild REF checks provenance against "
                              "vendor keys (sigstore identities are not used here)")
         named = ", ".join(filter(None, [named, f"the vendors of {vendor_policy}"]))
+    if skip_if_vouched and (sign is None or not push_attestation):
+        raise InputError("--skip-if-vouched needs --sign KEY and --push-attestation",
+                         hint="it recognises this rebuilder's VSAs among the image's referrers "
+                         "by the key's signature, so the VSA must be signed with a key and "
+                         "attached")
     key = api.signer(sign, sigstore=sigstore, identity_token=identity_token,
                      trusted_root=trusted_root, signing_config=signing_config)
+    with contextlib.ExitStack() as held:
+        if skip_if_vouched:
+            from imagelock.trust.signing import KeySigner
+
+            if not isinstance(key, KeySigner):  # pragma: no cover - --sign KEY, checked above
+                raise InputError("--skip-if-vouched needs --sign KEY")
+            claim = held.enter_context(api.vouch_once(ref, key=key.key.public, store=store,
+                                                      platform=platform, insecure=insecure))
+            if claim.existing is not None:
+                from imagelock.formats.results import RebuildSkipped
+
+                done = claim.existing
+                skipped = RebuildSkipped(
+                    skipped=True, image=claim.image, subject=claim.subject,
+                    reason=f"this rebuilder (keyid {claim.keyid}) already attached a "
+                    f"{done.result} VSA ({done.source})", result=done.result,
+                    referrer=done.source.removeprefix("referrer "), keyid=claim.keyid)
+                _emit(json_out, skipped, skipped.human())
+                return EXIT_OK
+            ref = claim.image  # by digest: a tag that moves meanwhile changes nothing
+        return _rebuild_and_sign(
+            ref, key=key, store=store, keys=keys, named=named, keyring=keyring, mirror=mirror,
+            snapshot=snapshot, offline=offline, sandbox=sandbox, platform=platform,
+            insecure=insecure, keep=keep, diffoscope=diffoscope, sign_failures=sign_failures,
+            attestation_out=attestation_out, push_attestation=push_attestation,
+            verifier_id=verifier_id, verbose=verbose, json_out=json_out)
+
+
+def _rebuild_and_sign(
+    ref: str, *, key: Signer | None, store: Path | None, keys: list[PublicKey], named: str,
+    keyring: list[str] | None, mirror: list[str] | None, snapshot: list[str] | None,
+    offline: bool, sandbox: bool, platform: str | None, insecure: bool, keep: Path | None,
+    diffoscope: Path | None, sign_failures: bool, attestation_out: Path | None,
+    push_attestation: bool, verifier_id: str | None, verbose: bool, json_out: bool,
+) -> int:
+    from imagelock import api
+    from imagelock.core.errors import InputError
+    from imagelock.fetch.snapshot import parse_cli_snapshots
+    from imagelock.oci.locations import local_path
+    from imagelock.rebuild.rebuild import scratch
+
     with scratch() as tmp:
         res = api.rebuild_from_reference(
             ref, store=store, workdir=Path(tmp), vendor_keys=keys, keys_from=named,
@@ -829,6 +881,115 @@ def sbom(
             tmp.write_bytes(doc.data)
         res = doc.result(str(output))
         _emit(json_out, res, res.human())
+        return EXIT_OK
+
+    _run(json_out, body)
+
+
+SourcesArg = Annotated[list[str], typer.Argument(
+    metavar="SOURCE...", help="A registry repository HOST/REPO (every tag, at most 10,000), an "
+    "image HOST/REPO:TAG or HOST/REPO@sha256:..., or a file of such references, one a line.")]
+PlatformFilterOpt = Annotated[str | None, typer.Option("--platform", help="Only this platform "
+                              "(os/arch[/variant]); by default every platform of an index.")]
+
+
+def _since(value: str | None) -> object:
+    """`--since`: an RFC 3339 time or date, or a duration before now (12h, 7d, 2w)."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    from imagelock.core.errors import InputError
+    from imagelock.formats.policy import parse_age
+
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_age(value))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--since {value!r} is neither a time nor a duration",
+                         hint="write 2026-11-30, 2026-11-30T12:00:00Z, 12h, 7d or 2w") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+@app.command()
+def watch(
+    sources: SourcesArg,
+    rebuilder: Annotated[list[Path], typer.Option("--rebuilder", metavar="KEY.pub", help="The "
+                         "rebuilder's public key: an image with a VSA this key signed (PASSED or "
+                         "FAILED) is done. Repeatable.")],
+    vendor_key: Annotated[list[Path] | None, typer.Option("--vendor-key", metavar="KEY",
+                          help="Count only provenance signed by this public key "
+                          "(repeatable).")] = None,
+    vendor_policy: Annotated[Path | None, typer.Option("--policy", help="Count only provenance "
+                             "signed by the vendor keys of this policy.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only images whose vendor "
+                     "provenance says the build finished at or after this time (2026-11-30, "
+                     "2026-11-30T12:00:00Z) or within this duration (12h, 7d, 2w).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many work "
+                     "items.")] = None,
+    platform: PlatformFilterOpt = None,
+    insecure: InsecureOpt = False,
+    quiet: QuietOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document (items and "
+                        "counts) instead of a JSON line per work item.")] = False,
+) -> None:
+    """List a rebuilder's work: every image of the sources that carries vendor provenance and
+    no VSA from this rebuilder, as one JSON line each (`reference` by digest, `reason`,
+    `platform`, ...) for `imagelock rebuild REF --skip-if-vouched`. Reads the registry and the
+    referrers; writes nothing. The counts go to stderr. Exit 0 (also when there is no work), 2
+    bad input, 3 a registry could not be read."""
+
+    def body() -> int:
+        from imagelock import api
+        from imagelock.trust.keys import load_public_key_file
+
+        vendors = [load_public_key_file(k) for k in vendor_key or []]
+        if vendor_policy is not None:
+            from imagelock.trust.policy import load_policy
+
+            vendors += [s.key for s in load_policy(vendor_policy).signers
+                        if s.role == "vendor" and s.key is not None]
+        result = api.watch(sources, rebuilder_keys=[load_public_key_file(k) for k in rebuilder],
+                           vendor_keys=vendors, since=_since(since),  # type: ignore[arg-type]
+                           limit=limit, platform=platform, insecure=insecure)
+        if json_out:
+            _print_json(result)
+        else:
+            for item in result.items:
+                print(item.model_dump_json(), flush=True)
+        if not quiet:
+            print(result.human(), file=sys.stderr)
+        return EXIT_OK
+
+    _run(json_out, body)
+
+
+@app.command()
+def status(
+    sources: SourcesArg,
+    policy: Annotated[Path | None, typer.Option("--policy", help="The trusted rebuilders (and "
+                      "vendors) of this policy.")] = None,
+    rebuilder: Annotated[list[Path] | None, typer.Option("--rebuilder", metavar="KEY.pub",
+                         help="Also trust this rebuilder's public key, named by its file "
+                         "name. Repeatable.")] = None,
+    platform: PlatformFilterOpt = None,
+    insecure: InsecureOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The fleet's view, per image: which trusted rebuilders vouched (a PASSED VSA) and which
+    disagreed (a FAILED VSA: the image is `disputed`). Read it before `verify`, or as the fleet's
+    dashboard. Reads only. Exit 0 (whatever the states), 2 bad input, 3 a registry could not be
+    read."""
+
+    def body() -> int:
+        from imagelock import api
+
+        result = api.status(sources, policy=policy, rebuilders=rebuilder or [],
+                            platform=platform, insecure=insecure)
+        _emit(json_out, result, result.human())
         return EXIT_OK
 
     _run(json_out, body)

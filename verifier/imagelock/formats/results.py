@@ -407,6 +407,127 @@ class InputsCheckResult(Strict):
     notes: list[str] = Field(description="Things worth knowing about the check.")
 
 
+# --- the rebuilder fleet: watch, status, rebuild --skip-if-vouched ----------------------------
+
+
+class WorkItem(Strict):
+    """One unit of work for a rebuilder: an image with vendor provenance and no verdict yet from
+    this rebuilder. `imagelock watch` prints one per line; `rebuild REFERENCE` does it."""
+
+    reference: str = Field(description="The image by digest, `HOST/REPO@sha256:...` (one "
+                           "platform's manifest): what to give `imagelock rebuild`.")
+    subject: Digest = Field(description="The image manifest's digest.")
+    platform: str | None = Field(description="The image's platform, `os/arch[/variant]` (null "
+                                 "when its config does not say).")
+    tags: list[str] = Field(description="The repository's tags that point at it (through an "
+                            "index, for one platform of a multi-platform image).")
+    reason: str = Field(description="Why it is work, in words: vendor provenance and no VSA "
+                        "from this rebuilder.")
+    lock_sha256: list[str] = Field(description="The lock digests its vendor provenance names.")
+    built: str | None = Field(description="The newest `finishedOn` of its vendor provenance "
+                              "(RFC 3339), what `--since` compares.")
+
+
+class WatchResult(Strict):
+    """`imagelock watch --json`: the work items, and what was looked at to find them."""
+
+    items: list[WorkItem] = Field(description="The work, in the order of the sources and tags; "
+                                  "without `--json` each is printed as one JSON line.")
+    images: int = Field(description="Image manifests looked at (each platform counts).")
+    vouched: int = Field(description="Of them, those that already carry a VSA (PASSED or FAILED) "
+                         "signed by the rebuilder's key.")
+    without_provenance: int = Field(description="Of them, those with no vendor provenance (no "
+                                    "work: nothing binds a recipe to them).")
+    older: int = Field(description="Left out by `--since`.")
+    limited: int = Field(description="Left out by `--limit`.")
+    notes: list[str] = Field(default_factory=list, description="Things worth knowing (a "
+                             "repository with more tags than are read).")
+
+    def human(self) -> str:
+        return "\n".join([*[f"note: {n}" for n in self.notes],
+                          f"{len(self.items)} work item(s) among {self.images} image(s): "
+                          f"{self.vouched} already have this rebuilder's verdict, "
+                          f"{self.without_provenance} have no vendor provenance, {self.older} "
+                          f"are older than --since, {self.limited} are beyond --limit"])
+
+
+class RebuilderVerdict(Strict):
+    """One trusted rebuilder's signed verdict (a VSA) about an image."""
+
+    rebuilder: str = Field(description="The rebuilder's name (from the policy, or the key file "
+                           "given with `--rebuilder`).")
+    result: Literal["PASSED", "FAILED"] = Field(description="The VSA's verificationResult.")
+    lock_sha256: str | None = Field(description="The lock the rebuild verified against.")
+    time_verified: str | None = Field(description="When it was verified (RFC 3339).")
+    source: str = Field(description="Where the VSA was found (the referrer's digest).")
+
+
+class ImageStatus(Strict):
+    """What the fleet says about one image."""
+
+    reference: str = Field(description="The image by digest.")
+    subject: Digest = Field(description="The image manifest's digest.")
+    platform: str | None = Field(description="Its platform, `os/arch[/variant]`.")
+    tags: list[str] = Field(description="Tags that point at it.")
+    provenance: bool = Field(description="Whether vendor provenance about it is attached (signed "
+                             "by a vendor key when the policy names some).")
+    state: Literal["vouched", "disputed", "unvouched"] = Field(description="`vouched`: at least "
+                                                               "one trusted rebuilder PASSED it and "
+                                                               "none FAILED it; `disputed`: a "
+                                                               "trusted rebuilder FAILED it (the "
+                                                               "rebuild did not give this image); "
+                                                               "`unvouched`: no trusted verdict yet.")
+    vouched_by: list[str] = Field(description="Trusted rebuilders with a PASSED VSA.")
+    disputed_by: list[str] = Field(description="Trusted rebuilders with a FAILED VSA.")
+    verdicts: list[RebuilderVerdict] = Field(description="Every trusted verdict found.")
+    untrusted: int = Field(description="VSAs attached that no trusted rebuilder key signed "
+                           "(not counted).")
+
+
+class StatusResult(Strict):
+    """`imagelock status`: per image, which trusted rebuilders vouched and which disagreed."""
+
+    images: list[ImageStatus] = Field(description="Every image of the sources.")
+    rebuilders: list[str] = Field(description="The trusted rebuilders asked about.")
+    vouched: int = Field(description="Images vouched for.")
+    disputed: int = Field(description="Images disputed.")
+    unvouched: int = Field(description="Images without a trusted verdict.")
+    notes: list[str] = Field(default_factory=list, description="Things worth knowing.")
+
+    def human(self) -> str:
+        lines = [f"note: {n}" for n in self.notes]
+        for i in self.images:
+            tags = f" ({', '.join(i.tags)})" if i.tags else ""
+            lines.append(f"{i.state.upper():10} {i.reference}{tags}")
+            if i.vouched_by:
+                lines.append(f"           vouched: {', '.join(i.vouched_by)}")
+            if i.disputed_by:
+                lines.append(f"           FAILED by: {', '.join(i.disputed_by)}")
+            if not i.provenance:
+                lines.append("           no vendor provenance attached")
+        lines.append(f"{len(self.images)} image(s): {self.vouched} vouched, {self.disputed} "
+                     f"disputed, {self.unvouched} unvouched (rebuilders: "
+                     f"{', '.join(self.rebuilders)})")
+        return "\n".join(lines)
+
+
+class RebuildSkipped(Strict):
+    """`imagelock rebuild REF --skip-if-vouched` when this rebuilder already gave its verdict:
+    nothing was rebuilt, signed or pushed (exit 0)."""
+
+    skipped: Literal[True] = Field(description="Always true: this document means a skip.")
+    image: str = Field(description="The image by digest.")
+    subject: Digest = Field(description="The image manifest's digest.")
+    reason: str = Field(description="Why it was skipped, in words.")
+    result: Literal["PASSED", "FAILED"] = Field(description="The verdict this rebuilder already "
+                                                "gave (its VSA's verificationResult).")
+    referrer: str = Field(description="Where that VSA is (the referrer's digest).")
+    keyid: str = Field(description="The rebuilder's key id the VSA is signed with.")
+
+    def human(self) -> str:
+        return f"skipped {self.image}: {self.reason}"
+
+
 # --- keys -------------------------------------------------------------------------------------
 
 

@@ -37,10 +37,14 @@ RESULTS: dict[str, type[BaseModel]] = {
     "outdated": inventory.OutdatedResult,
     "inspect": inventory.InspectResult,
     "sbom": inventory.SbomResult,
+    "watch": results.WatchResult,
+    "status": results.StatusResult,
+    "rebuild-skipped": results.RebuildSkipped,
     "error": results.ErrorResult,
 }
-"""What each command prints with `--json` (`lock-check`: `lock --check`; `error`: any command
-that fails), by the name of its schema, `<name>.result.schema.json`."""
+"""What each command prints with `--json` (`lock-check`: `lock --check`; `rebuild-skipped`:
+`rebuild REF --skip-if-vouched` when it skips; `error`: any command that fails), by the name of
+its schema, `<name>.result.schema.json`."""
 
 
 def models() -> dict[str, type[BaseModel]]:

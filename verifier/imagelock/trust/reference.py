@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from imagelock.compare.render import render
+from imagelock.core import progress
 from imagelock.core.errors import ImagelockError, InputError, ToolUnavailable, VerificationFailed
 from imagelock.fetch.places import Fetched
 from imagelock.fetch.store import Store
@@ -198,15 +199,17 @@ def rebuild_reference(
         config = PlaceConfig(dict(spec.sources), cli_mirrors or {}, cli_snapshots or {},
                              bundle_place(found))
         log = Fetched()
-        # The signed indexes first: a lock that pins what the archive never signed is refused
-        # before any of its packages is downloaded.
-        files = PlacedIndexFiles(lock, store, config, offline=offline, log=log)
-        indexes: list[IndexChecked] = []
-        for plat, plock in lock.debian.items():
-            indexes += check_debian_pins(
-                plat, plock, store=store, files=files,
-                keyring=lambda s: keyring_for(s, config, keyrings or {}))
-        fetch_inputs(lock, store, config, offline=offline, log=log)
+        # One phase for the progress display (and a fleet's accounting of where time goes).
+        with progress.phase("fetch"):
+            # The signed indexes first: a lock that pins what the archive never signed is
+            # refused before any of its packages is downloaded.
+            files = PlacedIndexFiles(lock, store, config, offline=offline, log=log)
+            indexes: list[IndexChecked] = []
+            for plat, plock in lock.debian.items():
+                indexes += check_debian_pins(
+                    plat, plock, store=store, files=files,
+                    keyring=lambda s: keyring_for(s, config, keyrings or {}))
+            fetch_inputs(lock, store, config, offline=offline, log=log)
         (workdir / "rebuild").mkdir(parents=True, exist_ok=True)
         result = rebuild(lock_path, image=found.image, store=store, cli_mirrors={}, offline=True,
                          sandbox=sandbox, platform=platform, workdir=workdir / "rebuild",

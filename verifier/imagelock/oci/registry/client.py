@@ -62,6 +62,10 @@ LOGIN_HINT = ("log in with `podman login --authfile FILE HOST` (or skopeo login)
               "$REGISTRY_AUTH_FILE at FILE")
 
 Body = bytes | Callable[[], Any] | None
+MAX_TAGS = 10_000
+"""Most tags read from one repository (`imagelock watch REPO`): more is a repository to split
+into several sources, or to watch through a file of references."""
+TAGS_PAGE = 1000
 
 
 def _timeout() -> float:
@@ -544,6 +548,33 @@ class RegistryClient:
                              hint="the registry does not follow the OCI distribution API")
         return urllib.parse.urljoin(self.base_url() + "/", loc)
 
+    def tags(self, repository: str, *, limit: int = MAX_TAGS) -> tuple[list[str], bool]:
+        """The repository's tags from the tags list API, page by page (`Link: <...>;
+        rel="next"`); at most `limit` of them, and whether there were more."""
+        what = f"the tags of {self.host}/{repository}"
+        out: list[str] = []
+        path, params = "tags/list", {"n": str(min(TAGS_PAGE, limit + 1))}
+        for _ in range(limit // TAGS_PAGE + 2):
+            r = self.request("GET", repository, path, what=what, stream=True, params=params)
+            with r:
+                data = _read_limited(r, what, f"{self.host}/{repository}")
+                link = r.headers.get("Link", "")
+            doc = parse_json(data, what, f"{self.host}/{repository}")
+            listed = doc.get("tags") if isinstance(doc, dict) else None
+            if listed is None:
+                listed = []  # distribution answers `"tags": null` for an empty repository
+            if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
+                raise InputError(f"{what} is not a list of tags",
+                                 hint="the registry does not follow the OCI distribution API")
+            out += listed
+            if len(out) > limit:
+                return out[:limit], True
+            nxt = _next_link(link)
+            if nxt is None:
+                return out, False
+            path, params = urllib.parse.urljoin(self.base_url() + "/", nxt), {}
+        return out[:limit], True
+
     def get_referrers(self, repository: str, digest: str, artifact_type: str | None) -> bytes | None:
         """The referrers API's index for `digest`, or None when the registry lacks the API."""
         r = self.request("GET", repository, f"referrers/{digest}", what=f"referrers of {digest}",
@@ -554,6 +585,15 @@ class RegistryClient:
             if r.status_code != 200:
                 return None
             return _read_limited(r, f"referrers of {digest}", f"{self.host}/{repository}")
+
+
+def _next_link(header: str) -> str | None:
+    """The `rel="next"` target of a Link header (RFC 8288), as the tags list API pages."""
+    for part in header.split(","):
+        target, _, rest = part.strip().partition(";")
+        if 'rel="next"' in rest.replace(" ", "") and target.startswith("<") and target.endswith(">"):
+            return target[1:-1]
+    return None
 
 
 def _read_limited(r: requests.Response, what: str, where: str) -> bytes:
