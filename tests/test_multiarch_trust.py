@@ -1,0 +1,69 @@
+"""A two-platform image (linux/amd64 + linux/arm64) through signing, the registry, rebuild and
+verify (issue 17): each platform's manifest is signed as itself, pushed as one index, rebuilt
+with a VSA for each manifest and one for the index, and a policy can require every platform.
+
+The image is examples/hello (files only) given two platforms: its images differ only in their
+config's architecture, which is all these tests need, and they build in a second without the
+network or qemu. The Debian side of two platforms is tests/test_multiarch.py's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import REPO, run
+from imagelock.oci.archive_read import read_docker_archive
+
+PLATFORMS = ["linux/amd64", "linux/arm64"]
+
+
+def _statements(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(base64.b64decode(json.loads(line)["payload"]))
+            for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def hello2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """examples/hello for two platforms, locked, with a vendor's and a rebuilder's key."""
+    tmp_path = tmp_path_factory.mktemp("hello2")
+    ex = tmp_path / "hello"
+    shutil.copytree(REPO / "examples" / "hello", ex)
+    (ex / "imagelock.lock").unlink()
+    spec = ex / "imagelock.yaml"
+    text = spec.read_text()
+    assert '  tag: "1.0"\n' in text
+    spec.write_text(text.replace('  tag: "1.0"\n', '  tag: "1.0"\n  platforms: [linux/amd64, linux/arm64]\n'))
+    env = {"IMAGELOCK_STORE": str(tmp_path / "store"), "IMAGELOCK_KEY_PASSPHRASE": "correct horse"}
+    r = run(["lock", str(ex)], env=env)
+    assert r.returncode == 0, r.stderr
+    for who in ("vendor", "alice"):
+        r = run(["keygen", "-o", str(tmp_path / f"{who}.key")], env=env)
+        assert r.returncode == 0, r.stderr
+    lock = json.loads((ex / "imagelock.lock").read_text())
+    assert lock["expected"]["linux/amd64"]["manifest_digest"] != lock["expected"]["linux/arm64"]["manifest_digest"]
+    return {"ex": ex, "tmp": tmp_path, "env": env, "lock": lock}
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_signed_docker_archive_of_either_platform_is_attested_as_that_platform(
+    hello2: dict[str, Any], platform: str
+) -> None:
+    tmp = hello2["tmp"]
+    archive = tmp / f"{platform.replace('/', '-')}.tar"
+    r = run(["build", str(hello2["ex"]), "--format", "docker-archive", "--platform", platform,
+             "-o", str(archive), "--offline", "--sign", str(tmp / "vendor.key"), "--sbom", "spdx"],
+            env=hello2["env"])
+    assert r.returncode == 0, r.stderr
+    statements = _statements(tmp / f"{archive.name}.intoto.jsonl")
+    assert len(statements) == 2  # provenance and SBOM, for the platform the archive holds
+    img = read_docker_archive(archive)
+    assert img.platform == platform
+    for st in statements:
+        assert st["subject"][0]["digest"]["sha256"] == img.manifest_digest.removeprefix("sha256:")
+    provenance = next(s for s in statements if "provenance" in s["predicateType"])
+    assert provenance["predicate"]["buildDefinition"]["externalParameters"]["platform"] == platform
