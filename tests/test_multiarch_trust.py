@@ -10,6 +10,7 @@ network or qemu. The Debian side of two platforms is tests/test_multiarch.py's.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -67,3 +68,38 @@ def test_a_signed_docker_archive_of_either_platform_is_attested_as_that_platform
         assert st["subject"][0]["digest"]["sha256"] == img.manifest_digest.removeprefix("sha256:")
     provenance = next(s for s in statements if "provenance" in s["predicateType"])
     assert provenance["predicate"]["buildDefinition"]["externalParameters"]["platform"] == platform
+
+
+@pytest.fixture(scope="module")
+def layout(hello2: dict[str, Any]) -> Path:
+    """hello2 built: one layout listing both platforms' manifests."""
+    out = hello2["tmp"] / "oci"
+    r = run(["build", str(hello2["ex"]), "-o", str(out), "--offline"], env=hello2["env"])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.tools  # docker-registry
+def test_push_of_a_two_platform_layout_sends_the_index_and_pull_gets_each_platform_and_the_whole(
+    hello2: dict[str, Any], layout: Path, registry: Any
+) -> None:
+    expected = {p: hello2["lock"]["expected"][p]["manifest_digest"] for p in PLATFORMS}
+    index_digest = "sha256:" + hashlib.sha256((layout / "index.json").read_bytes()).hexdigest()
+    ref = f"{registry.host}/hello:multi"
+    pushed = json.loads(run(["push", str(layout), ref, "--json"], env=hello2["env"]).stdout)
+    assert pushed["digest"] == index_digest and pushed["platforms"] == expected
+    for p in PLATFORMS:
+        out = hello2["tmp"] / f"pulled-{p.split('/')[1]}"
+        r = run(["pull", ref, "-o", str(out), "--platform", p, "--json"], env=hello2["env"])
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["manifest_digest"] == expected[p]
+    whole = hello2["tmp"] / "pulled-all"
+    r = run(["pull", ref, "-o", str(whole), "--platform", "all", "--json"], env=hello2["env"])
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert (res["manifest_digest"], res["platforms"]) == (index_digest, expected)
+    # the pulled layout is the built one: same index.json bytes, so pushing it again is a no-op
+    assert (whole / "index.json").read_bytes() == (layout / "index.json").read_bytes()
+    one = json.loads(run(["push", f"oci:{layout}:1.0", f"{registry.host}/hello:one",
+                          "--json"], env=hello2["env"]).stdout)
+    assert "platforms" not in one or one["platforms"] is None

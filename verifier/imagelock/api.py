@@ -424,25 +424,41 @@ def diff(old: Path, new: Path) -> LockDiffResult:
 
 def push(image: str, ref: str, *, insecure: bool = False) -> PushResult:
     """Push a local image (a layout directory, a docker-archive, `oci:DIR[:TAG]`,
-    `docker-archive:FILE`) to `ref` (`HOST[:PORT]/REPO[:TAG]`): blobs, manifest, then tag."""
+    `docker-archive:FILE`) to `ref` (`HOST[:PORT]/REPO[:TAG]`): blobs, manifest, then tag. A
+    layout of several platforms (a multi-platform build) is pushed as one image index: every
+    platform's manifest by digest, then the index at the tag."""
     # lazy: each API function loads only its own stage; the registry client loads requests
     from imagelock.formats.results import PushResult
-    from imagelock.oci.locations import read_image, registry_form
+    from imagelock.oci.locations import index_platforms, read_image, registry_form
+    from imagelock.oci.registry.push_index import push_index
     from imagelock.oci.registry.transfer import push as push_image
 
-    digest = push_image(read_image(image), registry_form(ref).removeprefix("docker://"),
-                        insecure=insecure)
+    target = registry_form(ref).removeprefix("docker://")
+    platforms = index_platforms(image)
+    if platforms:
+        images = [read_image(image, platform=p) for p in platforms]
+        digest = push_index(images, target, insecure=insecure)
+        return PushResult(ref=ref, digest=digest,
+                          platforms={i.platform: i.manifest_digest for i in images})
+    digest = push_image(read_image(image), target, insecure=insecure)
     return PushResult(ref=ref, digest=digest)
 
 
 def pull(ref: str, output: Path, *, platform: str | None = None,
          insecure: bool = False) -> PullResult:
-    """Pull `ref` into an OCI layout at `output`, checking every blob's digest as it streams."""
+    """Pull `ref` into an OCI layout at `output`, checking every blob's digest as it streams;
+    `platform` "all" pulls every platform of an image index into the one layout."""
     # lazy: each API function loads only its own stage; the registry client loads requests
     from imagelock.formats.results import PullResult
     from imagelock.oci.locations import registry_form
+    from imagelock.oci.registry.push_index import pull_index
     from imagelock.oci.registry.transfer import pull as pull_image
 
+    if platform == "all":
+        digest, images = pull_index(registry_form(ref).removeprefix("docker://"), output,
+                                    insecure=insecure)
+        return PullResult(ref=ref, output=str(output), manifest_digest=digest, config_digest=None,
+                          platforms={i.platform: i.manifest_digest for i in images})
     img = pull_image(registry_form(ref).removeprefix("docker://"), output, platform=platform,
                      insecure=insecure)
     return PullResult(ref=ref, output=str(output), manifest_digest=img.manifest_digest,

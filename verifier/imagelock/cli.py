@@ -523,7 +523,9 @@ def push(
     json_out: JsonOpt = False,
 ) -> None:
     """Push an image to a registry (blobs, then the manifest, then the tag); prints the manifest
-    digest. Credentials come from the usual container auth files."""
+    digest. A layout of several platforms (a multi-platform build) goes as one image index:
+    each platform's manifest, then the index at the tag. Credentials come from the usual
+    container auth files."""
 
     def body() -> int:
         from imagelock import api
@@ -541,7 +543,8 @@ def pull(
                    "HOST[:PORT]/REPO@sha256:...")],
     output: Annotated[Path, typer.Option("-o", "--output", help="OCI layout directory to write.")],
     platform: Annotated[str | None, typer.Option("--platform", help="Platform to pull from an "
-                        "index. Default: linux/amd64.")] = None,
+                        "index, or `all`: every platform of the index into one layout. "
+                        "Default: linux/amd64.")] = None,
     with_inputs: Annotated[bool, typer.Option("--with-inputs", help="Also keep the image's "
                            "attestations, recipe and input bundle in OUTPUT.referrers/, so that "
                            "`rebuild oci:OUTPUT --offline` needs nothing else.")] = False,
@@ -558,6 +561,9 @@ def pull(
 
         from imagelock.formats.results import PulledArtifact, PulledReferrers
 
+        if with_inputs and platform == "all":
+            raise api.InputError("--with-inputs keeps one image's referrers",
+                                 field="--platform", hint="pull one platform with --platform OS/ARCH")
         result = api.pull(ref, output, platform=platform, insecure=insecure)
         if with_inputs:
             kept, referrers = _pull_referrers(ref, result.manifest_digest, output, insecure)

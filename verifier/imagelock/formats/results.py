@@ -299,10 +299,17 @@ class PushResult(Strict):
     """`imagelock push`: the image is in the registry under its tag."""
 
     ref: str = Field(description="Where it was pushed, as given.")
-    digest: Digest = Field(description="The manifest digest: pull by it to get these bytes.")
+    digest: Digest = Field(description="The manifest digest: pull by it to get these bytes; for "
+                           "a multi-platform layout, the image index's.")
+    platforms: dict[str, Digest] | None = Field(default=None, description="For a multi-platform "
+                                                "layout (pushed as one image index): each "
+                                                "platform's manifest digest.")
 
     def human(self) -> str:
-        return f"pushed {self.ref}\n  manifest {self.digest}"
+        if self.platforms is None:
+            return f"pushed {self.ref}\n  manifest {self.digest}"
+        return "\n".join([f"pushed {self.ref}", f"  index    {self.digest}",
+                          *(f"  {p:<14}{d}" for p, d in self.platforms.items())])
 
 
 class PulledArtifact(Strict):
@@ -325,16 +332,26 @@ class PullResult(Strict):
 
     ref: str = Field(description="What was pulled, as given.")
     output: str = Field(description="The OCI layout directory written.")
-    manifest_digest: Digest = Field(description="Digest of the image manifest.")
-    config_digest: Digest = Field(description="Digest of the image config.")
+    manifest_digest: Digest = Field(description="Digest of the image manifest; with "
+                                    "`--platform all`, of the image index.")
+    config_digest: Digest | None = Field(description="Digest of the image config; null with "
+                                         "`--platform all`.")
+    platforms: dict[str, Digest] | None = Field(default=None, description="With `--platform "
+                                                "all`: each platform's manifest digest, all in "
+                                                "the one layout.")
 
     referrers: PulledReferrers | None = Field(default=None, description="With "
                                               "`--with-inputs`: the attestations, recipe and "
                                               "input bundle kept beside the layout.")
 
     def human(self) -> str:
-        text = (f"pulled {self.ref} -> {self.output}\n  config   {self.config_digest}\n"
-                f"  manifest {self.manifest_digest}")
+        if self.platforms is not None:
+            text = "\n".join([f"pulled {self.ref} -> {self.output}",
+                              f"  index    {self.manifest_digest}",
+                              *(f"  {p:<14}{d}" for p, d in self.platforms.items())])
+        else:
+            text = (f"pulled {self.ref} -> {self.output}\n  config   {self.config_digest}\n"
+                    f"  manifest {self.manifest_digest}")
         if self.referrers is not None:
             text += (f"\n  kept {len(self.referrers.artifacts)} referrer(s) in "
                      f"{self.referrers.path}")
