@@ -103,3 +103,65 @@ def test_push_of_a_two_platform_layout_sends_the_index_and_pull_gets_each_platfo
     one = json.loads(run(["push", f"oci:{layout}:1.0", f"{registry.host}/hello:one",
                           "--json"], env=hello2["env"]).stdout)
     assert "platforms" not in one or one["platforms"] is None
+
+
+def _tamper_arm64(layout: Path, dest: Path) -> str:
+    """A copy of `layout` whose arm64 config gains an env var (manifest and index re-hashed);
+    returns the tampered arm64 manifest digest."""
+    shutil.copytree(layout, dest)
+    blobs = dest / "blobs/sha256"
+    index = json.loads((dest / "index.json").read_text())
+    entry = next(m for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    manifest = json.loads((blobs / entry["digest"][7:]).read_bytes())
+    config = json.loads((blobs / manifest["config"]["digest"][7:]).read_bytes())
+    config["config"]["Env"] = [*config["config"]["Env"], "TAMPERED=1"]
+    data = json.dumps(config, separators=(",", ":")).encode()
+    (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    manifest["config"].update(digest="sha256:" + hashlib.sha256(data).hexdigest(), size=len(data))
+    data = json.dumps(manifest, separators=(",", ":")).encode()
+    (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    entry.update(digest="sha256:" + hashlib.sha256(data).hexdigest(), size=len(data))
+    (dest / "index.json").write_text(json.dumps(index, separators=(",", ":")))
+    return str(entry["digest"])
+
+
+@pytest.mark.tools  # bwrap: a rebuild runs in the sandbox
+def test_rebuild_of_every_platform_signs_a_vsa_per_manifest_and_one_for_the_index(
+    hello2: dict[str, Any], layout: Path
+) -> None:
+    tmp, env = hello2["tmp"], hello2["env"]
+    out = tmp / "alice.intoto.jsonl"
+    r = run(["rebuild", str(hello2["ex"]), "--platform", "all", "--image", f"oci:{layout}",
+             "--sign", str(tmp / "alice.key"), "--attestation-out", str(out), "--offline", "--json"],
+            env=env)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    index_digest = "sha256:" + hashlib.sha256((layout / "index.json").read_bytes()).hexdigest()
+    assert report["verdict"] == "reproduced" and report["sandbox"] == "bubblewrap"
+    assert [(p["platform"], p["verdict"]) for p in report["platforms"]] == \
+        [(p, "reproduced") for p in PLATFORMS]
+    assert report["index"] == {"verdict": "reproduced", "rebuilt": index_digest, "published": index_digest}
+    subjects = ["sha256:" + st["subject"][0]["digest"]["sha256"] for st in _statements(out)]
+    assert subjects == [*(hello2["lock"]["expected"][p]["manifest_digest"] for p in PLATFORMS), index_digest]
+    assert all(st["predicate"]["verificationResult"] == "PASSED" for st in _statements(out))
+
+
+@pytest.mark.tools  # bwrap
+def test_a_tamper_in_the_arm64_manifest_alone_is_a_mismatch_naming_linux_arm64_and_no_index_vsa(
+    hello2: dict[str, Any], layout: Path
+) -> None:
+    tmp, env = hello2["tmp"], hello2["env"]
+    tampered = tmp / "tampered"
+    bad = _tamper_arm64(layout, tampered)
+    out = tmp / "alice-tampered.intoto.jsonl"
+    r = run(["rebuild", str(hello2["ex"]), "--platform", "all", "--image", f"oci:{tampered}",
+             "--sign", str(tmp / "alice.key"), "--attestation-out", str(out), "--offline"], env=env)
+    assert r.returncode == 1, r.stderr
+    assert "(linux/arm64)" in r.stdout and "config.Env added: TAMPERED=1" in r.stdout
+    lines = {ln.split()[0]: ln.split()[1] for ln in r.stdout.splitlines()
+             if ln.startswith("  linux/") or ln.startswith("  index")}
+    assert lines == {"linux/amd64": "REPRODUCED", "linux/arm64": "MISMATCH", "index": "MISMATCH"}
+    # only the amd64 manifest is vouched for: no VSA for the tampered manifest, none for the index
+    subjects = ["sha256:" + st["subject"][0]["digest"]["sha256"] for st in _statements(out)]
+    assert subjects == [hello2["lock"]["expected"]["linux/amd64"]["manifest_digest"]]
+    assert bad not in subjects

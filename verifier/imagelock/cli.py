@@ -349,7 +349,9 @@ def rebuild(
                           "sandbox (the result says so). By default a missing sandbox is an "
                           "error (exit 4).")] = False,
     platform: Annotated[str | None, typer.Option("--platform", help="Platform to rebuild and "
-                        "compare. Default: the lock's first.")] = None,
+                        "compare, or `all`: every platform and the index, from one build (with "
+                        "--sign, a VSA for each manifest and one for the index). Default: the "
+                        "lock's first.")] = None,
     keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help="Keep both images as "
                     "OCI layouts in DIR/rebuilt and DIR/published for inspection.")] = None,
     diffoscope: Annotated[Path | None, typer.Option("--diffoscope", metavar="DIR", help="On a "

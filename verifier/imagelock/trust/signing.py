@@ -263,3 +263,28 @@ def sign_rebuild(
         **({"verifier_id": verifier_id} if verifier_id else {}),
     )
     return signer.emit(st, out)
+
+
+@progress.phase("sign")
+def sign_index_rebuild(
+    res: RebuildResult, index_digest: str, signer: Signer, *, out: Path,
+    verifier_id: str | None = None,
+) -> tuple[Path, bytes]:
+    """A PASSED VSA for the image index of a rebuild of every platform (`res` is one platform's
+    result, for the lock and the image compared): signed only for an index that was reproduced,
+    so every manifest it lists is the rebuilt one, bit for bit."""
+    image_ref = res.report.image
+    st = build_vsa(
+        subject_name=res.lock.image.name,
+        manifest_digest=index_digest,
+        lock_digest=lock_digest(res.lock_path),
+        lock_uri=res.lock_path.name,
+        time_verified=utc_now(),
+        match="distribution",
+        input_attestations=provenance_refs(local_path(image_ref) if image_ref else None),
+        verifier_version={"imagelock": __version__},
+        resource_uri=(oci_uri(registry_form(image_ref).removeprefix("docker://"), index_digest)
+                      if image_ref and local_path(image_ref) is None else None),
+        **({"verifier_id": verifier_id} if verifier_id else {}),
+    )
+    return signer.emit(st, out)
