@@ -125,15 +125,26 @@ def _tamper_arm64(layout: Path, dest: Path) -> str:
     return str(entry["digest"])
 
 
+@pytest.fixture(scope="module")
+def rebuilt(hello2: dict[str, Any], layout: Path) -> dict[str, Any]:
+    """alice rebuilds every platform, signing: once against the built layout, once against a
+    copy whose arm64 manifest alone was tampered with."""
+    tmp, env = hello2["tmp"], hello2["env"]
+    tampered = tmp / "tampered"
+    bad = _tamper_arm64(layout, tampered)
+    runs = {}
+    for name, image, extra in (("good", layout, ["--json"]), ("tampered", tampered, [])):
+        runs[name] = run(["rebuild", str(hello2["ex"]), "--platform", "all", "--image", f"oci:{image}",
+                          "--sign", str(tmp / "alice.key"), "--attestation-out",
+                          str(tmp / f"alice-{name}.intoto.jsonl"), "--offline", *extra], env=env)
+    return {**runs, "bad": bad, "tampered_layout": tampered}
+
+
 @pytest.mark.tools  # bwrap: a rebuild runs in the sandbox
 def test_rebuild_of_every_platform_signs_a_vsa_per_manifest_and_one_for_the_index(
-    hello2: dict[str, Any], layout: Path
+    hello2: dict[str, Any], layout: Path, rebuilt: dict[str, Any]
 ) -> None:
-    tmp, env = hello2["tmp"], hello2["env"]
-    out = tmp / "alice.intoto.jsonl"
-    r = run(["rebuild", str(hello2["ex"]), "--platform", "all", "--image", f"oci:{layout}",
-             "--sign", str(tmp / "alice.key"), "--attestation-out", str(out), "--offline", "--json"],
-            env=env)
+    r = rebuilt["good"]
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     index_digest = "sha256:" + hashlib.sha256((layout / "index.json").read_bytes()).hexdigest()
@@ -141,27 +152,66 @@ def test_rebuild_of_every_platform_signs_a_vsa_per_manifest_and_one_for_the_inde
     assert [(p["platform"], p["verdict"]) for p in report["platforms"]] == \
         [(p, "reproduced") for p in PLATFORMS]
     assert report["index"] == {"verdict": "reproduced", "rebuilt": index_digest, "published": index_digest}
-    subjects = ["sha256:" + st["subject"][0]["digest"]["sha256"] for st in _statements(out)]
+    statements = _statements(hello2["tmp"] / "alice-good.intoto.jsonl")
+    subjects = ["sha256:" + st["subject"][0]["digest"]["sha256"] for st in statements]
     assert subjects == [*(hello2["lock"]["expected"][p]["manifest_digest"] for p in PLATFORMS), index_digest]
-    assert all(st["predicate"]["verificationResult"] == "PASSED" for st in _statements(out))
+    assert all(st["predicate"]["verificationResult"] == "PASSED" for st in statements)
 
 
 @pytest.mark.tools  # bwrap
 def test_a_tamper_in_the_arm64_manifest_alone_is_a_mismatch_naming_linux_arm64_and_no_index_vsa(
-    hello2: dict[str, Any], layout: Path
+    hello2: dict[str, Any], rebuilt: dict[str, Any]
 ) -> None:
-    tmp, env = hello2["tmp"], hello2["env"]
-    tampered = tmp / "tampered"
-    bad = _tamper_arm64(layout, tampered)
-    out = tmp / "alice-tampered.intoto.jsonl"
-    r = run(["rebuild", str(hello2["ex"]), "--platform", "all", "--image", f"oci:{tampered}",
-             "--sign", str(tmp / "alice.key"), "--attestation-out", str(out), "--offline"], env=env)
+    r = rebuilt["tampered"]
     assert r.returncode == 1, r.stderr
     assert "(linux/arm64)" in r.stdout and "config.Env added: TAMPERED=1" in r.stdout
     lines = {ln.split()[0]: ln.split()[1] for ln in r.stdout.splitlines()
              if ln.startswith("  linux/") or ln.startswith("  index")}
     assert lines == {"linux/amd64": "REPRODUCED", "linux/arm64": "MISMATCH", "index": "MISMATCH"}
     # only the amd64 manifest is vouched for: no VSA for the tampered manifest, none for the index
-    subjects = ["sha256:" + st["subject"][0]["digest"]["sha256"] for st in _statements(out)]
+    statements = _statements(hello2["tmp"] / "alice-tampered.intoto.jsonl")
+    subjects = ["sha256:" + st["subject"][0]["digest"]["sha256"] for st in statements]
     assert subjects == [hello2["lock"]["expected"]["linux/amd64"]["manifest_digest"]]
-    assert bad not in subjects
+    assert rebuilt["bad"] not in subjects
+
+
+POLICY = """\
+version: 1
+rebuilders:
+  threshold: 1
+  trusted:
+    - {{name: alice, key: alice.key.pub}}
+required_predicate_types: [https://slsa.dev/verification_summary/v1]
+{extra}"""
+
+
+@pytest.mark.tools  # bwrap
+def test_a_policy_can_require_every_platform_of_the_index_to_be_reproduced(
+    hello2: dict[str, Any], layout: Path, rebuilt: dict[str, Any]
+) -> None:
+    tmp, env = hello2["tmp"], hello2["env"]
+    (tmp / "one.yaml").write_text(POLICY.format(extra=""))
+    (tmp / "every.yaml").write_text(POLICY.format(extra="every_platform: true\n"))
+    good, partial = str(tmp / "alice-good.intoto.jsonl"), str(tmp / "alice-tampered.intoto.jsonl")
+
+    def verify(policy: str, vsas: str, *extra: str) -> tuple[int, dict[str, Any]]:
+        r = run(["verify", str(layout), "--policy", str(tmp / policy), vsas, *extra, "--json"], env=env)
+        assert "Traceback" not in r.stderr
+        return r.returncode, json.loads(r.stdout)
+
+    # VSAs for amd64 only: enough for the default (one platform), refused when every one counts
+    code, res = verify("one.yaml", partial)
+    assert (code, res["passed"]) == (0, True)
+    code, res = verify("every.yaml", partial)
+    assert (code, res["passed"]) == (1, False)
+    head = res["rules"][0]
+    assert head["rule"] == "every-platform" and not head["passed"]
+    assert "not met for linux/arm64" in head["reason"] and "linux/amd64" not in head["reason"].split(":")[0]
+    index_digest = "sha256:" + hashlib.sha256((layout / "index.json").read_bytes()).hexdigest()
+    assert res["subject_digest"] == index_digest
+    code, res = verify("every.yaml", partial, "--platform", "linux/amd64")  # does not narrow it
+    assert code == 1
+    # every platform reproduced: passes, each platform's rules listed
+    code, res = verify("every.yaml", good)
+    assert (code, res["passed"]) == (0, True), res["rules"]
+    assert {r["rule"].split(":")[0] for r in res["rules"][1:]} == set(PLATFORMS)
