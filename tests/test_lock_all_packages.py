@@ -89,3 +89,24 @@ def test_a_debian_all_that_contradicts_the_platforms_is_refused_with_a_hint_to_r
         read_lock(_write(tmp_path, written))
     text = str(e.value) + (e.value.hint or "")
     assert said in text and "re-lock" in text and "imagelock.lock" in text
+
+
+def test_diff_per_platform_reviews_only_what_that_platforms_image_gets(tmp_path: Path) -> None:
+    from imagelock import api
+
+    old = _two_platform_lock()
+    new = copy.deepcopy(old)
+    pin = next(p for p in new["debian"]["linux/arm64"]["packages"] if p["architecture"] == "arm64")
+    pin["version"] += "+deb12u9"
+    pin["sha256"] = "0" * 64
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    a, b = _write(tmp_path / "old", old), _write(tmp_path / "new", new)
+    assert api.diff(a, b, platform="linux/amd64").empty
+    arm = api.diff(a, b, platform="linux/arm64")
+    assert not arm.empty and list(arm.debian) == ["linux/arm64"]
+    assert [u.name for u in arm.debian["linux/arm64"].upgraded] == [pin["name"]]
+    whole = api.diff(a, b)
+    assert set(whole.debian) == {"linux/amd64", "linux/arm64"} and not whole.debian["linux/amd64"].upgraded
+    with pytest.raises(InputError, match="no platform linux/s390x"):
+        api.diff(a, b, platform="linux/s390x")

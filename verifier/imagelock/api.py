@@ -475,14 +475,15 @@ def keygen(
 # --- diff and the registry --------------------------------------------------------------------
 
 
-def diff(old: Path, new: Path) -> LockDiffResult:
-    """What changed between two locks (files or their directories), made for review."""
+def diff(old: Path, new: Path, *, platform: str | None = None) -> LockDiffResult:
+    """What changed between two locks (files or their directories), made for review; with
+    `platform`, only what that platform's image gets."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
     from imagelock.compare.locks import diff_locks
     from imagelock.formats.files import read_lock
     from imagelock.formats.results import LockDiffResult
 
-    found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)))
+    found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)), platform=platform)
     return LockDiffResult.model_validate(found.as_json())
 
 

@@ -719,6 +719,8 @@ def keygen(
 def diff(
     old: Annotated[Path, typer.Argument(help="The old lock (file or directory).")],
     new: Annotated[Path, typer.Argument(help="The new lock (file or directory).")],
+    platform: Annotated[str | None, typer.Option("--platform", help="Only what this platform's "
+                        "image gets. Default: every platform, each reviewed on its own.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """What changed between two locks, made for review: Debian packages added, removed, upgraded,
@@ -731,7 +733,7 @@ def diff(
         from imagelock.formats.files import read_lock
         from imagelock.formats.results import LockDiffResult
 
-        found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)))
+        found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)), platform=platform)
         _emit(json_out, LockDiffResult.model_validate(found.as_json()), render_lock_diff(found))
         return EXIT_OK if found.empty else EXIT_VERIFICATION_FAILED
 

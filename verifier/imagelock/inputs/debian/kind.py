@@ -102,9 +102,12 @@ class DebianPackages:
         return {}
 
     def dependencies(self, lock: Lock) -> Iterator[Dependency]:
+        seen = set()
         for pins in lock.debian.values():
             for p in pins.packages:
-                yield Dependency(_purl(p), p.sha256, p.location)
+                if (p.name, p.architecture, p.sha256) not in seen:  # an `all` package is one input
+                    seen.add((p.name, p.architecture, p.sha256))
+                    yield Dependency(_purl(p), p.sha256, p.location)
 
     def diff(self, old: Lock, new: Lock) -> PinDiff:
         """A review of the package changes per platform; one line per changed signed index."""
