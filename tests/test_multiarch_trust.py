@@ -215,3 +215,49 @@ def test_a_policy_can_require_every_platform_of_the_index_to_be_reproduced(
     code, res = verify("every.yaml", good)
     assert (code, res["passed"]) == (0, True), res["rules"]
     assert {r["rule"].split(":")[0] for r in res["rules"][1:]} == set(PLATFORMS)
+
+
+def test_the_sbom_describes_one_platform_or_the_image_as_a_whole_with_shared_parts_once(
+    hello2: dict[str, Any], layout: Path
+) -> None:
+    tmp, env = hello2["tmp"], hello2["env"]
+    docs = {}
+    for platform in (*PLATFORMS, "all"):
+        out = tmp / f"sbom-{platform.replace('/', '-')}.spdx.json"
+        r = run(["sbom", f"oci:{layout}", "--lock", str(hello2["ex"]), "--platform", platform,
+                 "--format", "spdx", "-o", str(out), "--json"], env=env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["platform"] == platform
+        docs[platform] = json.loads(out.read_text())
+    arm = next(p for p in docs["linux/arm64"]["packages"] if p["primaryPackagePurpose"] == "CONTAINER")
+    assert arm["versionInfo"] == hello2["lock"]["expected"]["linux/arm64"]["manifest_digest"]
+    assert "arch=arm64" in arm["externalRefs"][0]["referenceLocator"]
+    whole = docs["all"]
+    described = [r["relatedSpdxElement"] for r in whole["relationships"] if r["relationshipType"] == "DESCRIBES"]
+    assert described == ["SPDXRef-Image-linux-amd64", "SPDXRef-Image-linux-arm64"]
+    images = {p["SPDXID"]: p["versionInfo"] for p in whole["packages"] if p["SPDXID"] in described}
+    assert images == {f"SPDXRef-Image-{p.replace('/', '-')}": hello2["lock"]["expected"][p]["manifest_digest"]
+                      for p in PLATFORMS}
+    # the context files are the same in both images: listed once, contained by each image
+    files = [p["SPDXID"] for p in whole["packages"] if p["SPDXID"].startswith("SPDXRef-files-")]
+    assert len(files) == len(set(files)) == len([p for p in docs["linux/amd64"]["packages"]
+                                                 if p["SPDXID"].startswith("SPDXRef-files-")])
+    for f in files:
+        holders = {r["spdxElementId"] for r in whole["relationships"]
+                   if r["relationshipType"] == "CONTAINS" and r["relatedSpdxElement"] == f}
+        assert holders == set(described)
+    r = run(["sbom", str(hello2["ex"]), "--platform", "all", "--format", "cyclonedx"], env=env)
+    assert r.returncode == 0, r.stderr
+    cdx = json.loads(r.stdout)
+    assert cdx["metadata"]["component"]["bom-ref"] == "index"
+    assert {c["bom-ref"] for c in cdx["components"] if c["type"] == "container"} == {f"image:{p}" for p in PLATFORMS}
+
+
+def test_inspect_shows_each_platform_or_the_one_asked_for(hello2: dict[str, Any], layout: Path) -> None:
+    env = hello2["env"]
+    both = run(["inspect", f"oci:{layout}", "--lock", str(hello2["ex"])], env=env)
+    assert both.returncode == 0, both.stderr
+    assert "(linux/amd64)" in both.stdout and "(linux/arm64)" in both.stdout
+    one = run(["inspect", f"oci:{layout}", "--lock", str(hello2["ex"]), "--platform", "linux/arm64"], env=env)
+    assert one.returncode == 0, one.stderr
+    assert "(linux/arm64)" in one.stdout and "(linux/amd64)" not in one.stdout

@@ -808,7 +808,9 @@ def sbom(
     lock_file: Annotated[Path | None, typer.Option("--lock", metavar="LOCK", help="The lock of "
                          "the image given; checked against its config digest.")] = None,
     platform: Annotated[str | None, typer.Option("--platform", help="The platform's image to "
-                        "describe. Default: the lock's first.")] = None,
+                        "describe, or `all`: the multi-platform image as a whole (each "
+                        "platform's image, a shared component once). Default: the lock's "
+                        "first.")] = None,
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
