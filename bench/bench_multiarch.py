@@ -4,8 +4,8 @@ compare building, not downloading. Also the store bytes each way needs: `Archite
 packages are one file in the sha256-addressed store, whichever platforms use them.
 
 Run: ./bench/run multiarch [LOCK]   (network: locks copies of examples/python-base and fills the
-store; LOCK, a two-platform lock of it made before, spares running the arm64 maintainer scripts
-under qemu again)
+store; LOCK, a two-platform lock of it made before, default tests/fixtures/multiarch/, spares
+running the arm64 maintainer scripts under qemu again)
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ def main() -> None:
     env = {**os.environ, "IMAGELOCK_STORE": os.environ.get("IMAGELOCK_STORE", str(work / "store"))}
     both = _copy(work / "both", "linux/amd64, linux/arm64")
     singles = [_copy(work / "amd64", "linux/amd64"), _copy(work / "arm64", "linux/arm64")]
-    if len(sys.argv) > 1:
-        # A two-platform lock of python-base made before: its pins and maintainer-script effects
-        # are kept, so the arm64 scripts (minutes under qemu) do not run again.
-        shutil.copy(sys.argv[1], both / "imagelock.lock")
+    # A two-platform lock of python-base made before (default: the tests' one): its pins and
+    # maintainer-script effects are kept, so the arm64 scripts (minutes under qemu) do not run
+    # again while the archive still lists its pins.
+    seed = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "tests/fixtures/multiarch/python-base.lock"
+    shutil.copy(seed, both / "imagelock.lock")
     subprocess.run([IMAGELOCK, "lock", str(both)], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for ex in singles:

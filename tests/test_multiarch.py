@@ -36,8 +36,11 @@ PLATFORMS = ["linux/amd64", "linux/arm64"]
 
 
 def _multiarch_copy(dest: Path) -> Path:
+    """python-base for both platforms, with the two-platform lock made before as the previous
+    lock (tests/fixtures/multiarch/README.md): `lock` keeps its pins and maintainer-script
+    effects, rather than running the arm64 scripts under qemu for many minutes."""
     shutil.copytree(REPO / "examples" / "python-base", dest)
-    (dest / "imagelock.lock").unlink()
+    shutil.copy(REPO / "tests/fixtures/multiarch/python-base.lock", dest / "imagelock.lock")
     spec = dest / "imagelock.yaml"
     text = spec.read_text()
     assert '  tag: "3.11-bookworm"\n' in text
