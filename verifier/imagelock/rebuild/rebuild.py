@@ -102,6 +102,10 @@ def rebuild(
     the lock's first) with `image` (or with the lock's digests); `workdir` holds the rebuilt and
     pulled images. With `report_html`, also write the comparison as one self-contained page
     (while both images are still at hand for its text diffs)."""
+    if platform == "all":
+        raise InputError("--platform all rebuilds a lock (rebuild LOCK --platform all); a rebuild "
+                         "from an image reference takes one platform", field="--platform",
+                         hint="rebuild each platform: --platform linux/amd64, then linux/arm64")
     lock = read_lock(lock_path)
     plat = platform or lock.platforms[0]
     return rebuild_platforms(lock_path, [plat], image=image, store=store, cli_mirrors=cli_mirrors,
