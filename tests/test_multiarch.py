@@ -275,6 +275,10 @@ def test_arm64_ldconfig_and_build_steps_run_under_qemu_in_the_sandbox_and_the_lo
     assert emu is not None  # this test runs on an x86-64 host
     assert lock["expected"]["linux/arm64"]["emulation"] == emu.label
     assert "emulation" not in lock["expected"]["linux/amd64"]
+    # the arm64 packages' maintainer scripts ran too (under qemu, in the sandbox), as on amd64
+    ran = {p: lock["debian"][p]["scripts"]["ran"] for p in ("linux/amd64", "linux/arm64")}
+    assert "libc-bin postinst configure" in " ".join(ran["linux/arm64"])
+    assert [r.replace(":arm64", ":amd64") for r in ran["linux/arm64"]] == ran["linux/amd64"]
     r = run(["build", str(tmp_path), "-o", str(tmp_path / "oci"), "--offline"], env=env)
     assert r.returncode == 0, r.stderr
     for p, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
