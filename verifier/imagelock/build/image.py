@@ -47,9 +47,11 @@ def build_images(
     progress.planned(len(lock.layers) + (len(chosen) - 1) * len(
         [n for n in lock.layers if n in platform_specific]), unit="layers")
     images = []
+    across: dict[str, dict[str, object]] = {kind.name: {} for kind in KINDS}
     for p, platform in enumerate(chosen):
         tree = Tree(lock.layers)
-        inputs = {kind.name: BuildInputs(context, store, workdir / f"staging-{p}" / kind.name, notes)
+        inputs = {kind.name: BuildInputs(context, store, workdir / f"staging-{p}" / kind.name, notes,
+                                         across[kind.name])
                   for kind in KINDS}
         for kind in KINDS:
             progress.working(f"placing the {kind.name} inputs for {platform}")

@@ -89,6 +89,8 @@ class DebianPackages:
             users=[User(u.name, u.uid, u.gid, u.home, u.shell) for u in lock.accounts.users],
             groups=[Group(g.name, g.gid, tuple(g.members)) for g in lock.accounts.groups],
             effects=pins.scripts,
+            # an `Architecture: all` .deb is the same bytes for every platform: extracted once
+            extracted=build.shared.setdefault("extracted", {}),  # type: ignore[arg-type]
         )
         layer_of = {name: g.layer for g in layout.groups for name in g.packages}
         for name, entries in root.packages.items():
