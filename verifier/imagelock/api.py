@@ -284,6 +284,15 @@ def rebuild(
 
     check_rebuild_signing(signing=signer is not None, sandbox=sandbox, image=image,
                           push_attestation=push_attestation)
+    if platform == "all":
+        if report_html is not None:
+            raise InputError("--report-html writes one platform's comparison", field="--platform",
+                             hint="choose a platform with --platform OS/ARCH")
+        return _rebuild_all(lock, image=image, sandbox=sandbox, keep=keep, diffoscope=diffoscope,
+                            store=store, mirrors=mirrors, offline=offline, insecure=insecure,
+                            signer=signer, sign_failures=sign_failures,
+                            attestation_out=attestation_out, push_attestation=push_attestation,
+                            verifier_id=verifier_id)
     with scratch() as tmp:
         res = rebuild_lock(lock_file(lock), image=image, store=_store(store), cli_mirrors=mirrors,
                            offline=offline, sandbox=sandbox, platform=platform, workdir=Path(tmp),
@@ -301,6 +310,61 @@ def rebuild(
         referrer = (attach_envelope(image, line, insecure=insecure)
                     if push_attestation and image is not None else None)
     return res.report.model_copy(update={"attestation": str(written), "referrer": referrer})
+
+
+def _rebuild_all(
+    lock: Path | None, *, image: str | None, sandbox: bool, keep: Path | None,
+    diffoscope: Path | None, store: Store | Path | None, mirrors: Mirrors | None, offline: bool,
+    insecure: bool, signer: Signer | None, sign_failures: bool, attestation_out: Path | None,
+    push_attestation: bool, verifier_id: str | None,
+) -> RebuildReport:
+    """`rebuild --platform all`: one build, every platform compared, a VSA for each manifest
+    that matched and one for the index when it was reproduced whole."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.files import read_lock
+    from imagelock.rebuild.rebuild import index_check, rebuild_platforms, scratch, summary
+
+    path = lock_file(lock)
+    with scratch() as tmp:
+        results = rebuild_platforms(path, read_lock(path).platforms, image=image,
+                                    store=_store(store), cli_mirrors=mirrors, offline=offline,
+                                    sandbox=sandbox, workdir=Path(tmp), insecure=insecure,
+                                    keep=keep, diffoscope=diffoscope)
+        index = index_check(results, image, insecure=insecure)
+        report = summary(results, index)
+        if signer is None:
+            return report
+        # lazy: signing loads the trust stage only when asked for
+        from imagelock.oci.locations import registry_form
+        from imagelock.oci.reference import parse_reference
+        from imagelock.trust.gate import push_attestation as attach_envelope
+        from imagelock.trust.signing import (
+            rebuild_attestations_path,
+            sign_index_rebuild,
+            sign_rebuild,
+        )
+
+        out = attestation_out or rebuild_attestations_path(image)
+        signed: list[tuple[str, bytes]] = []
+        written = None
+        for res in results:
+            matched = res.verdict in ("reproduced", "reproduced-content")
+            if matched or (sign_failures and res.verdict == "mismatch"):
+                subject = res.published or res.rebuilt
+                written, line = sign_rebuild(res, signer, verifier_id=verifier_id, out=out)
+                signed.append((subject.manifest_digest, line))
+        if index.verdict == "reproduced":
+            written, line = sign_index_rebuild(results[0], index.published or index.rebuilt,
+                                               signer, out=out, verifier_id=verifier_id)
+            signed.append((index.published or index.rebuilt, line))
+        if written is None:
+            return report
+        referrer = None
+        if push_attestation and image is not None:
+            repo = parse_reference(registry_form(image).removeprefix("docker://"))
+            pushed = [attach_envelope(str(repo.at(d)), line, insecure=insecure) for d, line in signed]
+            referrer = pushed[-1]
+    return report.model_copy(update={"attestation": str(written), "referrer": referrer})
 
 
 def check_rebuild_signing(*, signing: bool, sandbox: bool, image: str | None,
@@ -416,38 +480,55 @@ def keygen(
 # --- diff and the registry --------------------------------------------------------------------
 
 
-def diff(old: Path, new: Path) -> LockDiffResult:
-    """What changed between two locks (files or their directories), made for review."""
+def diff(old: Path, new: Path, *, platform: str | None = None) -> LockDiffResult:
+    """What changed between two locks (files or their directories), made for review; with
+    `platform`, only what that platform's image gets."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
     from imagelock.compare.locks import diff_locks
     from imagelock.formats.files import read_lock
     from imagelock.formats.results import LockDiffResult
 
-    found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)))
+    found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)), platform=platform)
     return LockDiffResult.model_validate(found.as_json())
 
 
 def push(image: str, ref: str, *, insecure: bool = False) -> PushResult:
     """Push a local image (a layout directory, a docker-archive, `oci:DIR[:TAG]`,
-    `docker-archive:FILE`) to `ref` (`HOST[:PORT]/REPO[:TAG]`): blobs, manifest, then tag."""
+    `docker-archive:FILE`) to `ref` (`HOST[:PORT]/REPO[:TAG]`): blobs, manifest, then tag. A
+    layout of several platforms (a multi-platform build) is pushed as one image index: every
+    platform's manifest by digest, then the index at the tag."""
     # lazy: each API function loads only its own stage; the registry client loads requests
     from imagelock.formats.results import PushResult
-    from imagelock.oci.locations import read_image, registry_form
+    from imagelock.oci.locations import index_platforms, read_image, registry_form
+    from imagelock.oci.registry.push_index import push_index
     from imagelock.oci.registry.transfer import push as push_image
 
-    digest = push_image(read_image(image), registry_form(ref).removeprefix("docker://"),
-                        insecure=insecure)
+    target = registry_form(ref).removeprefix("docker://")
+    platforms = index_platforms(image)
+    if platforms:
+        images = [read_image(image, platform=p) for p in platforms]
+        digest = push_index(images, target, insecure=insecure)
+        return PushResult(ref=ref, digest=digest,
+                          platforms={i.platform: i.manifest_digest for i in images})
+    digest = push_image(read_image(image), target, insecure=insecure)
     return PushResult(ref=ref, digest=digest)
 
 
 def pull(ref: str, output: Path, *, platform: str | None = None,
          insecure: bool = False) -> PullResult:
-    """Pull `ref` into an OCI layout at `output`, checking every blob's digest as it streams."""
+    """Pull `ref` into an OCI layout at `output`, checking every blob's digest as it streams;
+    `platform` "all" pulls every platform of an image index into the one layout."""
     # lazy: each API function loads only its own stage; the registry client loads requests
     from imagelock.formats.results import PullResult
     from imagelock.oci.locations import registry_form
+    from imagelock.oci.registry.push_index import pull_index
     from imagelock.oci.registry.transfer import pull as pull_image
 
+    if platform == "all":
+        digest, images = pull_index(registry_form(ref).removeprefix("docker://"), output,
+                                    insecure=insecure)
+        return PullResult(ref=ref, output=str(output), manifest_digest=digest, config_digest=None,
+                          platforms={i.platform: i.manifest_digest for i in images})
     img = pull_image(registry_form(ref).removeprefix("docker://"), output, platform=platform,
                      insecure=insecure)
     return PullResult(ref=ref, output=str(output), manifest_digest=img.manifest_digest,

@@ -351,7 +351,9 @@ def rebuild(
                           "sandbox (the result says so). By default a missing sandbox is an "
                           "error (exit 4).")] = False,
     platform: Annotated[str | None, typer.Option("--platform", help="Platform to rebuild and "
-                        "compare. Default: the lock's first.")] = None,
+                        "compare, or `all`: every platform and the index, from one build (with "
+                        "--sign, a VSA for each manifest and one for the index). Default: the "
+                        "lock's first.")] = None,
     keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help="Keep both images as "
                     "OCI layouts in DIR/rebuilt and DIR/published for inspection.")] = None,
     diffoscope: Annotated[Path | None, typer.Option("--diffoscope", metavar="DIR", help="On a "
@@ -575,7 +577,9 @@ def push(
     json_out: JsonOpt = False,
 ) -> None:
     """Push an image to a registry (blobs, then the manifest, then the tag); prints the manifest
-    digest. Credentials come from the usual container auth files."""
+    digest. A layout of several platforms (a multi-platform build) goes as one image index:
+    each platform's manifest, then the index at the tag. Credentials come from the usual
+    container auth files."""
 
     def body() -> int:
         from imagelock import api
@@ -593,7 +597,8 @@ def pull(
                    "HOST[:PORT]/REPO@sha256:...")],
     output: Annotated[Path, typer.Option("-o", "--output", help="OCI layout directory to write.")],
     platform: Annotated[str | None, typer.Option("--platform", help="Platform to pull from an "
-                        "index. Default: linux/amd64.")] = None,
+                        "index, or `all`: every platform of the index into one layout. "
+                        "Default: linux/amd64.")] = None,
     with_inputs: Annotated[bool, typer.Option("--with-inputs", help="Also keep the image's "
                            "attestations, recipe and input bundle in OUTPUT.referrers/, so that "
                            "`rebuild oci:OUTPUT --offline` needs nothing else.")] = False,
@@ -610,6 +615,9 @@ def pull(
 
         from imagelock.formats.results import PulledArtifact, PulledReferrers
 
+        if with_inputs and platform == "all":
+            raise api.InputError("--with-inputs keeps one image's referrers",
+                                 field="--platform", hint="pull one platform with --platform OS/ARCH")
         result = api.pull(ref, output, platform=platform, insecure=insecure)
         if with_inputs:
             kept, referrers = _pull_referrers(ref, result.manifest_digest, output, insecure)
@@ -763,6 +771,8 @@ def keygen(
 def diff(
     old: Annotated[Path, typer.Argument(help="The old lock (file or directory).")],
     new: Annotated[Path, typer.Argument(help="The new lock (file or directory).")],
+    platform: Annotated[str | None, typer.Option("--platform", help="Only what this platform's "
+                        "image gets. Default: every platform, each reviewed on its own.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """What changed between two locks, made for review: Debian packages added, removed, upgraded,
@@ -775,7 +785,7 @@ def diff(
         from imagelock.formats.files import read_lock
         from imagelock.formats.results import LockDiffResult
 
-        found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)))
+        found = diff_locks(read_lock(lock_file(old)), read_lock(lock_file(new)), platform=platform)
         _emit(json_out, LockDiffResult.model_validate(found.as_json()), render_lock_diff(found))
         return EXIT_OK if found.empty else EXIT_VERIFICATION_FAILED
 
@@ -850,7 +860,9 @@ def sbom(
     lock_file: Annotated[Path | None, typer.Option("--lock", metavar="LOCK", help="The lock of "
                          "the image given; checked against its config digest.")] = None,
     platform: Annotated[str | None, typer.Option("--platform", help="The platform's image to "
-                        "describe. Default: the lock's first.")] = None,
+                        "describe, or `all`: the multi-platform image as a whole (each "
+                        "platform's image, a shared component once). Default: the lock's "
+                        "first.")] = None,
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,

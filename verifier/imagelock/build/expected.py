@@ -29,10 +29,13 @@ def record_expected(lock: Lock, *, context: Path, store: Store) -> Lock:
 def emulation_used(lock: Lock, platform: str) -> str | None:
     """The emulator that ran this platform's image programs on this host, or None (native, or none ran).
 
-    The image's own programs run for build steps and for ldconfig (when libc-bin is installed).
+    The image's own programs run for build steps, for ldconfig (when libc-bin is installed) and,
+    at lock time, for the Debian maintainer scripts whose effects the lock records.
     """
     deb = lock.debian.get(platform)
-    runs = bool(lock.steps) or (deb is not None and any(p.name == "libc-bin" for p in deb.packages))
+    runs = bool(lock.steps) or (deb is not None and (
+        any(p.name == "libc-bin" for p in deb.packages)
+        or (deb.scripts is not None and bool(deb.scripts.ran))))
     if not runs:
         return None
     emu = emulation.foreign(emulation.machine_of_platform(platform))

@@ -31,8 +31,8 @@ def build_lock(
     platform: str | None = None,
 ) -> BuildResult:
     """Build every platform of the lock at `lock_path` into `output` (a docker-archive holds
-    `platform`, default the first), fetching what the store lacks (unless `offline`), and say
-    whether its digests are the lock's."""
+    `platform`, default the first, and only it is built), fetching what the store lacks (unless
+    `offline`), and say whether its digests are the lock's."""
     lock = read_lock(lock_path)
     if platform is not None and platform not in lock.platforms:
         raise InputError(f"--platform {platform}: the lock has no such platform",
@@ -46,20 +46,22 @@ def build_lock(
     context = lock_context_path(lock, lock_path)  # never a symlink out of the lock's directory
     # A killed build's directory is removed by the next one (core/scratch.py).
     with scratch_dir("imagelock-build-") as tmp:
+        # A docker-archive holds one platform: only that one is built.
         images = build_images(lock, context=context, store=store, workdir=tmp,
-                              keep_tars=fmt == "docker-archive", notes=notes)
+                              keep_tars=fmt == "docker-archive", notes=notes,
+                              platforms=None if fmt == "oci" else [platform or lock.platforms[0]])
         if fmt == "oci":
             write_layout(images, output)
         else:
-            chosen = next(i for i in images if i.platform == (platform or lock.platforms[0]))
+            chosen = images[0]
             write_docker_archive(chosen, output, mtime=lock.source_date_epoch)
-            if len(images) > 1:
+            if len(lock.platforms) > 1:
                 notes.append("a docker-archive holds one platform: wrote " + chosen.platform)
         got = expected_of(images)
     verdict: BuildVerdict = "reproduced"
-    for plat, exp in lock.expected.items():
-        g = got.get(plat)
-        if g is None or g.config_digest != exp.config_digest:
+    for plat in (lock.platforms if fmt == "oci" else list(got)):
+        g, exp = got.get(plat), lock.expected.get(plat)
+        if g is None or exp is None or g.config_digest != exp.config_digest:
             verdict = "mismatch"
         elif g.manifest_digest != exp.manifest_digest and verdict == "reproduced":
             verdict = "reproduced-content"

@@ -33,19 +33,25 @@ def build_images(
     workdir: Path,
     keep_tars: bool = False,
     notes: list[str] | None = None,
+    platforms: list[str] | None = None,
 ) -> list[Image]:
-    """Build every platform of `lock` into `workdir` (blobs stay there; oci/ writes them out).
+    """Build every platform of `lock` (or only `platforms`, e.g. the one a docker-archive holds)
+    into `workdir` (blobs stay there; oci/ writes them out). An image does not depend on which
+    other platforms are built with it.
 
     `notes` collects what the user should know (e.g. bytecode not compiled)."""
     notes = notes if notes is not None else []
+    chosen = lock.platforms if platforms is None else platforms
     shared: dict[str, tuple[LayerBlob, Path | None]] = {}
     platform_specific = {name for kind in KINDS for name in kind.platform_layers(lock)}
-    progress.planned(len(lock.layers) + (len(lock.platforms) - 1) * len(
+    progress.planned(len(lock.layers) + (len(chosen) - 1) * len(
         [n for n in lock.layers if n in platform_specific]), unit="layers")
     images = []
-    for p, platform in enumerate(lock.platforms):
+    across: dict[str, dict[str, object]] = {kind.name: {} for kind in KINDS}
+    for p, platform in enumerate(chosen):
         tree = Tree(lock.layers)
-        inputs = {kind.name: BuildInputs(context, store, workdir / f"staging-{p}" / kind.name, notes)
+        inputs = {kind.name: BuildInputs(context, store, workdir / f"staging-{p}" / kind.name, notes,
+                                         across[kind.name])
                   for kind in KINDS}
         for kind in KINDS:
             progress.working(f"placing the {kind.name} inputs for {platform}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imagelock.core.errors import InputError
 from imagelock.formats.lock import Lock
 from imagelock.inputs.kind import PinDiff
 from imagelock.inputs.registry import KINDS
@@ -37,7 +38,25 @@ class LockDiff:
                 "expected": self.expected, "empty": self.empty}
 
 
-def diff_locks(old: Lock, new: Lock) -> LockDiff:
+def one_platform(lock: Lock, platform: str, *, which: str) -> Lock:
+    """The lock as it is for one of its platforms: that platform's pins and expected image,
+    downloads limited to other platforms left out, so a diff reviews one platform's image."""
+    if platform not in lock.platforms:
+        raise InputError(f"the {which} lock has no platform {platform}", field="--platform",
+                         hint="its platforms: " + ", ".join(lock.platforms))
+    return lock.model_copy(update={
+        "platforms": [platform],
+        "debian": {k: v for k, v in lock.debian.items() if k == platform},
+        "python": {k: v for k, v in lock.python.items() if k == platform},
+        "expected": {k: v for k, v in lock.expected.items() if k == platform},
+        "downloads": [d for d in lock.downloads if d.platforms is None or platform in d.platforms],
+    })
+
+
+def diff_locks(old: Lock, new: Lock, *, platform: str | None = None) -> LockDiff:
+    """What changed between two locks; with `platform`, only what that platform's image gets."""
+    if platform is not None:
+        old, new = one_platform(old, platform, which="old"), one_platform(new, platform, which="new")
     reviews: dict[str, PinDiff] = {}
     inputs: list[str] = []
     for kind in KINDS:

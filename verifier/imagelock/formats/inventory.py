@@ -166,7 +166,8 @@ class SbomResult(Strict):
     sha256: str = Field(description="sha256 of the document's bytes (the same lock always gives "
                         "the same bytes).")
     components: int = Field(ge=0, description="Packages, wheels, files and downloads listed.")
-    platform: str = Field(description="The platform of the image described.")
+    platform: str = Field(description="The platform of the image described; `all` for a "
+                          "multi-platform image as a whole.")
 
     def human(self) -> str:
         return (f"wrote {self.output} ({self.format}, {self.components} components, "

@@ -8,9 +8,9 @@ order), two-space indentation and a final newline, so the same inputs give the s
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from imagelock.formats.common import (
     MAX_EPOCH,
@@ -23,7 +23,7 @@ from imagelock.formats.common import (
     Strict,
     check_path_bounds,
 )
-from imagelock.formats.debian import DebianLayout, DebianPlatformLock
+from imagelock.formats.debian import DebianLayout, DebianPackagePin, DebianPlatformLock
 from imagelock.formats.python import PythonInstall, WheelPin
 from imagelock.formats.spec import Accounts, ImageConfig, PathEntry, Step
 
@@ -138,6 +138,12 @@ class Lock(Strict):
     debian: dict[str, DebianPlatformLock] = Field(
         default_factory=dict, description="Debian pins per platform (absent without Debian contents)."
     )
+    debian_all: list[DebianPackagePin] | None = Field(
+        default=None, description="`Architecture: all` packages every platform installs with the "
+        "same pin, pinned once (written for a lock of two or more platforms): each platform's "
+        "`packages` lists only the others, and a platform installs both lists. Absent otherwise; "
+        "a lock written before this field (every platform listing all its packages) reads the "
+        "same.")
     debian_layout: DebianLayout | None = Field(
         default=None, description="Which layers the Debian packages and database go into."
     )
@@ -153,3 +159,63 @@ class Lock(Strict):
     accounts: Accounts = Field(default_factory=Accounts, description="Extra users and groups.")
     config: ImageConfig = Field(description="Runtime configuration, normalised (PATH defaulted).")
     expected: dict[str, ExpectedImage] = Field(description="Expected results per platform.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_packages_into_each_platform(cls, data: Any) -> Any:
+        """In memory every platform's `packages` is complete (each stage reads one platform's
+        list), so the pins written once in `debian_all` go back into each platform's list."""
+        if not isinstance(data, dict) or data.get("debian_all") is None:
+            return data
+        shared, debian = data["debian_all"], data.get("debian")
+        if not isinstance(shared, list) or not isinstance(debian, dict) or not debian:
+            raise ValueError("debian_all: a list of Architecture: all pins, beside per-platform "
+                             "`debian` pins; re-lock with `imagelock lock` to rewrite it")
+        names = []
+        for pin in shared:
+            if not isinstance(pin, dict) or pin.get("architecture") != "all":
+                raise ValueError("debian_all holds only Architecture: all pins; re-lock with "
+                                 "`imagelock lock` to rewrite the lock")
+            names.append(pin.get("name"))
+        merged = {}
+        for platform, pl in debian.items():
+            if not isinstance(pl, dict) or not isinstance(pl.get("packages"), list):
+                return data  # the platform's own error says what is wrong
+            own = {p.get("name") for p in pl["packages"] if isinstance(p, dict)}
+            twice = sorted(str(n) for n in names if n in own)
+            if twice:
+                raise ValueError(f"debian_all: {twice[0]} is also pinned for {platform}: a "
+                                 "package is pinned once; re-lock with `imagelock lock`")
+            packages = sorted([*pl["packages"], *shared],
+                              key=lambda p: (str(p.get("name")), str(p.get("architecture"))))
+            merged[platform] = {**pl, "packages": packages}
+        return {**{k: v for k, v in data.items() if k != "debian_all"}, "debian": merged}
+
+    def shared_all_pins(self) -> list[DebianPackagePin]:
+        """The `Architecture: all` pins that every platform (two or more) installs, identical:
+        what the lock file writes once, in `debian_all`."""
+        if len(self.debian) < 2:
+            return []
+        first, *others = self.debian.values()
+        return [p for p in first.packages
+                if p.architecture == "all" and all(p in pl.packages for pl in others)]
+
+    @model_serializer(mode="wrap")
+    def _write_all_packages_once(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        shared = {p.name for p in self.shared_all_pins()}
+        if not shared or not isinstance(data, dict) or "debian" not in data:
+            return data
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "debian_all":
+                continue
+            if key != "debian":
+                out[key] = value
+                continue
+            first = next(iter(value.values()))["packages"]
+            out["debian"] = {plat: {**pl, "packages": [p for p in pl["packages"]
+                                                       if p["name"] not in shared]}
+                             for plat, pl in value.items()}
+            out["debian_all"] = [p for p in first if p["name"] in shared]
+        return out

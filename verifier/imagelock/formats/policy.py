@@ -162,6 +162,14 @@ class Policy(_UserWritten):
         description="Oldest acceptable attestation, by its own time (provenance finishedOn, VSA "
         "timeVerified): seconds, or a number with s/m/h/d/w, e.g. `30d`. Unset: no limit.",
     )
+    every_platform: bool = Field(
+        default=False,
+        description="For a multi-platform image (an image index): judge every platform's "
+        "manifest by the rules above, each with its own attestations (so each must be "
+        "reproduced by the rebuilders the threshold asks for), and pass only when all pass; "
+        "`--platform` does not narrow it. Off: only the manifest of `--platform` (default "
+        "linux/amd64) is judged. An image of one platform is judged as it is.",
+    )
 
     @field_validator("required_predicate_types")
     @classmethod

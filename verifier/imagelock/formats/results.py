@@ -19,7 +19,7 @@ from pydantic import Field
 from imagelock.formats.common import Digest, Strict
 from imagelock.formats.debian import DebianPackagePin
 from imagelock.formats.lock import ExpectedImage
-from imagelock.formats.report import Category, Report
+from imagelock.formats.report import Category, Report, Verdict
 
 # --- lock -------------------------------------------------------------------------------------
 
@@ -184,6 +184,32 @@ class ToolchainDifference(Strict):
     expect: str = Field(description="The best verdict a faithful rebuild can reach with it.")
 
 
+class PlatformRebuild(Strict):
+    """One platform of a rebuild of every platform (`rebuild --platform all`)."""
+
+    platform: str = Field(description="The platform, `os/arch[/variant]`.")
+    verdict: Verdict = Field(description="Its verdict (see `verdict`).")
+    rebuilt: Digest = Field(description="The rebuilt manifest's digest.")
+    published: Digest | None = Field(description="The published manifest's digest; null when "
+                                     "compared with the lock only.")
+    differences: int = Field(ge=0, description="How many differences the comparison found.")
+
+
+class IndexRebuild(Strict):
+    """The image index of a rebuild of every platform: its digest is the whole image's identity."""
+
+    verdict: Literal["reproduced", "mismatch"] = Field(description="`reproduced`: the rebuilt "
+                                                       "index is the published one (or, without "
+                                                       "a published image, every platform "
+                                                       "reproduced the lock's manifest), so "
+                                                       "every manifest in it is bit for bit "
+                                                       "the same.")
+    rebuilt: Digest = Field(description="Digest of the rebuilt index (the layout's index.json).")
+    published: Digest | None = Field(description="Digest of the published index; null when "
+                                     "compared with the lock only, or when the published image "
+                                     "is not an index.")
+
+
 class RebuildReport(Report):
     """`imagelock rebuild`: the comparison report, and how the rebuild that made it ran."""
 
@@ -206,6 +232,14 @@ class RebuildReport(Report):
     reference: ReferenceInfo | None = Field(default=None, description="For `rebuild REF`: the "
                                             "provenance, recipe, inputs and signed indexes it "
                                             "used; null for a rebuild of a lock.")
+    platforms: list[PlatformRebuild] | None = Field(default=None, description="With `--platform "
+                                                    "all`: every platform's verdict, in lock "
+                                                    "order. The report's own fields are then "
+                                                    "those of the first platform that was not "
+                                                    "reproduced (else the first), and `verdict` "
+                                                    "is the worst of them.")
+    index: IndexRebuild | None = Field(default=None, description="With `--platform all`: the "
+                                       "image index, rebuilt and published.")
 
 
 class CheckDifference(Strict):
@@ -299,10 +333,17 @@ class PushResult(Strict):
     """`imagelock push`: the image is in the registry under its tag."""
 
     ref: str = Field(description="Where it was pushed, as given.")
-    digest: Digest = Field(description="The manifest digest: pull by it to get these bytes.")
+    digest: Digest = Field(description="The manifest digest: pull by it to get these bytes; for "
+                           "a multi-platform layout, the image index's.")
+    platforms: dict[str, Digest] | None = Field(default=None, description="For a multi-platform "
+                                                "layout (pushed as one image index): each "
+                                                "platform's manifest digest.")
 
     def human(self) -> str:
-        return f"pushed {self.ref}\n  manifest {self.digest}"
+        if self.platforms is None:
+            return f"pushed {self.ref}\n  manifest {self.digest}"
+        return "\n".join([f"pushed {self.ref}", f"  index    {self.digest}",
+                          *(f"  {p:<14}{d}" for p, d in self.platforms.items())])
 
 
 class PulledArtifact(Strict):
@@ -325,16 +366,26 @@ class PullResult(Strict):
 
     ref: str = Field(description="What was pulled, as given.")
     output: str = Field(description="The OCI layout directory written.")
-    manifest_digest: Digest = Field(description="Digest of the image manifest.")
-    config_digest: Digest = Field(description="Digest of the image config.")
+    manifest_digest: Digest = Field(description="Digest of the image manifest; with "
+                                    "`--platform all`, of the image index.")
+    config_digest: Digest | None = Field(description="Digest of the image config; null with "
+                                         "`--platform all`.")
+    platforms: dict[str, Digest] | None = Field(default=None, description="With `--platform "
+                                                "all`: each platform's manifest digest, all in "
+                                                "the one layout.")
 
     referrers: PulledReferrers | None = Field(default=None, description="With "
                                               "`--with-inputs`: the attestations, recipe and "
                                               "input bundle kept beside the layout.")
 
     def human(self) -> str:
-        text = (f"pulled {self.ref} -> {self.output}\n  config   {self.config_digest}\n"
-                f"  manifest {self.manifest_digest}")
+        if self.platforms is not None:
+            text = "\n".join([f"pulled {self.ref} -> {self.output}",
+                              f"  index    {self.manifest_digest}",
+                              *(f"  {p:<14}{d}" for p, d in self.platforms.items())])
+        else:
+            text = (f"pulled {self.ref} -> {self.output}\n  config   {self.config_digest}\n"
+                    f"  manifest {self.manifest_digest}")
         if self.referrers is not None:
             text += (f"\n  kept {len(self.referrers.artifacts)} referrer(s) in "
                      f"{self.referrers.path}")

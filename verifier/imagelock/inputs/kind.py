@@ -63,6 +63,9 @@ class BuildInputs:
     store: Store  # pinned bytes by sha256; readers check the hash as they go
     workdir: Path  # scratch space of this kind for this platform, created on demand
     notes: list[str]  # what the user should know after the build (e.g. bytecode not compiled)
+    # What the platforms of one build share, per kind: work that does not depend on the platform
+    # (an `Architecture: all` .deb extracted once). Lives as long as the build's workdir.
+    shared: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

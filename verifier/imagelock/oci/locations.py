@@ -12,7 +12,8 @@ from pathlib import Path
 
 from imagelock.core.errors import InputError
 from imagelock.oci.image import Image
-from imagelock.oci.layout_read import read_layout
+from imagelock.oci.layout_read import DirSource, read_index, read_layout
+from imagelock.oci.platform import describe
 
 
 def read_image(
@@ -84,3 +85,23 @@ def local_path(location: str) -> Path | None:
     if sep and transport in ("oci", "docker-archive"):
         return Path(rest.partition(":")[0])
     return Path(text)
+
+
+def index_platforms(location: str | Path) -> list[str]:
+    """The platforms of a local OCI layout that holds one image per platform (what a
+    multi-platform `build` writes: its index.json lists each platform's manifest), in index
+    order; [] for a layout of one image, an archive, or a registry reference."""
+    text = registry_form(str(location))
+    transport, sep, rest = text.partition(":")
+    if sep and transport == "oci":
+        path, _, ref = rest.partition(":")
+        if ref:
+            return []  # a named image is one image
+        root = Path(path)
+    elif not sep and Path(text).is_dir():
+        root = Path(text)
+    else:
+        return []
+    listed = [describe(d.platform) for d in read_index(DirSource(root)).manifests
+              if d.platform is not None]
+    return listed if len(listed) > 1 and len(set(listed)) == len(listed) else []

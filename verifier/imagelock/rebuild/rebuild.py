@@ -18,21 +18,26 @@ from imagelock.compare.html import write_report_html
 from imagelock.compare.images import compare_images
 from imagelock.compare.render import render
 from imagelock.core import progress
+from imagelock.core.digest import sha256_digest
 from imagelock.core.errors import InputError, ToolUnavailable
+from imagelock.core.strict_json import read_limited
 from imagelock.core.scratch import scratch_dir
 from imagelock.fetch.store import Store
 from imagelock.formats.files import read_lock
 from imagelock.formats.lock import Lock
-from imagelock.formats.results import RebuildReport, ToolchainDifference
+from imagelock.formats.results import IndexRebuild, PlatformRebuild, RebuildReport, ToolchainDifference
 from imagelock.inputs.fetching import fetch_lock
 from imagelock.lock.staleness import check_fresh
 from imagelock.oci.image import Image
 from imagelock.oci.layout_read import read_layout
-from imagelock.oci.locations import read_image
+from imagelock.oci.blobio import INDEX_TYPES
+from imagelock.oci.layout import index_bytes
+from imagelock.oci.locations import index_platforms, read_image, registry_form
 from imagelock.rebuild.sandboxed import build_in_netns, build_in_sandbox
 from imagelock.sandbox.bwrap import require
 
 NO_SANDBOX = "none (--no-sandbox)"
+MAX_INDEX_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,22 @@ def render_rebuild(report: RebuildReport, *, verbose: bool = False) -> str:
     head = (f"rebuild of {report.lock_file} ({report.platform}) {isolation}, compared with "
             f"{report.image or 'the lock only'}")
     lines = [head, render(report, verbose=verbose), *[f"note: {n}" for n in report.rebuild_notes]]
+    if report.platforms is not None:
+        lines.append("every platform (the comparison above is " + report.platform + "'s):")
+        lines += [f"  {p.platform:<14}{p.verdict.upper():<20}{p.rebuilt}"
+                  + (f" ({p.differences} differences)" if p.differences else "")
+                  for p in report.platforms]
+    if report.index is not None:
+        lines.append(f"  {'index':<14}{report.index.verdict.upper():<20}{report.index.rebuilt}"
+                     + ("" if report.index.published in (None, report.index.rebuilt)
+                        else f" (published: {report.index.published})"))
     if report.attestation is not None:
         passed = report.verdict in ("reproduced", "reproduced-content")
-        lines.append(f"signed {'PASSED' if passed else 'FAILED'} VSA -> {report.attestation}")
+        if report.platforms is not None:
+            lines.append(f"signed a VSA for each platform compared (and the index, when "
+                         f"reproduced) -> {report.attestation}")
+        else:
+            lines.append(f"signed {'PASSED' if passed else 'FAILED'} VSA -> {report.attestation}")
     if report.referrer is not None:
         lines.append(f"attached to {report.image} as referrer {report.referrer}")
     return "\n".join(lines)
@@ -80,17 +98,46 @@ def rebuild(
     diffoscope: Path | None = None,
     report_html: Path | None = None,
 ) -> RebuildResult:
-    """Fetch, build in isolation (unless `sandbox` is False), and compare with `image` (or
-    with the lock's digests); `workdir` holds the rebuilt and pulled images. With `report_html`,
-    also write the comparison as one self-contained page (while both images are still at hand
-    for its text diffs)."""
+    """Fetch, build in isolation (unless `sandbox` is False), and compare `platform` (default
+    the lock's first) with `image` (or with the lock's digests); `workdir` holds the rebuilt and
+    pulled images. With `report_html`, also write the comparison as one self-contained page
+    (while both images are still at hand for its text diffs)."""
+    if platform == "all":
+        raise InputError("--platform all rebuilds a lock (rebuild LOCK --platform all); a rebuild "
+                         "from an image reference takes one platform", field="--platform",
+                         hint="rebuild each platform: --platform linux/amd64, then linux/arm64")
+    lock = read_lock(lock_path)
+    plat = platform or lock.platforms[0]
+    return rebuild_platforms(lock_path, [plat], image=image, store=store, cli_mirrors=cli_mirrors,
+                             offline=offline, sandbox=sandbox, workdir=workdir, insecure=insecure,
+                             keep=keep, diffoscope=diffoscope, report_html=report_html)[0]
+
+
+def rebuild_platforms(
+    lock_path: Path,
+    platforms: list[str],
+    *,
+    image: str | None,
+    store: Store,
+    cli_mirrors: Mapping[str, list[str]] | None = None,
+    offline: bool,
+    sandbox: bool,
+    workdir: Path,
+    insecure: bool = False,
+    keep: Path | None = None,
+    diffoscope: Path | None = None,
+    report_html: Path | None = None,
+) -> list[RebuildResult]:
+    """One rebuild (a build makes every platform of the lock), each of `platforms` compared
+    with its manifest in `image` (or with the lock's digests): a result per platform."""
     lock = read_lock(lock_path)
     notes = []
     if check_fresh(lock, lock_path) is None:
         notes.append(f"spec {lock.spec} not found beside the lock: staleness not checked")
-    plat = platform or lock.platforms[0]
-    if plat not in lock.platforms:
-        raise InputError(f"the lock has no platform {plat}", hint=f"choose one of {lock.platforms}")
+    for plat in platforms:
+        if plat not in lock.platforms:
+            raise InputError(f"the lock has no platform {plat}", field="--platform",
+                             hint=f"choose one of {lock.platforms}, or all")
     if sandbox:
 
         try:
@@ -121,27 +168,80 @@ def rebuild(
     # give, with the comparison's verdict in view.
     own = {d.note() for d in toolchain}
     notes += [n for n in map(str, built.get("notes", [])) if n not in notes and n not in own]
-    rebuilt = read_layout(out, platform=plat)
-    published = None
-    if image is not None:
-        published = read_image(image, platform=plat, workdir=workdir / "published",
-                               insecure=insecure)
-    with progress.phase("compare"):
-        report = compare_images(rebuilt, published, lock.expected.get(plat))
-        if diffoscope is not None and published is not None and report.verdict == "mismatch":
-            report = run_diffoscope(report, rebuilt, published, diffoscope)
-        if report_html is not None:
-            write_report_html(report, report_html, rebuilt=rebuilt, published=published,
-                              title=f"{lock.image.name}:{lock.image.tag} ({plat})")
-    notes += [n for n in notes_for(toolchain, report.verdict) if n not in notes]
-    if keep is not None:
-        kept = keep_images(rebuilt, published, keep)
-        notes.append("kept " + ", ".join(f"{k}: {v}" for k, v in kept.items()))
-    full = RebuildReport(**dict(report), sandbox=isolation, image=image, lock_file=str(lock_path),
-                         platform=plat, rebuild_notes=notes,
-                         toolchain=[ToolchainDifference.model_validate(d.as_json())
-                                    for d in toolchain])
-    return RebuildResult(full, lock, lock_path, rebuilt, published)
+    results = []
+    for plat in platforms:
+        sub = workdir / plat.replace("/", "-") if len(platforms) > 1 else workdir
+        plat_notes = list(notes)
+        rebuilt = read_layout(out, platform=plat)
+        published = None
+        if image is not None:
+            published = read_image(image, platform=plat, workdir=sub / "published",
+                                   insecure=insecure)
+        with progress.phase("compare"):
+            report = compare_images(rebuilt, published, lock.expected.get(plat))
+            if diffoscope is not None and published is not None and report.verdict == "mismatch":
+                report = run_diffoscope(report, rebuilt, published,
+                                        diffoscope if len(platforms) == 1 else diffoscope / sub.name)
+            if report_html is not None and len(platforms) == 1:
+                write_report_html(report, report_html, rebuilt=rebuilt, published=published,
+                                  title=f"{lock.image.name}:{lock.image.tag} ({plat})")
+        plat_notes += [n for n in notes_for(toolchain, report.verdict) if n not in plat_notes]
+        if keep is not None:
+            kept = keep_images(rebuilt, published, keep if len(platforms) == 1 else keep / sub.name)
+            plat_notes.append("kept " + ", ".join(f"{k}: {v}" for k, v in kept.items()))
+        full = RebuildReport(**dict(report), sandbox=isolation, image=image,
+                             lock_file=str(lock_path), platform=plat, rebuild_notes=plat_notes,
+                             toolchain=[ToolchainDifference.model_validate(d.as_json())
+                                        for d in toolchain])
+        results.append(RebuildResult(full, lock, lock_path, rebuilt, published))
+    return results
+
+
+_WORST = ("error", "mismatch", "reproduced-content", "reproduced")
+
+
+def index_check(results: list[RebuildResult], image: str | None, *,
+                insecure: bool = False) -> IndexRebuild:
+    """The image index of a rebuild of every platform, against the published one: the same
+    index digest means every manifest in it is the same, bit for bit."""
+    rebuilt = sha256_digest(index_bytes([r.rebuilt for r in results]))
+    published = None if image is None else published_index_digest(image, insecure=insecure)
+    if image is None:
+        same = all(r.verdict == "reproduced" for r in results)
+    else:
+        same = published == rebuilt
+    return IndexRebuild(verdict="reproduced" if same else "mismatch", rebuilt=rebuilt,
+                        published=published)
+
+
+def published_index_digest(image: str, *, insecure: bool = False) -> str | None:
+    """The digest of the image index `image` names: a local layout listing several platforms
+    (its index.json's), or a registry reference naming an index; None for one image."""
+    form = registry_form(image)
+    if form.startswith("docker://"):
+        # lazy: the registry client (requests) loads only for registry references
+        from imagelock.oci.registry.transfer import resolve
+
+        found = resolve(form.removeprefix("docker://"), insecure=insecure)
+        return found.digest if found.media_type in INDEX_TYPES else None
+    if not index_platforms(image):
+        return None
+    root = Path(form.removeprefix("oci:"))
+    return sha256_digest(read_limited(root / "index.json", limit=MAX_INDEX_BYTES,
+                                      what="the layout's index.json"))
+
+
+def summary(results: list[RebuildResult], index: IndexRebuild) -> RebuildReport:
+    """One report for a rebuild of every platform: the first platform not reproduced (else the
+    first) in full, every platform's verdict, the index; the worst verdict."""
+    worst = min((r.verdict for r in results), key=_WORST.index)
+    main = next((r for r in results if r.verdict != "reproduced"), results[0])
+    rows = [PlatformRebuild(platform=r.report.platform, verdict=r.report.verdict,
+                            rebuilt=r.rebuilt.manifest_digest,
+                            published=r.published.manifest_digest if r.published else None,
+                            differences=len(r.report.differences))
+            for r in results]
+    return main.report.model_copy(update={"verdict": worst, "platforms": rows, "index": index})
 
 
 def sandbox_unavailable_hint(e: ToolUnavailable) -> ToolUnavailable:

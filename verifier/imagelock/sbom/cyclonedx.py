@@ -93,10 +93,57 @@ def cyclonedx_bom(bom: Bom) -> CdxBom:
     return doc
 
 
-def cyclonedx_json(bom: Bom) -> bytes:
-    """The CycloneDX 1.6 JSON bytes of `bom`, validated against the 1.6 schema by
-    cyclonedx-python-lib's validator (CycloneDxInvalid if not)."""
-    text = JsonV1Dot6(cyclonedx_bom(bom)).output_as_string()
+def cyclonedx_index_bom(boms: list[Bom]) -> CdxBom:
+    """The CycloneDX model of a multi-platform image as a whole: the index is the subject,
+    each platform's image a component of it holding its layers and components; a component
+    several platforms share (an `Architecture: all` package, a context file) is listed once."""
+    first = boms[0]
+    index = Component(
+        name=first.name, type=ComponentType.CONTAINER, bom_ref="index", version=first.tag,
+        properties=[Property(name="imagelock:platforms", value=", ".join(b.platform for b in boms)),
+                    Property(name="imagelock:lock-sha256", value=first.lock_sha256)])
+    tool = Component(name="imagelock", type=ComponentType.APPLICATION, version=__version__,
+                     bom_ref="tool:imagelock")
+    meta = BomMetaData(component=index, timestamp=first.created)
+    meta.tools.components.add(tool)
+    images: list[Component] = []
+    layers: list[Component] = []
+    parts: dict[str, tuple[Component, Entry]] = {}
+    contains: list[tuple[Component, list[Component]]] = []
+    for bom in boms:
+        image = Component(
+            name=bom.name, type=ComponentType.CONTAINER, bom_ref=f"image:{bom.platform}",
+            version=bom.tag, hashes=[_sha256(bom.manifest_digest)],
+            purl=PackageURL.from_string(bom.purl),
+            properties=[Property(name="imagelock:platform", value=bom.platform),
+                        Property(name="imagelock:config-digest", value=bom.config_digest),
+                        Property(name="imagelock:manifest-digest", value=bom.manifest_digest)])
+        own = [Component(name=f"{bom.name} layer {layer.name}", type=ComponentType.FILE,
+                         bom_ref=f"layer:{bom.platform}:{i}:{layer.name}", version=layer.digest,
+                         hashes=[_sha256(layer.digest)], purl=PackageURL.from_string(layer.purl),
+                         properties=[Property(name="imagelock:diff-id", value=layer.diff_id)])
+               for i, layer in enumerate(bom.layers)]
+        for e in bom.entries:
+            parts.setdefault(e.item.ref, (_component(e), e))
+        images.append(image)
+        layers += own
+        contains.append((image, [*own, *(parts[e.item.ref][0] for e in bom.entries)]))
+    doc = CdxBom(components=[*images, *layers, *(c for c, _ in parts.values())], metadata=meta,
+                 serial_number=uuid.uuid5(NAMESPACE, f"cyclonedx:{first.lock_sha256}:index"))
+    doc.register_dependency(index, images)
+    for image, held in contains:
+        doc.register_dependency(image, held)
+    for c, e in parts.values():
+        doc.register_dependency(c, [parts[d][0] for d in e.depends_on])
+    return doc
+
+
+def cyclonedx_json(bom: Bom | list[Bom]) -> bytes:
+    """The CycloneDX 1.6 JSON bytes of `bom` (or of a multi-platform image's boms, as a
+    whole), validated against the 1.6 schema by cyclonedx-python-lib's validator
+    (CycloneDxInvalid if not)."""
+    model = cyclonedx_index_bom(bom) if isinstance(bom, list) else cyclonedx_bom(bom)
+    text = JsonV1Dot6(model).output_as_string()
     problem = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if problem is not None:
         raise CycloneDxInvalid(str(problem))

@@ -33,7 +33,7 @@ class Sbom:
     format: SbomFormat
     platform: str
     components: int
-    subject: str  # the image's manifest digest (the lock's expected one)
+    subject: str  # the image's manifest digest (the lock's expected one; the first platform's for "all")
 
     def result(self, output: str) -> SbomResult:
         return SbomResult(output=output, format=self.format, components=self.components,
@@ -46,6 +46,12 @@ def make_sbom(target: Target, fmt: SbomFormat, store: Store, *, platform: str | 
     into the store first (hash checked; with `offline`, they must be there already)."""
     fetch_lock(target.lock, target.lock_path, store, cli_mirrors=cli_mirrors or {},
                offline=offline)
+    if platform == "all":
+        # The image as a whole: every platform's image in one document, each component once.
+        boms = [make_bom(target.lock, store, p) for p in target.lock.platforms]
+        data = spdx_json(boms) if fmt == "spdx" else cyclonedx_json(boms)
+        unique = {e.item.ref for b in boms for e in b.entries}
+        return Sbom(data, fmt, "all", len(unique), boms[0].manifest_digest)
     bom = make_bom(target.lock, store, platform)
     data = spdx_json(bom) if fmt == "spdx" else cyclonedx_json(bom)
     return Sbom(data, fmt, bom.platform, len(bom.entries), bom.manifest_digest)

@@ -14,6 +14,7 @@ import io
 import json
 import re
 import uuid
+from datetime import datetime
 
 from spdx_tools.common.spdx_licensing import spdx_licensing
 from spdx_tools.spdx.model.actor import Actor, ActorType
@@ -96,18 +97,22 @@ def _package(e: Entry, spdx_id: str) -> Package:
     )
 
 
-def spdx_document(bom: Bom) -> Document:
-    """The SPDX model of `bom` (not yet validated)."""
-    image_id = "SPDXRef-Image"
-    doc_name = f"{bom.name}:{bom.tag} ({bom.platform})"
-    ns = uuid.uuid5(NAMESPACE, f"spdx:{bom.lock_sha256}:{bom.platform}")
-    info = CreationInfo(
+def _creation(name: str, lock_sha256: str, created: datetime, doc_name: str, key: str) -> CreationInfo:
+    ns = uuid.uuid5(NAMESPACE, f"spdx:{lock_sha256}:{key}")
+    return CreationInfo(
         spdx_version="SPDX-2.3", spdx_id="SPDXRef-DOCUMENT", name=doc_name,
-        document_namespace=f"https://spdx.org/spdxdocs/imagelock-{spdx_ref(bom.name)[8:]}-{ns}",
-        creators=[Actor(ActorType.TOOL, f"imagelock-{__version__}")], created=bom.created,
-        creator_comment=f"Derived from the lock (sha256 {bom.lock_sha256}) and the inputs it "
+        document_namespace=f"https://spdx.org/spdxdocs/imagelock-{spdx_ref(name)[8:]}-{ns}",
+        creators=[Actor(ActorType.TOOL, f"imagelock-{__version__}")], created=created,
+        creator_comment=f"Derived from the lock (sha256 {lock_sha256}) and the inputs it "
         "pins, without scanning the image.")
-    image = Package(
+
+
+def _image(bom: Bom, image_id: str, layer_prefix: str, ids: dict[str, str],
+           packages: list[Package], relationships: list[Relationship],
+           depends: list[Relationship], extracted: dict[str, str]) -> None:
+    """One platform's image, its layers and its components, added to the lists (a component
+    already there, e.g. an `Architecture: all` package of another platform, is not added again)."""
+    packages.append(Package(
         spdx_id=image_id, name=f"{bom.name}:{bom.tag}", download_location=SpdxNoAssertion(),
         version=bom.manifest_digest, files_analyzed=False,
         checksums=[Checksum(ChecksumAlgorithm.SHA256, bom.manifest_digest.removeprefix("sha256:"))],
@@ -115,11 +120,9 @@ def spdx_document(bom: Bom) -> Document:
         copyright_text=SpdxNoAssertion(), primary_package_purpose=PackagePurpose.CONTAINER,
         external_references=[ExternalPackageRef(ExternalPackageRefCategory.PACKAGE_MANAGER,
                                                 "purl", bom.purl)],
-        comment=f"platform {bom.platform}; config {bom.config_digest}")
-    packages = [image]
-    relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, image_id)]
+        comment=f"platform {bom.platform}; config {bom.config_digest}"))
     for i, layer in enumerate(bom.layers):
-        lid = spdx_ref(f"Layer-{i}-{layer.name}")
+        lid = spdx_ref(f"{layer_prefix}Layer-{i}-{layer.name}")
         packages.append(Package(
             spdx_id=lid, name=f"{bom.name} layer {layer.name}",
             download_location=SpdxNoAssertion(), version=layer.digest, files_analyzed=False,
@@ -130,18 +133,22 @@ def spdx_document(bom: Bom) -> Document:
                                                     "purl", layer.purl)],
             comment=f"diff_id {layer.diff_id}; {layer.size} bytes compressed"))
         relationships.append(Relationship(image_id, RelationshipType.CONTAINS, lid))
-    ids = {e.item.ref: spdx_ref(f"{e.item.kind}-{e.item.name}-{e.item.component.sha256[:12]}")
-           for e in bom.entries}
-    extracted: dict[str, str] = {}
+    mine = {e.item.ref: spdx_ref(f"{e.item.kind}-{e.item.name}-{e.item.component.sha256[:12]}")
+            for e in bom.entries}
     for e in bom.entries:
-        packages.append(_package(e, ids[e.item.ref]))
+        if e.item.ref not in ids:
+            ids[e.item.ref] = mine[e.item.ref]
+            packages.append(_package(e, ids[e.item.ref]))
+            depends += [Relationship(ids[e.item.ref], RelationshipType.DEPENDS_ON, mine[d])
+                        for d in e.depends_on]
         relationships.append(Relationship(image_id, RelationshipType.CONTAINS, ids[e.item.ref]))
         if e.meta.licence is not None:
             for ref, text in e.meta.licence.refs.items():
                 extracted.setdefault(ref, text)
-    for e in bom.entries:
-        relationships += [Relationship(ids[e.item.ref], RelationshipType.DEPENDS_ON, ids[d])
-                          for d in e.depends_on]
+
+
+def _document(info: CreationInfo, packages: list[Package], relationships: list[Relationship],
+              extracted: dict[str, str]) -> Document:
     licences = [ExtractedLicensingInfo(license_id=ref, extracted_text=text,
                                        license_name=ref.removeprefix("LicenseRef-"))
                 for ref, text in sorted(extracted.items())]
@@ -149,9 +156,44 @@ def spdx_document(bom: Bom) -> Document:
                     extracted_licensing_info=licences)
 
 
-def spdx_json(bom: Bom) -> bytes:
-    """The SPDX 2.3 JSON bytes of `bom`, validated by spdx-tools (SpdxInvalid if not)."""
-    doc = spdx_document(bom)
+def spdx_document(bom: Bom) -> Document:
+    """The SPDX model of `bom` (not yet validated)."""
+    image_id = "SPDXRef-Image"
+    info = _creation(bom.name, bom.lock_sha256, bom.created,
+                     f"{bom.name}:{bom.tag} ({bom.platform})", bom.platform)
+    packages: list[Package] = []
+    relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, image_id)]
+    extracted: dict[str, str] = {}
+    depends: list[Relationship] = []
+    _image(bom, image_id, "", {}, packages, relationships, depends, extracted)
+    return _document(info, packages, relationships + depends, extracted)
+
+
+def spdx_index_document(boms: list[Bom]) -> Document:
+    """The SPDX model of a multi-platform image as a whole: the document describes each
+    platform's image (as a build's index lists them); a component several platforms share
+    (an `Architecture: all` package, a context file) is one package contained by each."""
+    first = boms[0]
+    platforms = ", ".join(b.platform for b in boms)
+    info = _creation(first.name, first.lock_sha256, first.created,
+                     f"{first.name}:{first.tag} ({platforms})", "index")
+    packages: list[Package] = []
+    relationships: list[Relationship] = []
+    extracted: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    depends: list[Relationship] = []
+    for bom in boms:
+        image_id = spdx_ref(f"Image-{bom.platform.replace('/', '-')}")
+        relationships.append(Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, image_id))
+        _image(bom, image_id, bom.platform.replace("/", "-") + "-", ids, packages, relationships,
+               depends, extracted)
+    return _document(info, packages, relationships + depends, extracted)
+
+
+def spdx_json(bom: Bom | list[Bom]) -> bytes:
+    """The SPDX 2.3 JSON bytes of `bom` (or of a multi-platform image's boms, as a whole),
+    validated by spdx-tools (SpdxInvalid if not)."""
+    doc = spdx_index_document(bom) if isinstance(bom, list) else spdx_document(bom)
     problems = validate_full_spdx_document(doc)
     if problems:
         raise SpdxInvalid("; ".join(p.validation_message for p in problems[:5]))

@@ -88,15 +88,19 @@ def resolve_target(text: str, *, lock: Path | None, platform: str | None,
                          "instead of the image")
     lock_path = lock / LOCK_FILENAME if lock.is_dir() else lock
     lk = read_lock(lock_path)
-    plat = platform or lk.platforms[0]
-    expected = lk.expected.get(plat)
-    if expected is None:
-        raise InputError(f"the lock has no platform {plat}", path=lock_path,
-                         hint="choose one of " + ", ".join(lk.platforms))
-    manifest, config = _image_digests(text, plat, insecure=insecure)
-    if config != expected.config_digest:
-        raise VerificationFailed(
-            f"{lock_path} does not describe {text}: the image's config is {config}, the lock "
-            f"expects {expected.config_digest} ({plat})",
-            hint="give the lock this image was built from (or rebuild it from this lock)")
-    return Target(text, lk, lock_path, manifest)
+    # "all": the image as a whole, so the lock must describe every platform of it
+    plats = lk.platforms if platform == "all" else [platform or lk.platforms[0]]
+    manifests = []
+    for plat in plats:
+        expected = lk.expected.get(plat)
+        if expected is None:
+            raise InputError(f"the lock has no platform {plat}", path=lock_path,
+                             hint="choose one of " + ", ".join(lk.platforms))
+        manifest, config = _image_digests(text, plat, insecure=insecure)
+        if config != expected.config_digest:
+            raise VerificationFailed(
+                f"{lock_path} does not describe {text}: the image's config is {config}, the "
+                f"lock expects {expected.config_digest} ({plat})",
+                hint="give the lock this image was built from (or rebuild it from this lock)")
+        manifests.append(manifest)
+    return Target(text, lk, lock_path, manifests[0])

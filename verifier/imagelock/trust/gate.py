@@ -20,7 +20,7 @@ from imagelock.formats.attestation import (
     SIGSTORE_BUNDLE_MEDIA_TYPE,
     SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX,
 )
-from imagelock.oci.locations import local_path, read_image, registry_form
+from imagelock.oci.locations import index_platforms, local_path, read_image, registry_form
 from imagelock.trust.attest import attestations_path
 
 if TYPE_CHECKING:
@@ -84,9 +84,49 @@ def verify(
     from imagelock.trust.policy import evaluate, load_policy
 
     policy = load_policy(policy_path)  # a bad policy is reported before touching the image
-    digest = manifest_digest_of(ref, workdir=workdir, insecure=insecure, platform=platform)
-    return evaluate(policy, subject_name=ref, manifest_digest=digest,
-                    attestations=gather(ref, explicit, insecure=insecure), now=now)
+    index = index_of(ref, insecure=insecure) if policy.policy.every_platform else None
+    if index is None:
+        digest = manifest_digest_of(ref, workdir=workdir, insecure=insecure, platform=platform)
+        return evaluate(policy, subject_name=ref, manifest_digest=digest,
+                        attestations=gather(ref, explicit, insecure=insecure), now=now)
+    # lazy: policy evaluation loads the attestation models; `attach` needs none of it
+    from imagelock.trust.policy import every_platform, read_attestations
+
+    index_digest, platforms = index
+    raws = read_attestations(gather(ref, explicit, insecure=insecure))  # read once, judged per platform
+    results = {p: evaluate(policy, subject_name=f"{ref} ({p})", attestations=raws, now=now,
+                           manifest_digest=manifest_digest_of(ref, workdir=workdir / p.replace("/", "-"),
+                                                              insecure=insecure, platform=p))
+               for p in platforms}
+    return every_platform(ref, index_digest, results)
+
+
+def index_of(ref: str, *, insecure: bool) -> tuple[str, list[str]] | None:
+    """The digest and platforms of the image index `ref` names (a multi-platform layout, or a
+    registry index); None for an image of one platform. Entries that are not images of a
+    platform (`unknown/unknown`: attestations some builders put in an index) are left out."""
+    form = registry_form(ref)
+    if not form.startswith("docker://"):
+        # lazy: the rebuild stage's reader of a layout's index, loaded only for `every_platform`
+        from imagelock.rebuild.rebuild import published_index_digest
+
+        platforms = index_platforms(ref)
+        digest = published_index_digest(ref) if platforms else None
+        return (digest, platforms) if digest is not None else None
+    # lazy: the registry client (requests) loads only for registry references
+    from imagelock.formats.oci import Index
+    from imagelock.oci.blobio import INDEX_TYPES, parse_model
+    from imagelock.oci.platform import describe
+    from imagelock.oci.registry.transfer import resolve
+
+    target = form.removeprefix("docker://")
+    found = resolve(target, insecure=insecure)
+    if found.media_type not in INDEX_TYPES:
+        return None
+    listed = parse_model(Index, found.data, f"image index {found.digest}", target).manifests
+    platforms = [describe(d.platform) for d in listed
+                 if d.platform is not None and d.platform.os != "unknown"]
+    return found.digest, platforms
 
 
 def push_attestation(ref: str, envelope: bytes, *, insecure: bool) -> str:

@@ -687,6 +687,26 @@ def evaluate(
     )
 
 
+def every_platform(subject_name: str, index_digest: str,
+                   results: dict[str, PolicyResult]) -> PolicyResult:
+    """The verdict on an image index under `every_platform`: each platform's result, and a rule
+    that passes only when every one of them passed (naming those that did not)."""
+    failed = [p for p, r in results.items() if not r.passed]
+    head = (_ok("every-platform", f"each of {len(results)} platforms met the policy: "
+                + ", ".join(results))
+            if results and not failed else
+            _no("every-platform", "the index lists no platform" if not results else
+                "not met for " + ", ".join(failed) + ": " + "; ".join(
+                    f"{p}: {o.rule}: {o.reason}" for p in failed for o in results[p].rules
+                    if not o.passed)))
+    rules = [head] + [RuleOutcome(rule=f"{p}: {o.rule}", passed=o.passed, reason=o.reason)
+                      for p, r in results.items() for o in r.rules]
+    notes = [n.model_copy(update={"reason": f"{p}: {n.reason}"})
+             for p, r in results.items() for n in r.attestations]
+    return PolicyResult(passed=head.passed, subject_name=subject_name,
+                        subject_digest=index_digest, rules=rules, attestations=notes)
+
+
 def require_pass(result: PolicyResult, *, policy_source: str | None = None) -> None:
     """Raise VerificationFailed (exit 1) naming the failed rules, if the policy refused."""
     if result.passed:

@@ -137,6 +137,17 @@ def load_signing_key(path: Path) -> PrivateKey:
     return load_private_key_file(path, passphrase)
 
 
+def _archive_identity(res: BuildResult) -> tuple[str | None, str | None]:
+    """A docker-archive's digest and platform as read back from the archive itself (None, None
+    for a layout). It has no manifest of its own: readers (and `verify`) identify it by the
+    canonical OCI manifest of its uncompressed layers, so that is what is signed; its platform
+    is its config's, so what is signed is what the archive holds, whichever platform was asked."""
+    if res.format != "docker-archive":
+        return None, None
+    img = read_docker_archive(Path(res.output))
+    return img.manifest_digest, img.platform
+
+
 @progress.phase("sign")
 def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
     """SLSA provenance for every platform built, signed, filed beside the output."""
@@ -145,15 +156,11 @@ def sign_build(res: BuildResult, lock_path: Path, signer: Signer) -> Path:
     out = attestations_path(output)
     digest = lock_digest(lock_path)
     now = utc_now()
-    archive_digest = None
-    if res.format == "docker-archive":
-        # A docker-archive has no manifest of its own: readers (and `verify`) identify it by the
-        # canonical OCI manifest of its uncompressed layers, so that is what is signed.
-        archive_digest = read_docker_archive(output).manifest_digest
+    archive_digest, archive_platform = _archive_identity(res)
     written = out
     for platform, d in res.platforms.items():
-        if archive_digest is not None and platform != lock.platforms[0]:
-            continue  # the archive holds the first platform only
+        if archive_digest is not None and platform != archive_platform:
+            continue  # an archive holds one platform, the one `build --platform` chose
         st = build_provenance(
             subject_name=lock.image.name,
             manifest_digest=archive_digest or d.manifest_digest,
@@ -184,12 +191,11 @@ def sign_sboms(res: BuildResult, lock_path: Path, signer: Signer, formats: list[
     output = Path(res.output)
     out = attestations_path(output)
     target = Target(str(lock_path), lock, lock_path)
-    archive_digest = (read_docker_archive(output).manifest_digest
-                      if res.format == "docker-archive" else None)
+    archive_digest, archive_platform = _archive_identity(res)
     written = out
     for platform, d in res.platforms.items():
-        if archive_digest is not None and platform != lock.platforms[0]:
-            continue  # the archive holds the first platform only
+        if archive_digest is not None and platform != archive_platform:
+            continue  # an archive holds one platform, the one `build --platform` chose
         for fmt in formats:
             doc = make_sbom(target, fmt, store, platform=platform,  # type: ignore[arg-type]
                             offline=True)
@@ -253,6 +259,31 @@ def sign_rebuild(
         # registry image is named by its oci:// URI, anything else by its package URL.
         resource_uri=(oci_uri(registry_form(image_ref).removeprefix("docker://"),
                               subject.manifest_digest)
+                      if image_ref and local_path(image_ref) is None else None),
+        **({"verifier_id": verifier_id} if verifier_id else {}),
+    )
+    return signer.emit(st, out)
+
+
+@progress.phase("sign")
+def sign_index_rebuild(
+    res: RebuildResult, index_digest: str, signer: Signer, *, out: Path,
+    verifier_id: str | None = None,
+) -> tuple[Path, bytes]:
+    """A PASSED VSA for the image index of a rebuild of every platform (`res` is one platform's
+    result, for the lock and the image compared): signed only for an index that was reproduced,
+    so every manifest it lists is the rebuilt one, bit for bit."""
+    image_ref = res.report.image
+    st = build_vsa(
+        subject_name=res.lock.image.name,
+        manifest_digest=index_digest,
+        lock_digest=lock_digest(res.lock_path),
+        lock_uri=res.lock_path.name,
+        time_verified=utc_now(),
+        match="distribution",
+        input_attestations=provenance_refs(local_path(image_ref) if image_ref else None),
+        verifier_version={"imagelock": __version__},
+        resource_uri=(oci_uri(registry_form(image_ref).removeprefix("docker://"), index_digest)
                       if image_ref and local_path(image_ref) is None else None),
         **({"verifier_id": verifier_id} if verifier_id else {}),
     )

@@ -89,6 +89,8 @@ class DebianPackages:
             users=[User(u.name, u.uid, u.gid, u.home, u.shell) for u in lock.accounts.users],
             groups=[Group(g.name, g.gid, tuple(g.members)) for g in lock.accounts.groups],
             effects=pins.scripts,
+            # an `Architecture: all` .deb is the same bytes for every platform: extracted once
+            extracted=build.shared.setdefault("extracted", {}),  # type: ignore[arg-type]
         )
         layer_of = {name: g.layer for g in layout.groups for name in g.packages}
         for name, entries in root.packages.items():
@@ -102,9 +104,12 @@ class DebianPackages:
         return {}
 
     def dependencies(self, lock: Lock) -> Iterator[Dependency]:
+        seen = set()
         for pins in lock.debian.values():
             for p in pins.packages:
-                yield Dependency(_purl(p), p.sha256, p.location)
+                if (p.name, p.architecture, p.sha256) not in seen:  # an `all` package is one input
+                    seen.add((p.name, p.architecture, p.sha256))
+                    yield Dependency(_purl(p), p.sha256, p.location)
 
     def diff(self, old: Lock, new: Lock) -> PinDiff:
         """A review of the package changes per platform; one line per changed signed index."""

@@ -105,10 +105,13 @@ def debian_entries(
     groups: Sequence[GroupLike] = (),
     ldconfig: bool = True,
     effects: ScriptEffects | None = None,
+    extracted: dict[str, DebPackage] | None = None,
 ) -> DebianRoot:
-    """Verify, extract and combine the pinned packages of a lock into a Debian root."""
+    """Verify, extract and combine the pinned packages of a lock into a Debian root.
+    `extracted` keeps `Architecture: all` packages extracted by an earlier platform of the same
+    build (their staged files stay in that platform's staging directory, read-only)."""
     staging_dir = Path(staging_dir)
-    packages = extract_all(pins, store, staging_dir)
+    packages = extract_all(pins, store, staging_dir, extracted)
     return combine(
         packages,
         source_date_epoch=source_date_epoch,
@@ -121,9 +124,19 @@ def debian_entries(
     )
 
 
-def extract_all(pins: Iterable[DebPin], store: Store, staging_dir: Path) -> list[DebPackage]:
-    """Every pinned .deb, verified and extracted into `staging_dir/files`."""
-    return [extract_pinned(p, store, Path(staging_dir) / "files") for p in pins]
+def extract_all(pins: Iterable[DebPin], store: Store, staging_dir: Path,
+                extracted: dict[str, DebPackage] | None = None) -> list[DebPackage]:
+    """Every pinned .deb, verified and extracted into `staging_dir/files` (an `all` one taken
+    from `extracted` when an earlier platform of the build extracted it)."""
+    out = []
+    for p in pins:
+        if extracted is not None and p.architecture == "all":
+            if p.sha256 not in extracted:
+                extracted[p.sha256] = extract_pinned(p, store, Path(staging_dir) / "files")
+            out.append(extracted[p.sha256])
+        else:
+            out.append(extract_pinned(p, store, Path(staging_dir) / "files"))
+    return out
 
 
 

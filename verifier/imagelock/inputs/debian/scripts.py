@@ -30,6 +30,7 @@ from imagelock.inputs.debian.accounts import Group, User
 from imagelock.inputs.debian.derive import derive_actions
 from imagelock.inputs.debian.root import BYTECODE_CACHE, combine, extract_all
 from imagelock.inputs.debian.trace import configure_order, run_scripts
+from imagelock.sandbox import emulation
 from imagelock.tar.entry import Entry
 
 # Changing what the trace runs or how its result becomes actions changes this, so that locks
@@ -103,10 +104,10 @@ def _derive(pl: DebianPlatformLock, lock: Lock, settings: ms.DebianScripts, stor
     arch = platform.split("/")[1]
     host = _HOST_ARCH.get(os.uname().machine)
     if arch != host and any(p.architecture == arch for p in pl.packages):
-        raise InputError(
-            f"the maintainer scripts of {platform} packages cannot run on this {host} machine",
-            field="contents.debian.scripts",
-            hint="lock on a machine of that platform, or set contents.debian.scripts.apply: false")
+        # A foreign platform's scripts are its own programs: the kernel hands them to qemu-user
+        # (binfmt_misc, F flag, so it works in the sandbox's root), as for build steps.
+        # Registered here when root; otherwise the error (exit 4) says how.
+        emulation.ensure_binfmt(emulation.machine_of_platform(platform))
     users = [User(u.name, u.uid, u.gid, u.home, u.shell) for u in lock.accounts.users]
     groups = [Group(g.name, g.gid, tuple(g.members)) for g in lock.accounts.groups]
     sde = lock.source_date_epoch
