@@ -4,7 +4,7 @@ image's own Python once the tree is assembled (`bytecode`, in `make_layers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from imagelock.core.errors import InputError
@@ -49,7 +49,10 @@ class PythonWheels:
             return wheel_sources(w, indexes[w.source])
 
         for w in wheels.values():
+            if w.origin == "source-build":
+                continue  # built from its pinned sdist (below), never downloaded
             yield Source(w.sha256, w.size, f"wheel {w.filename}", lambda w=w: urls(w))  # type: ignore[misc]
+        yield from build_sources(lock, mirrors, urls)
 
     def platform_layers(self, lock: Lock) -> set[str]:
         return set() if lock.python_install is None else {lock.python_install.layer}
@@ -59,8 +62,11 @@ class PythonWheels:
         pins = lock.python.get(platform)
         if inst is None or pins is None:
             return
-        # lazy: the installer loads for a build, not for diff, sign or an SBOM
+        # lazy: the installer and the build stage load for a build, not for diff, sign or an SBOM
+        from imagelock.inputs.python.source_build import ensure_built
         from imagelock.inputs.python.wheels import wheel_entries
+
+        build.notes.extend(ensure_built(lock, platform, build.store, build.workdir))
 
         entries, notices, installed = wheel_entries(
             pins, build.store, build.workdir, site_packages=inst.site_packages,
@@ -99,6 +105,10 @@ class PythonWheels:
             for w in pins:
                 yield Dependency(f"pkg:pypi/{w.name}@{w.version}?filename={w.filename}", w.sha256,
                                  w.location)
+        for builds in (lock.python_builds or {}).values():
+            for b in builds:
+                yield Dependency(f"pkg:pypi/{b.name}@{b.version}?filename={b.sdist.filename}",
+                                 b.sdist.sha256, b.sdist.location)
 
     def diff(self, old: Lock, new: Lock) -> PinDiff:
         lines: list[str] = []
@@ -113,6 +123,37 @@ class PythonWheels:
             yield Component(self.name, w.name, w.version, f"pkg:pypi/{w.name}@{w.version}",
                             w.sha256, w.size, layer=layer, origin=w.source)
 
+
+
+def build_sources(lock: Lock, mirrors: Mirrors,
+                  wheel_urls: Callable[[WheelPin], list[str]]) -> Iterator[Source]:
+    """What the build stages of source builds need: sdists and build wheels (found on the
+    source's indexes like wheels) and build-only Debian packages (the Debian kind's mirrors)."""
+    builds = [b for bs in (lock.python_builds or {}).values() for b in bs]
+    if not builds:
+        return
+    # lazy: the Debian mirrors load only for a lock with source builds
+    from imagelock.inputs.debian.kind import deb_source
+
+    seen: set[str] = set()
+    for b in builds:
+        # found on the indexes exactly as a wheel is: by project page, file name and sha256
+        sdist = WheelPin.model_construct(name=b.name, version=b.version, filename=b.sdist.filename,
+                                         location=b.sdist.location, sha256=b.sdist.sha256,
+                                         size=b.sdist.size, requested=False)
+        if b.sdist.sha256 not in seen:
+            seen.add(b.sdist.sha256)
+            yield Source(b.sdist.sha256, b.sdist.size, f"sdist {b.sdist.filename}",
+                         lambda s=sdist: wheel_urls(s))  # type: ignore[misc]
+        for w in b.build_wheels:
+            if w.sha256 not in seen:
+                seen.add(w.sha256)
+                yield Source(w.sha256, w.size, f"build wheel {w.filename}",
+                             lambda w=w: wheel_urls(w))  # type: ignore[misc]
+        for deb in b.build_debian:
+            if deb.sha256 not in seen:
+                seen.add(deb.sha256)
+                yield deb_source(deb, mirrors, f"build package {deb.name} {deb.version}")
 
 
 def _with_cache_dirs(entries: list[Entry], layers: dict[str, list[Entry]], layer: str) -> list[Entry]:
