@@ -326,7 +326,8 @@ def _lock_python(
                                      source_date_epoch(spec))
             out[platform], built = lock_python_with_builds(
                 py, ctx, store, cli_mirrors, sources=spec.sources, platform=platform,
-                build_debian=(build_debian or {}).get(platform, {}), builder=builder)
+                build_debian=(build_debian or {}).get(platform, {}), image_debian=image,
+                builder=builder)
             if built:
                 builds[platform] = built
         else:

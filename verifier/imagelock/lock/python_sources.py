@@ -36,11 +36,12 @@ from packaging.utils import canonicalize_name, parse_sdist_filename
 from packaging.version import InvalidVersion, Version
 
 from imagelock.core.errors import InputError, ToolUnavailable
+from imagelock.fetch.debian import package_urls
 from imagelock.fetch.http import fetch_to_store, local_path
 from imagelock.fetch.python_index import Indexes, IndexFile, indexes_for, pip_config
 from imagelock.fetch.store import Store
-from imagelock.formats.debian import DebianPackagePin
-from imagelock.formats.python import PythonContents, WheelPin
+from imagelock.formats.debian import DebianPackagePin, DebianSource
+from imagelock.formats.python import PLATFORM_MACHINE, PythonContents, WheelPin
 from imagelock.formats.python_build import SdistPin, SourceBuildPin
 from imagelock.lock.python import (
     _NOT_FOUND,
@@ -110,7 +111,14 @@ def _report(contents: PythonContents, context_dir: Path, indexes: Indexes, platf
         reqs += ["-r", str(req_file)]
     with tempfile.TemporaryDirectory(prefix="imagelock-pip-") as tmp:
         report = Path(tmp) / "report.json"
-        extra = ["--find-links", str(find_links)] if find_links is not None else []
+        extra = []
+        if find_links is not None:
+            # A wheel built here is tagged `linux_ARCH` (it was built for this very image, by
+            # its own Python and libraries): accepted from the private find-links directory.
+            extra = ["--find-links", str(find_links)]
+            machine = PLATFORM_MACHINE.get(platform)
+            if machine is not None:
+                extra += ["--platform", f"linux_{machine}"]
         cmd = [sys.executable, "-c", _PIP_MAIN,
                *pip_args(contents, platform, report, Path(tmp) / "t"), *extra, *reqs]
         try:
@@ -308,10 +316,22 @@ def lock_python_with_builds(
     sources: Mapping[str, object] | None = None,
     platform: str = "linux/amd64",
     build_debian: Mapping[str, list[DebianPackagePin]] | None = None,
+    image_debian: Sequence[DebianPackagePin] = (),
     builder: Builder,
 ) -> tuple[list[WheelPin], list[SourceBuildPin]]:
-    """Resolve the spec's requirements into wheel pins, building consented sdists on the way."""
+    """Resolve the spec's requirements into wheel pins, building consented sdists on the way.
+
+    `image_debian`: the image's Debian pins, which every build stage holds (fetched here, with
+    each stage's `build_debian`, before it is built)."""
     indexes = indexes_for(contents.source, sources, mirrors_cli)
+    deb_sources = {k: v for k, v in (sources or {}).items() if isinstance(v, DebianSource)}
+
+    def fetched(plan: BuildPlan) -> BuildOutcome:
+        for deb in [*image_debian, *plan.build_debian]:
+            fetch_to_store(store, package_urls(deb, deb_sources, mirrors_cli), sha256=deb.sha256,
+                           size=deb.size, what=f"package {deb.name} {deb.version}")
+        return builder(plan)
+
     built: dict[str, SourceBuildPin] = {}
     find = Path(tempfile.mkdtemp(prefix="imagelock-built-"))
     try:
@@ -329,7 +349,7 @@ def lock_python_with_builds(
                         "does not satisfy it", field="contents.python.source_builds",
                         hint="relax the constraints on it") from None
                 pin = _build_one(m.requirement, contents, context_dir, indexes, platform, store,
-                                 (build_debian or {}).get(project, []), builder, find)
+                                 (build_debian or {}).get(project, []), fetched, find)
                 built[project] = pin
         else:
             raise InputError(f"more than {_MAX_BUILDS} source builds in one resolution",
