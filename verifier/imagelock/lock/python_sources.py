@@ -32,7 +32,12 @@ from typing import Any
 from packaging.markers import InvalidMarker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name, parse_sdist_filename
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from imagelock.core.errors import InputError, ToolUnavailable
@@ -53,6 +58,7 @@ from imagelock.lock.python import (
     pip_args,
     requirements_path,
     target_markers,
+    target_tags,
 )
 
 #: PEP 517's fallback for an sdist without pyproject.toml (or without `build-system`), as pip has it.
@@ -119,8 +125,10 @@ def _report(contents: PythonContents, context_dir: Path, indexes: Indexes, platf
             machine = PLATFORM_MACHINE.get(platform)
             if machine is not None:
                 extra += ["--platform", f"linux_{machine}"]
-        cmd = [sys.executable, "-c", _PIP_MAIN,
-               *pip_args(contents, platform, report, Path(tmp) / "t"), *extra, *reqs]
+        # Not --quiet: pip explains a ResolutionImpossible (which dependency lacks a wheel)
+        # only at its normal verbosity.
+        args = [a for a in pip_args(contents, platform, report, Path(tmp) / "t") if a != "--quiet"]
+        cmd = [sys.executable, "-c", _PIP_MAIN, *args, *extra, *reqs]
         try:
             r = subprocess.run(cmd, check=False, capture_output=True, text=True,
                                env=_pip_env(indexes, target_markers(contents, platform)),
@@ -131,9 +139,49 @@ def _report(contents: PythonContents, context_dir: Path, indexes: Indexes, platf
             m = _NOT_FOUND.search(r.stderr)
             if m:
                 raise _Missing(m.group(1), r.stderr)
+            # pip explains the conflict on stdout, at its normal verbosity
+            wheelless = _conflict_without_wheels(r.stdout + r.stderr, contents, platform, indexes)
+            if wheelless is not None:
+                raise _Missing(wheelless, r.stderr)
             raise _pip_failure(r.stderr, contents, platform, indexes)
         data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
     return data
+
+
+_CONFLICT = re.compile(r"^\s+(?:\S+ \S+ depends on|The user requested(?: \(constraint\))?) (\S.*)$",
+                       re.MULTILINE)
+
+
+def _conflict_without_wheels(stderr: str, contents: PythonContents, platform: str,
+                             indexes: Indexes) -> str | None:
+    """The requirement behind pip's ResolutionImpossible that no wheel fits, if any.
+
+    A dependency with no fitting wheel (WSME -> simplegeneric) makes pip backtrack through every
+    version of its parent and report a conflict rather than the missing wheel."""
+    if "The conflict is caused by:" not in stderr:
+        return None
+    accepted = target_tags(contents, platform)
+    for m in _CONFLICT.finditer(stderr.split("The conflict is caused by:", 1)[1]):
+        text = m.group(1).strip()
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        project = canonicalize_name(req.name)
+        fits = False
+        for f in indexes.files(project):
+            if f.yanked or not f.filename.endswith(".whl"):
+                continue
+            try:
+                _, version, _, tags = parse_wheel_filename(f.filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if tags & accepted and req.specifier.contains(version, prereleases=True):
+                fits = True
+                break
+        if not fits:
+            return text
+    return None
 
 
 def constraints_for(project: str, contents: PythonContents, context_dir: Path,

@@ -61,7 +61,7 @@ _SHOWN = 5
 
 # Runs under the image's interpreter inside the stage; writes its answer to /build/out.
 _DRIVER = r"""
-import json, sys
+import json, subprocess, sys
 sys.path.insert(0, "/build/tools")
 from pyproject_hooks import BuildBackendHookCaller, BackendUnavailable
 spec = json.loads(sys.argv[1])
@@ -78,6 +78,8 @@ try:
         done(requires=requires, wheel=hooks.build_wheel("/build/out", {}))
 except BackendUnavailable as e:
     done(error="backend", detail=(e.traceback or "")[-3000:])
+except subprocess.CalledProcessError:
+    sys.exit(1)  # the hook's own output (on stderr) says why; ours would only bury it
 """
 
 
@@ -220,7 +222,7 @@ def _run(root: Path, plan: BuildPlan, mode: str, interpreter: str, sde: int) -> 
             hint="lock again (`imagelock lock`): the lock's build wheels must provide the "
             "backend its pyproject.toml names")
     if r.returncode != 0 or not isinstance(got.get("requires"), list):
-        tail = (r.stderr or b"").decode(errors="replace").strip().splitlines()[-25:]
+        tail = (r.stderr or b"").decode(errors="replace").strip().splitlines()[-40:]
         out = (r.stdout or b"").decode(errors="replace").strip().splitlines()[-10:]
         raise SourceBuildFailed(
             f"building {plan.sdist.filename} failed in the sandbox (exit {r.returncode}; no "
