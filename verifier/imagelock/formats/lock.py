@@ -23,7 +23,7 @@ from imagelock.formats.common import (
     Strict,
     check_path_bounds,
 )
-from imagelock.formats.debian import DebianLayout, DebianPlatformLock
+from imagelock.formats.debian import DebianLayout, DebianPackagePin, DebianPlatformLock
 from imagelock.formats.python import PythonInstall, WheelPin
 from imagelock.formats.python_build import SourceBuildPin
 from imagelock.formats.spec import Accounts, ImageConfig, PathEntry, Step
@@ -147,6 +147,11 @@ class Lock(Strict):
     )
     python_install: PythonInstall | None = Field(
         default=None, description="How the wheels are installed."
+    )
+    step_builds: dict[str, dict[str, list[DebianPackagePin]]] | None = Field(
+        default=None,
+        description="Per platform, per `stage: build` step with `build_requires_debian`: the "
+        "Debian packages its stage adds to the image so far (never in the image).",
     )
     python_builds: dict[str, list[SourceBuildPin]] | None = Field(
         default=None,

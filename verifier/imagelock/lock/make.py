@@ -42,6 +42,7 @@ from imagelock.lock.staleness import spec_digests
 from imagelock.tar.compress import current as current_compression
 
 DEFAULT_ORDER = ("debian", "python", "files")
+STEP_STAGE = "step:"  # build stages of steps among the Debian build requests (never a project)
 #: Makes the builder of source builds for one platform: (the image's Debian pins, interpreter,
 #: Python version, SOURCE_DATE_EPOCH) -> builder.
 SourceBuilderFactory = Callable[[Sequence[DebianPackagePin], str, str, int], Builder]
@@ -198,6 +199,16 @@ def resolve_lock(
                          "the archives' signed indexes", hint="lock with network access; build, "
                          "fetch --offline and rebuild --offline then need none")
     build_debian: dict[str, dict[str, list[DebianPackagePin]]] = {}
+    if spec.contents.debian is None:
+        for i, st in enumerate(spec.steps):
+            if st.build_requires_debian:
+                raise InputError("build_requires_debian needs Debian contents to resolve against",
+                                 field=f"steps[{i}].build_requires_debian",
+                                 hint="add contents.debian (the image's Debian packages)")
+        if spec.contents.python is not None and spec.contents.python.build_requires_debian:
+            raise InputError("build_requires_debian needs Debian contents to resolve against",
+                             field="contents.python.build_requires_debian",
+                             hint="add contents.debian (the image's Debian packages)")
     debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade,
                                          upgrade_security, notes, build_debian)
     python, python_install, python_builds = _lock_python(
@@ -228,12 +239,21 @@ def resolve_lock(
         python=python,
         python_install=python_install,
         python_builds=python_builds,
+        step_builds=_step_builds(build_debian),
         steps=[st.model_copy(update={"layer": st.layer or st.name}) for st in spec.steps],
         accounts=spec.accounts,
         config=normalise_config(spec.config),
         expected={},
     )
     return lock
+
+
+def _step_builds(build_debian: Mapping[str, Mapping[str, list[DebianPackagePin]]]
+                 ) -> dict[str, dict[str, list[DebianPackagePin]]] | None:
+    """The build stages of `stage: build` steps, per platform (None when there are none)."""
+    out = {platform: {k[len(STEP_STAGE):]: v for k, v in stages.items() if k.startswith(STEP_STAGE)}
+           for platform, stages in build_debian.items()}
+    return {k: v for k, v in out.items() if v} or None
 
 
 def _lock_debian(
@@ -266,6 +286,8 @@ def _lock_debian(
         py = spec.contents.python
         build_requests = ({str(canonicalize_name(k)): v for k, v in py.build_requires_debian.items()}
                           if py is not None else {})
+        build_requests.update({f"{STEP_STAGE}{st.name}": st.build_requires_debian
+                               for st in spec.steps if st.build_requires_debian})
         builds: dict[str, list[DebianPackagePin]] = {}
         try:
             tools: list[DebianPackagePin] | None = [] if deb.scripts.apply else None

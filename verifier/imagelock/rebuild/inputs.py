@@ -139,6 +139,10 @@ def _debs(lock: Lock) -> dict[str, tuple[str, DebianPackagePin]]:
         for b in builds:
             for p in b.build_debian:
                 out.setdefault(p.sha256, (platform, p))
+    for platform, stages in (lock.step_builds or {}).items():
+        for pins in stages.values():
+            for p in pins:
+                out.setdefault(p.sha256, (platform, p))
     return out
 
 
