@@ -325,3 +325,84 @@ def test_libvirt_python_builds_against_pinned_libvirt_dev_and_leaves_no_compiler
     assert out.returncode == 0, out.stderr
     version, gcc = out.stdout.split()
     assert int(version) >= 9000000 and gcc == "None"
+
+
+# --- build-only stages of steps ----------------------------------------------------------------
+
+
+def test_a_build_stage_step_must_name_its_outputs() -> None:
+    from imagelock.formats.spec import Step
+
+    with pytest.raises(ValueError, match="names its `outputs`"):
+        Step(name="c", stage="build", shell="true")
+    with pytest.raises(ValueError, match="need `stage: build`"):
+        Step(name="c", shell="true", outputs=["/x"])
+    with pytest.raises(ValueError, match="absolute image path"):
+        Step(name="c", stage="build", shell="true", outputs=["../etc"])
+
+
+def test_a_build_stage_keeps_only_its_outputs_and_the_directories_to_them() -> None:
+    from imagelock.formats.spec import Step
+    from imagelock.inputs.steps.run import only_outputs
+    from imagelock.tar.entry import Entry
+
+    step = Step(name="c", stage="build", shell="true", outputs=["/usr/local/bin/hello"])
+    entries = [Entry("usr", "dir", 0o755), Entry("usr/local", "dir", 0o755),
+               Entry("usr/local/bin", "dir", 0o755), Entry("usr/local/bin/hello", "file", 0o755),
+               Entry("usr/bin/gcc", "file", 0o755), Entry("src/hello.o", "file"),
+               Entry("usr/local/bin/.wh.old", "whiteout")]
+    changes = [(e.path, "added") for e in entries if e.type != "whiteout"]
+    kept, applied = only_outputs(step, entries, changes)
+    assert [e.path for e in kept] == ["usr", "usr/local", "usr/local/bin", "usr/local/bin/hello"]
+    assert "usr/bin/gcc" not in dict(applied)
+    with pytest.raises(Exception, match="output /opt/tool was not produced"):
+        only_outputs(step.model_copy(update={"outputs": ["/opt/tool"]}), entries, changes)
+
+
+@pytest.mark.network
+@pytest.mark.tools
+@pytest.mark.slow
+def test_a_build_stage_step_compiles_with_gcc_and_the_image_has_only_the_binary(
+        tmp_path: Path, shared_store: Path) -> None:
+    d = tmp_path / "stage"
+    d.mkdir()
+    (d / "imagelock.yaml").write_text(f"""version: 1
+image: {{name: test/build-stage, tag: "1"}}
+source_date_epoch: {SDE}
+sources:
+  bookworm: {{kind: debian, suites: [bookworm]}}
+contents:
+  debian:
+    packages: [libc6]
+    scripts: {{apply: false}}
+steps:
+  - name: hello
+    stage: build
+    build_requires_debian: [gcc, libc6-dev]
+    shell: >-
+      mkdir -p /src /usr/local/bin &&
+      printf '#include <stdio.h>\\nint main(void){{puts("hello from the build stage");return 0;}}\\n'
+      > /src/hello.c && gcc -O2 -o /usr/local/bin/hello /src/hello.c
+    outputs: [/usr/local/bin/hello]
+config:
+  cmd: ["/usr/local/bin/hello"]
+""")
+    lock = _lock(d, shared_store)
+    stage = {p["name"] for p in lock["step_builds"]["linux/amd64"]["hello"]}
+    assert {"gcc-12", "libc6-dev", "dash"} <= stage
+    r = run(["build", str(d), "-o", str(tmp_path / "oci"), "--offline"],
+            env={"IMAGELOCK_STORE": str(shared_store)})
+    assert r.returncode == 0, r.stderr
+    layers = [layer_index(b) for b in oci_layers(tmp_path / "oci")]
+    assert sorted(layers[-1]) == ["usr", "usr/local", "usr/local/bin", "usr/local/bin/hello"]
+    assert not [p for layer in layers for p in layer if p.startswith(("usr/bin/gcc", "src"))]
+    r = run(["build", str(d), "-o", str(tmp_path / "img.tar"), "--format", "docker-archive",
+             "--offline"], env={"IMAGELOCK_STORE": str(shared_store)})
+    assert r.returncode == 0, r.stderr
+    podman = podman_cmd(tmp_path / "podman")
+    assert subprocess.run([*podman, "load", "-i", str(tmp_path / "img.tar")],
+                          capture_output=True).returncode == 0
+    out = subprocess.run([*podman, "run", "--rm", "--network", "none", *PODMAN_RUN_LIMITS,
+                          "test/build-stage:1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "hello from the build stage"
