@@ -4,12 +4,14 @@ image's own Python once the tree is assembled (`bytecode`, in `make_layers`)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from imagelock.core.errors import InputError
 from imagelock.formats.lock import Lock
 from imagelock.formats.python import WheelPin
+from imagelock.formats.python_build import SourceBuildPin
 from imagelock.inputs.kind import (
     BuildInputs,
     Component,
@@ -105,16 +107,33 @@ class PythonWheels:
             for w in pins:
                 yield Dependency(f"pkg:pypi/{w.name}@{w.version}?filename={w.filename}", w.sha256,
                                  w.location)
+        # what the build stages used: a wheel built from source depends on all of it
+        seen: set[str] = set()
         for builds in (lock.python_builds or {}).values():
             for b in builds:
                 yield Dependency(f"pkg:pypi/{b.name}@{b.version}?filename={b.sdist.filename}",
                                  b.sdist.sha256, b.sdist.location)
+                for w in b.build_wheels:
+                    if w.sha256 not in seen:
+                        seen.add(w.sha256)
+                        yield Dependency(f"pkg:pypi/{w.name}@{w.version}?filename={w.filename}",
+                                         w.sha256, w.location)
+                for d in b.build_debian:
+                    if d.sha256 not in seen:
+                        seen.add(d.sha256)
+                        yield Dependency(f"pkg:deb/debian/{d.name}@{d.version}?arch={d.architecture}",
+                                         d.sha256, d.location)
 
     def diff(self, old: Lock, new: Lock) -> PinDiff:
         lines: list[str] = []
         for platform in sorted(old.python.keys() | new.python.keys()):
             lines += changed_lines(f"wheel ({platform})", keyed(old.python.get(platform, []), "name"),
                                    keyed(new.python.get(platform, []), "name"))
+        ob, nb = old.python_builds or {}, new.python_builds or {}
+        for platform in sorted(ob.keys() | nb.keys()):
+            lines += changed_lines(f"source build ({platform})",
+                                   {b.name: _build_summary(b) for b in ob.get(platform, [])},
+                                   {b.name: _build_summary(b) for b in nb.get(platform, [])})
         return PinDiff(lines)
 
     def components(self, lock: Lock, platform: str) -> Iterator[Component]:
@@ -123,6 +142,15 @@ class PythonWheels:
             yield Component(self.name, w.name, w.version, f"pkg:pypi/{w.name}@{w.version}",
                             w.sha256, w.size, layer=layer, origin=w.source)
 
+
+
+def _build_summary(b: SourceBuildPin) -> dict[str, object]:
+    """What a reviewer compares of a source build (its Debian build packages as one digest)."""
+    debs = hashlib.sha256(" ".join(sorted(d.sha256 for d in b.build_debian)).encode()).hexdigest()
+    return {"version": b.version, "sdist": b.sdist.filename, "sdist_sha256": b.sdist.sha256,
+            "backend": b.backend, "wheel_sha256": b.wheel_sha256,
+            "build_wheels": " ".join(sorted(w.filename for w in b.build_wheels)),
+            "build_debian": f"{len(b.build_debian)} packages ({debs[:12]})"}
 
 
 def build_sources(lock: Lock, mirrors: Mirrors,
