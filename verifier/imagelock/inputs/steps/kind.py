@@ -1,5 +1,7 @@
 """Build steps: commands the lock runs in the image's assembled root (`run`), each step's changes
-one layer. They pin no bytes of their own: what they use is already in the layers below."""
+one layer. An ordinary step pins no bytes of its own: what it uses is already in the layers below.
+A `stage: build` step adds its pinned Debian packages (`step_builds`) to a copy of that root and
+keeps only its `outputs`: the build tools never reach the image."""
 
 from __future__ import annotations
 
