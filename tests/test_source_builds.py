@@ -406,3 +406,15 @@ config:
                           "test/build-stage:1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hello from the build stage"
+
+
+def test_a_wheel_pin_says_whether_it_came_from_find_links_or_a_source_build(tmp_path: Path) -> None:
+    from imagelock.lock.python_sources import _origin
+
+    links = tmp_path / "wheels"
+    assert _origin((links / "a-1-py3-none-any.whl").as_uri(), {}, "a-1-py3-none-any.whl",
+                   [str(links)]) == "find-links"
+    assert _origin((tmp_path / "elsewhere" / "a-1-py3-none-any.whl").as_uri(), {},
+                   "a-1-py3-none-any.whl", [str(links)]) is None
+    assert _origin("https://index.invalid/a-1-py3-none-any.whl", {}, "a-1-py3-none-any.whl",
+                   [str(links)]) is None
