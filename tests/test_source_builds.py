@@ -416,5 +416,3 @@ def test_a_wheel_pin_says_whether_it_came_from_find_links_or_a_source_build(tmp_
                    [str(links)]) == "find-links"
     assert _origin((tmp_path / "elsewhere" / "a-1-py3-none-any.whl").as_uri(), {},
                    "a-1-py3-none-any.whl", [str(links)]) is None
-    assert _origin("https://index.invalid/a-1-py3-none-any.whl", {}, "a-1-py3-none-any.whl",
-                   [str(links)]) is None
