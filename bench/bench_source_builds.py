@@ -54,20 +54,21 @@ class BuildTimer:
 def one(service: str, store: Path, work: Path) -> dict[str, Any]:
     root = work / service
     shutil.copytree(HERE, root)
-    spec = root / service / "imagelock.yaml"
+    spec = root / f"{service}.yaml"
+    lock_path = root / f"{service}.lock"
     out: dict[str, Any] = {"service": service}
     with BuildTimer() as t:
         start = time.perf_counter()
-        api.lock(spec, store=store)
+        api.lock(spec, output=lock_path, store=store)
         out["lock_s"] = round(time.perf_counter() - start, 1)
         out["lock_source_builds_s"] = round(t.seconds, 1)
         out["built"] = [f"{name} ({dt:.1f} s)" for name, dt in t.builds]
-    lock = json.loads((spec.parent / "imagelock.lock").read_text())
+    lock = json.loads(lock_path.read_text())
     out["wheels"] = len(lock["python"]["linux/amd64"])
     out["source_builds"] = len((lock.get("python_builds") or {}).get("linux/amd64", []))
     with BuildTimer() as t:
         start = time.perf_counter()
-        result = api.build(spec.parent, output=work / f"{service}-oci", store=store, offline=True)
+        result = api.build(lock_path, output=work / f"{service}-oci", store=store, offline=True)
         out["build_s"] = round(time.perf_counter() - start, 1)
         out["build_source_builds_s"] = round(t.seconds, 1)
     out["verdict"] = result.verdict
