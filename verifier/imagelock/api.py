@@ -100,6 +100,7 @@ def resolve(
     from imagelock.build.expected import record_expected
     from imagelock.formats.files import load_spec
     from imagelock.inputs.fetching import fetch_pins
+    from imagelock.inputs.python.source_build import source_builder
     from imagelock.lock.context import context_dir
     from imagelock.lock.make import resolve_lock
 
@@ -107,7 +108,8 @@ def resolve(
     found = mirrors or {}
     resolved = resolve_lock(spec, store=st, cli_mirrors=found, offline=offline,
                             lock_dir=lock_dir, previous=previous, upgrade=upgrade,
-                            upgrade_security=upgrade_security, notes=notes)
+                            upgrade_security=upgrade_security, notes=notes,
+                            source_builder=source_builder(st))
     loaded = load_spec(spec)
     fetch_pins(resolved, loaded.sources, st, cli_mirrors=found, offline=offline)
     if loaded.contents.debian is not None:

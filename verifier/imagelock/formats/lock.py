@@ -25,6 +25,7 @@ from imagelock.formats.common import (
 )
 from imagelock.formats.debian import DebianLayout, DebianPackagePin, DebianPlatformLock
 from imagelock.formats.python import PythonInstall, WheelPin
+from imagelock.formats.python_build import SourceBuildPin
 from imagelock.formats.spec import Accounts, ImageConfig, PathEntry, Step
 
 LOCK_VERSION: Literal[1] = 1
@@ -152,6 +153,16 @@ class Lock(Strict):
     )
     python_install: PythonInstall | None = Field(
         default=None, description="How the wheels are installed."
+    )
+    step_builds: dict[str, dict[str, list[DebianPackagePin]]] | None = Field(
+        default=None,
+        description="Per platform, per `stage: build` step with `build_requires_debian`: the "
+        "Debian packages its stage adds to the image so far (never in the image).",
+    )
+    python_builds: dict[str, list[SourceBuildPin]] | None = Field(
+        default=None,
+        description="Wheels built from source per platform: their sdists and build stages "
+        "(absent when every wheel comes from an index or find-links).",
     )
     steps: list[Step] = Field(
         default_factory=list, description="Build steps, with `layer` resolved, in order."

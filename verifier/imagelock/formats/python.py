@@ -128,6 +128,56 @@ class PythonContents(Strict):
     layer: str | None = Field(
         default=None, pattern=_LAYER_NAME, description="Layer name. Default `python`."
     )
+    source_builds: list[str] | Literal["*"] = Field(
+        default_factory=list,
+        description="Consent to build wheels from source distributions: project names, or "
+        '`"*"` for every project. Only a project for which no wheel fits the image is built; '
+        "its sdist, build backend, build requirements (as wheels) and Debian build packages are "
+        "pinned, and the wheel is built in the sandbox with the image's own Python "
+        "(spec/README.md, Source builds).",
+    )
+    build_requires_debian: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per project built from source: Debian packages its build needs (compilers, "
+        "`-dev` packages), e.g. `{libvirt-python: [gcc, libvirt-dev, pkg-config, python3-dev]}`. "
+        "Pinned with the image's Debian packages, installed only in the build stage, never in "
+        "the image.",
+    )
+
+    @field_validator("source_builds")
+    @classmethod
+    def _source_builds(cls, v: list[str] | str) -> list[str] | str:
+        if isinstance(v, list):
+            names = [canonicalize_name(n) for n in v]
+            for n, raw in zip(names, v, strict=True):
+                if not re.fullmatch(_PROJECT, n):
+                    raise ValueError(f"{raw!r} is not a project name")
+            if len(set(names)) != len(names):
+                raise ValueError("a project is listed twice")
+        return v
+
+    @field_validator("build_requires_debian")
+    @classmethod
+    def _build_requires(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for project, pkgs in v.items():
+            if not re.fullmatch(_PROJECT, canonicalize_name(project)):
+                raise ValueError(f"{project!r} is not a project name")
+            for pkg in pkgs:
+                if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", pkg):
+                    raise ValueError(f"{pkg!r} (for {project}) is not a Debian package name")
+        return v
+
+    def may_build(self, project: str) -> bool:
+        """Whether the spec consents to building `project` from its source distribution."""
+        if self.source_builds == "*":
+            return True
+        return canonicalize_name(project) in {canonicalize_name(n) for n in self.source_builds}
+
+    def build_debian(self, project: str) -> list[str]:
+        """The Debian build packages the spec names for `project` (empty when none)."""
+        want = canonicalize_name(project)
+        return next((list(v) for k, v in self.build_requires_debian.items()
+                     if canonicalize_name(k) == want), [])
 
     @field_validator("requirements")
     @classmethod
@@ -170,6 +220,10 @@ class PythonContents(Strict):
     def _something(self) -> PythonContents:
         if not self.requirements and self.requirements_file is None:
             raise ValueError("list `requirements`, or name a `requirements_file`")
+        for project in self.build_requires_debian:
+            if not self.may_build(project):
+                raise ValueError(f"build_requires_debian names {project!r}, which source_builds "
+                                 "does not consent to build")
         return self
 
     # --- the target, with defaults filled in -------------------------------------------------
@@ -274,6 +328,13 @@ class WheelPin(Strict):
     requested: bool = Field(
         description="Whether the spec asked for it (true) or it came in as a dependency (false); "
         "a requested one gets an empty `REQUESTED` file in its dist-info, as pip does."
+    )
+    origin: Literal["find-links", "source-build"] | None = Field(
+        default=None,
+        description="Where the wheel comes from when not from an index (absent: an index): "
+        "`find-links`, a local find-links directory of pip's configuration, which a rebuilder "
+        "must have too; `source-build`, built from a pinned sdist in the sandbox "
+        "(`python_builds`), never downloaded.",
     )
 
     @model_validator(mode="after")

@@ -263,11 +263,35 @@ class Step(Strict):
     layer: str | None = Field(default=None, pattern=LAYER_NAME,
                               description="Layer for the step's changes. Default: the step's name.")
     timeout: int = Field(default=3600, gt=0, description="Seconds before the step is stopped.")
+    stage: Literal["build"] | None = Field(
+        default=None,
+        description="`build`: a build-only stage. The step runs on the image so far plus its "
+        "`build_requires_debian` packages, and only its `outputs` go into its layer: the build "
+        "tools never reach the image. Absent: an ordinary step, all of whose changes are kept.")
+    outputs: list[str] | None = Field(
+        default=None,
+        description="With `stage: build`: the image paths (files or directories, recursively) "
+        "the step's layer keeps; each must exist after the step.")
+    build_requires_debian: list[str] | None = Field(
+        default=None,
+        description="With `stage: build`: Debian packages the stage adds (compilers, -dev "
+        "packages), pinned in the lock with the image's (`step_builds`), never in the image.")
 
     @model_validator(mode="after")
     def _command(self) -> Step:
         if (self.run is None) == (self.shell is None):
             raise ValueError("give exactly one of `run` (an argv list) or `shell` (a command line)")
+        if self.stage == "build":
+            if not self.outputs:
+                raise ValueError("a `stage: build` step names its `outputs` (what the image keeps)")
+            for o in self.outputs:
+                if not o.startswith("/") or ".." in o.split("/") or o.rstrip("/") == "":
+                    raise ValueError(f"output {o!r} must be an absolute image path without '..'")
+        elif self.outputs is not None or self.build_requires_debian is not None:
+            raise ValueError("`outputs` and `build_requires_debian` need `stage: build`")
+        for pkg in self.build_requires_debian or []:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", pkg):
+                raise ValueError(f"{pkg!r} is not a Debian package name")
         return self
 
     def argv(self) -> list[str]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from imagelock import __version__
 from imagelock.core import progress
@@ -29,15 +31,21 @@ from imagelock.formats.lock import (
     ToolInfo,
 )
 from imagelock.formats.python import PythonInstall, WheelPin
+from imagelock.formats.python_build import SourceBuildPin
 from imagelock.formats.spec import HttpSource, ImageConfig, Spec
 from imagelock.lock.context import context_dir, pin_context
 from imagelock.lock.debian import debian_arch, lock_debian
 from imagelock.lock.downloads import pin_download
 from imagelock.lock.python import lock_python, requirements_file_sha256
+from imagelock.lock.python_sources import Builder, lock_python_with_builds
 from imagelock.lock.staleness import spec_digests
 from imagelock.tar.compress import current as current_compression
 
 DEFAULT_ORDER = ("debian", "python", "files")
+STEP_STAGE = "step:"  # build stages of steps among the Debian build requests (never a project)
+#: Makes the builder of source builds for one platform: (the image's Debian pins, interpreter,
+#: Python version, SOURCE_DATE_EPOCH) -> builder.
+SourceBuilderFactory = Callable[[Sequence[DebianPackagePin], str, str, int], Builder]
 # Every Debian image gets these unless `contents.debian.exclude` names them: base-passwd's
 # accounts give uid 0 a name and the system users services run as (docs/debian.md).
 DEFAULT_DEBIAN_PACKAGES = ("base-passwd",)
@@ -149,6 +157,7 @@ def resolve_lock(
     upgrade: Sequence[str] = (),
     upgrade_security: bool = False,
     notes: list[str] | None = None,
+    source_builder: SourceBuilderFactory | None = None,
 ) -> Lock:
     """Resolve the spec at `spec_path` into a lock whose every input is pinned by sha256.
 
@@ -160,6 +169,8 @@ def resolve_lock(
     unless named in `upgrade` or no longer needed: re-locking moves only what it must.
     `upgrade_security` also moves every pin a security suite has a newer version of. What an
     upgrade moved besides the names, or left behind and why, is appended to `notes`.
+    `source_builder` makes the builder of the spec's consented source builds (the sandboxed
+    build stage belongs to a later stage: `imagelock.api.resolve` passes it).
     """
     spec = load_spec(spec_path)
     digest, sections = spec_digests(spec)
@@ -187,9 +198,21 @@ def resolve_lock(
         raise InputError("--offline cannot lock Debian or Python contents: resolving them reads "
                          "the archives' signed indexes", hint="lock with network access; build, "
                          "fetch --offline and rebuild --offline then need none")
+    build_debian: dict[str, dict[str, list[DebianPackagePin]]] = {}
+    if spec.contents.debian is None:
+        for i, st in enumerate(spec.steps):
+            if st.build_requires_debian:
+                raise InputError("build_requires_debian needs Debian contents to resolve against",
+                                 field=f"steps[{i}].build_requires_debian",
+                                 hint="add contents.debian (the image's Debian packages)")
+        if spec.contents.python is not None and spec.contents.python.build_requires_debian:
+            raise InputError("build_requires_debian needs Debian contents to resolve against",
+                             field="contents.python.build_requires_debian",
+                             hint="add contents.debian (the image's Debian packages)")
     debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade,
-                                         upgrade_security, notes)
-    python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian)
+                                         upgrade_security, notes, build_debian)
+    python, python_install, python_builds = _lock_python(
+        spec, spec_path, store, cli_mirrors, debian, build_debian, source_builder)
     if (spec.accounts.users or spec.accounts.groups) and not debian:
         raise InputError("accounts need a Debian base (the base-passwd package)",
                          field="accounts", hint="add Debian contents, or ship /etc/passwd and "
@@ -215,12 +238,22 @@ def resolve_lock(
         debian_layout=debian_layout,
         python=python,
         python_install=python_install,
+        python_builds=python_builds,
+        step_builds=_step_builds(build_debian),
         steps=[st.model_copy(update={"layer": st.layer or st.name}) for st in spec.steps],
         accounts=spec.accounts,
         config=normalise_config(spec.config),
         expected={},
     )
     return lock
+
+
+def _step_builds(build_debian: Mapping[str, Mapping[str, list[DebianPackagePin]]]
+                 ) -> dict[str, dict[str, list[DebianPackagePin]]] | None:
+    """The build stages of `stage: build` steps, per platform (None when there are none)."""
+    out = {platform: {k[len(STEP_STAGE):]: v for k, v in stages.items() if k.startswith(STEP_STAGE)}
+           for platform, stages in build_debian.items()}
+    return {k: v for k, v in out.items() if v} or None
 
 
 def _lock_debian(
@@ -231,6 +264,7 @@ def _lock_debian(
     upgrade: Sequence[str],
     upgrade_security: bool = False,
     notes: list[str] | None = None,
+    build_debian: dict[str, dict[str, list[DebianPackagePin]]] | None = None,
 ) -> tuple[dict[str, DebianPlatformLock], DebianLayout | None]:
     deb = spec.contents.debian
     if deb is None:
@@ -249,6 +283,12 @@ def _lock_debian(
         prev = previous.debian.get(platform) if previous is not None else None
         progress.working(f"resolving Debian packages for {platform}")
         arch = debian_arch(platform)
+        py = spec.contents.python
+        build_requests = ({str(canonicalize_name(k)): v for k, v in py.build_requires_debian.items()}
+                          if py is not None else {})
+        build_requests.update({f"{STEP_STAGE}{st.name}": st.build_requires_debian
+                               for st in spec.steps if st.build_requires_debian})
+        builds: dict[str, list[DebianPackagePin]] = {}
         try:
             tools: list[DebianPackagePin] | None = [] if deb.scripts.apply else None
             indexes, packages = lock_debian(
@@ -258,6 +298,7 @@ def _lock_debian(
                 upgrade_security=upgrade_security, notes=notes,
                 defaults=DEFAULT_DEBIAN_PACKAGES, tools_out=tools,
                 previous_tools=prev.script_tools if prev is not None else (),
+                build_requests=build_requests, builds_out=builds,
             )
         except InputError as e:
             # A package may exist for one architecture and not another: say which one failed.
@@ -265,6 +306,8 @@ def _lock_debian(
             raise
         out[platform] = DebianPlatformLock(indexes=indexes, packages=packages,
                                            script_tools=tools or [])
+        if build_debian is not None:
+            build_debian[platform] = builds
         progress.item(f"{len(packages)} Debian packages for {platform}", "resolved")
     names = {p.name for pl in out.values() for p in pl.packages}
     for i, g in enumerate(deb.groups):
@@ -282,18 +325,36 @@ def _lock_python(
     store: Store,
     cli_mirrors: Mapping[str, list[str]],
     debian: Mapping[str, DebianPlatformLock],
-) -> tuple[dict[str, list[WheelPin]], PythonInstall | None]:
+    build_debian: Mapping[str, Mapping[str, list[DebianPackagePin]]] | None = None,
+    source_builder: SourceBuilderFactory | None = None,
+) -> tuple[dict[str, list[WheelPin]], PythonInstall | None, dict[str, list[SourceBuildPin]] | None]:
     py = spec.contents.python
     if py is None:
-        return {}, None
+        return {}, None, None
     if py.python_version is None:
         py = py.model_copy(update={"python_version": _debian_python(debian)})
     ctx = context_dir(spec, spec_path)
     out = {}
+    builds: dict[str, list[SourceBuildPin]] = {}
     for platform in spec.image.platforms:
         progress.working(f"resolving Python requirements for {platform}")
-        out[platform] = lock_python(py, ctx, store, cli_mirrors, sources=spec.sources,
-                                    platform=platform)
+        if py.source_builds:
+            if source_builder is None:
+                raise InputError("source builds run in the sandbox, which this caller of the "
+                                 "lock stage did not provide", field="contents.python.source_builds",
+                                 hint="lock with `imagelock lock` (imagelock.api.resolve)")
+            image = debian[platform].packages if platform in debian else []
+            builder = source_builder(image, py.interpreter_path(), py.version,
+                                     source_date_epoch(spec))
+            out[platform], built = lock_python_with_builds(
+                py, ctx, store, cli_mirrors, sources=spec.sources, platform=platform,
+                build_debian=(build_debian or {}).get(platform, {}), image_debian=image,
+                builder=builder)
+            if built:
+                builds[platform] = built
+        else:
+            out[platform] = lock_python(py, ctx, store, cli_mirrors, sources=spec.sources,
+                                        platform=platform)
         progress.item(f"{len(out[platform])} wheels for {platform}", "resolved")
     install = PythonInstall(
         layer=py.layer or "python", python_version=py.version,
@@ -301,7 +362,7 @@ def _lock_python(
         interpreter=py.interpreter_path(), compile=py.compile,
         requirements_file_sha256=requirements_file_sha256(py, ctx),
     )
-    return out, install
+    return out, install, builds or None
 
 
 def _debian_python(debian: Mapping[str, DebianPlatformLock]) -> str:

@@ -266,8 +266,8 @@ def explain_missing(
         + (f" (versions {_versions(in_spec)})" if in_spec else "")
         + "; imagelock installs wheels only, so nothing runs a build at install time",
         field=field,
-        hint="build a wheel in a build step (or `pip wheel` elsewhere) and serve it from a "
-        "find-links directory or an index, then lock again")
+        hint=f"let imagelock build it from source, pinned and in the sandbox: "
+        f"contents.python.source_builds: [{project}] (docs/python.md)")
 
 
 def _closest_first(wheels: list[tuple[IndexFile, frozenset[Tag]]], accepted: set[Tag]) -> list[str]:

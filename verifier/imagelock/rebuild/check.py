@@ -79,6 +79,7 @@ def _copy_project(lock_path: Path, dest: Path, *, reorder: bool) -> Path:
 def _build(lock_copy: Path, out: Path, store: Path, variations: Sequence[Variation]) -> None:
     env = dict(os.environ)
     env["IMAGELOCK_STORE"] = str(store)
+    env["IMAGELOCK_SOURCE_BUILDS"] = "always"  # every variation builds the source builds again
     shell = []
     prefix: list[str] = []
     for v in variations:

@@ -24,6 +24,7 @@ from imagelock.fetch.snapshot import snapshot_url, snapshots_for
 from imagelock.fetch.store import Store
 from imagelock.formats.debian import DEFAULT_KEYRING, DebianIndexPin, DebianPackagePin, DebianSource
 from imagelock.formats.lock import Lock
+from imagelock.formats.python import WheelPin
 from imagelock.formats.recipe import MT_DEB, MT_DOWNLOAD, MT_INRELEASE, MT_PACKAGES, MT_WHEEL
 from imagelock.formats.spec import HttpSource
 from imagelock.lock.debian.release import IndexFile
@@ -106,15 +107,43 @@ def lock_inputs(lock: Lock) -> list[Input]:
     for d in lock.downloads:
         out.setdefault(d.sha256, Input("download", Wanted(d.sha256, d.size, f"download {d.location}"),
                                        d.location))
-    for wheels in lock.python.values():
-        for w in wheels:
-            out.setdefault(w.sha256, Input("wheel", Wanted(w.sha256, w.size, f"wheel {w.filename}"),
-                                           w.location))
-    for plock in lock.debian.values():
-        for p in plock.packages:
-            what = f"package {p.name} {p.version} ({p.architecture})"
-            out.setdefault(p.sha256, Input("deb", Wanted(p.sha256, p.size, what), p.location))
+    for w in _wheel_like(lock).values():
+        # a source build's sdist is found on the indexes exactly as a wheel is
+        what = f"{'sdist' if not w.filename.endswith('.whl') else 'wheel'} {w.filename}"
+        out.setdefault(w.sha256, Input("wheel", Wanted(w.sha256, w.size, what), w.location))
+    for _, p in _debs(lock).values():
+        what = f"package {p.name} {p.version} ({p.architecture})"
+        out.setdefault(p.sha256, Input("deb", Wanted(p.sha256, p.size, what), p.location))
     return list(out.values())
+
+
+def _wheel_like(lock: Lock) -> dict[str, WheelPin]:
+    """Wheels to fetch (not those built from source: their sdists and build wheels instead)."""
+    out = {w.sha256: w for ws in lock.python.values() for w in ws if w.origin != "source-build"}
+    for builds in (lock.python_builds or {}).values():
+        for b in builds:
+            out.setdefault(b.sdist.sha256, WheelPin.model_construct(
+                name=b.name, version=b.version, filename=b.sdist.filename,
+                sha256=b.sdist.sha256, size=b.sdist.size, location=b.sdist.location,
+                requested=False))
+            for w in b.build_wheels:
+                out.setdefault(w.sha256, w)
+    return out
+
+
+def _debs(lock: Lock) -> dict[str, tuple[str, DebianPackagePin]]:
+    """Every .deb by sha256, with its platform: the image's, then the build stages' own."""
+    out = {p.sha256: (platform, p) for platform, plock in lock.debian.items()
+           for p in plock.packages}
+    for platform, builds in (lock.python_builds or {}).items():
+        for b in builds:
+            for p in b.build_debian:
+                out.setdefault(p.sha256, (platform, p))
+    for platform, stages in (lock.step_builds or {}).items():
+        for pins in stages.values():
+            for p in pins:
+                out.setdefault(p.sha256, (platform, p))
+    return out
 
 
 # As when locking (lock.debian.release): a real InRelease is kilobytes.
@@ -140,9 +169,8 @@ class InputPlaces:
         self.lock = lock
         self.config = config
         self.downloads = {d.sha256: d for d in lock.downloads}
-        self.wheels = {w.sha256: w for wheels in lock.python.values() for w in wheels}
-        self.debs = {p.sha256: (platform, p) for platform, plock in lock.debian.items()
-                     for p in plock.packages}
+        self.wheels = _wheel_like(lock)
+        self.debs = _debs(lock)
 
     def places(self, item: Input, index: DebianIndexPin | None = None) -> list[Place]:
         cfg = self.config

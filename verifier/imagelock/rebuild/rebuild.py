@@ -153,10 +153,10 @@ def rebuild_platforms(
     # Phase 2, build: no network, the store read-only.
     out = workdir / "rebuilt"
     isolation = NO_SANDBOX
-    if sandbox and lock.steps:
+    if sandbox and (lock.steps or lock.python_builds):  # both run in rootfs sandboxes
         with progress.phase("layers"):  # the build's own events stay in the sandbox
             built = build_in_netns(lock_path, store.root, out)
-        isolation = "network namespace; each build step in a bubblewrap rootfs sandbox"
+        isolation = "network namespace; each build step and source build in a bubblewrap rootfs sandbox"
     elif sandbox:
         with progress.phase("layers"):
             built = build_in_sandbox(lock_path, None, store.root, out, "oci")

@@ -184,7 +184,9 @@ def build_in_netns(lock_path: Path, store: Path, output: Path, *, timeout: float
            "--store", str(os.path.abspath(store)), "--out", str(os.path.abspath(output)),
            "--format", "oci"]
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "IMAGELOCK_DEBUG", "TMPDIR")}
-    env.update({"TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/nonexistent"})
+    env.update({"TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/nonexistent",
+                # a rebuild builds every wheel from source again, whatever the store holds
+                "IMAGELOCK_SOURCE_BUILDS": "always"})
     try:
         r = subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, cwd="/",
                            stdin=subprocess.DEVNULL)

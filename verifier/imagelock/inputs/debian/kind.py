@@ -56,6 +56,12 @@ def _purl(p: DebianPackagePin) -> str:
                                   "distro": debian_distro(p.suite)}).to_string()
 
 
+def deb_source(deb: DebianPackagePin, mirrors: Mirrors, what: str) -> Source:
+    """Where a pinned .deb's bytes come from (also for build stages, which the image lacks)."""
+    return Source(deb.sha256, deb.size, what, lambda: package_urls(
+        deb, _debian_sources(mirrors.sources, deb), mirrors.cli))
+
+
 class DebianPackages:
     name = "debian"
 

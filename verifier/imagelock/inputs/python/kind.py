@@ -4,12 +4,14 @@ image's own Python once the tree is assembled (`bytecode`, in `make_layers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from imagelock.core.errors import InputError
 from imagelock.formats.lock import Lock
 from imagelock.formats.python import WheelPin
+from imagelock.formats.python_build import SourceBuildPin
 from imagelock.inputs.kind import (
     BuildInputs,
     Component,
@@ -49,7 +51,10 @@ class PythonWheels:
             return wheel_sources(w, indexes[w.source])
 
         for w in wheels.values():
+            if w.origin == "source-build":
+                continue  # built from its pinned sdist (below), never downloaded
             yield Source(w.sha256, w.size, f"wheel {w.filename}", lambda w=w: urls(w))  # type: ignore[misc]
+        yield from build_sources(lock, mirrors, urls)
 
     def platform_layers(self, lock: Lock) -> set[str]:
         return set() if lock.python_install is None else {lock.python_install.layer}
@@ -59,8 +64,11 @@ class PythonWheels:
         pins = lock.python.get(platform)
         if inst is None or pins is None:
             return
-        # lazy: the installer loads for a build, not for diff, sign or an SBOM
+        # lazy: the installer and the build stage load for a build, not for diff, sign or an SBOM
+        from imagelock.inputs.python.source_build import ensure_built
         from imagelock.inputs.python.wheels import wheel_entries
+
+        build.notes.extend(ensure_built(lock, platform, build.store, build.workdir))
 
         entries, notices, installed = wheel_entries(
             pins, build.store, build.workdir, site_packages=inst.site_packages,
@@ -99,12 +107,33 @@ class PythonWheels:
             for w in pins:
                 yield Dependency(f"pkg:pypi/{w.name}@{w.version}?filename={w.filename}", w.sha256,
                                  w.location)
+        # what the build stages used: a wheel built from source depends on all of it
+        seen: set[str] = set()
+        for builds in (lock.python_builds or {}).values():
+            for b in builds:
+                yield Dependency(f"pkg:pypi/{b.name}@{b.version}?filename={b.sdist.filename}",
+                                 b.sdist.sha256, b.sdist.location)
+                for w in b.build_wheels:
+                    if w.sha256 not in seen:
+                        seen.add(w.sha256)
+                        yield Dependency(f"pkg:pypi/{w.name}@{w.version}?filename={w.filename}",
+                                         w.sha256, w.location)
+                for d in b.build_debian:
+                    if d.sha256 not in seen:
+                        seen.add(d.sha256)
+                        yield Dependency(f"pkg:deb/debian/{d.name}@{d.version}?arch={d.architecture}",
+                                         d.sha256, d.location)
 
     def diff(self, old: Lock, new: Lock) -> PinDiff:
         lines: list[str] = []
         for platform in sorted(old.python.keys() | new.python.keys()):
             lines += changed_lines(f"wheel ({platform})", keyed(old.python.get(platform, []), "name"),
                                    keyed(new.python.get(platform, []), "name"))
+        ob, nb = old.python_builds or {}, new.python_builds or {}
+        for platform in sorted(ob.keys() | nb.keys()):
+            lines += changed_lines(f"source build ({platform})",
+                                   {b.name: _build_summary(b) for b in ob.get(platform, [])},
+                                   {b.name: _build_summary(b) for b in nb.get(platform, [])})
         return PinDiff(lines)
 
     def components(self, lock: Lock, platform: str) -> Iterator[Component]:
@@ -113,6 +142,46 @@ class PythonWheels:
             yield Component(self.name, w.name, w.version, f"pkg:pypi/{w.name}@{w.version}",
                             w.sha256, w.size, layer=layer, origin=w.source)
 
+
+
+def _build_summary(b: SourceBuildPin) -> dict[str, object]:
+    """What a reviewer compares of a source build (its Debian build packages as one digest)."""
+    debs = hashlib.sha256(" ".join(sorted(d.sha256 for d in b.build_debian)).encode()).hexdigest()
+    return {"version": b.version, "sdist": b.sdist.filename, "sdist_sha256": b.sdist.sha256,
+            "backend": b.backend, "wheel_sha256": b.wheel_sha256,
+            "build_wheels": " ".join(sorted(w.filename for w in b.build_wheels)),
+            "build_debian": f"{len(b.build_debian)} packages ({debs[:12]})"}
+
+
+def build_sources(lock: Lock, mirrors: Mirrors,
+                  wheel_urls: Callable[[WheelPin], list[str]]) -> Iterator[Source]:
+    """What the build stages of source builds need: sdists and build wheels (found on the
+    source's indexes like wheels) and build-only Debian packages (the Debian kind's mirrors)."""
+    builds = [b for bs in (lock.python_builds or {}).values() for b in bs]
+    if not builds:
+        return
+    # lazy: the Debian mirrors load only for a lock with source builds
+    from imagelock.inputs.debian.kind import deb_source
+
+    seen: set[str] = set()
+    for b in builds:
+        # found on the indexes exactly as a wheel is: by project page, file name and sha256
+        sdist = WheelPin.model_construct(name=b.name, version=b.version, filename=b.sdist.filename,
+                                         location=b.sdist.location, sha256=b.sdist.sha256,
+                                         size=b.sdist.size, requested=False)
+        if b.sdist.sha256 not in seen:
+            seen.add(b.sdist.sha256)
+            yield Source(b.sdist.sha256, b.sdist.size, f"sdist {b.sdist.filename}",
+                         lambda s=sdist: wheel_urls(s))  # type: ignore[misc]
+        for w in b.build_wheels:
+            if w.sha256 not in seen:
+                seen.add(w.sha256)
+                yield Source(w.sha256, w.size, f"build wheel {w.filename}",
+                             lambda w=w: wheel_urls(w))  # type: ignore[misc]
+        for deb in b.build_debian:
+            if deb.sha256 not in seen:
+                seen.add(deb.sha256)
+                yield deb_source(deb, mirrors, f"build package {deb.name} {deb.version}")
 
 
 def _with_cache_dirs(entries: list[Entry], layers: dict[str, list[Entry]], layer: str) -> list[Entry]:

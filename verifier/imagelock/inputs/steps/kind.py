@@ -1,11 +1,14 @@
 """Build steps: commands the lock runs in the image's assembled root (`run`), each step's changes
-one layer. They pin no bytes of their own: what they use is already in the layers below."""
+one layer. An ordinary step pins no bytes of its own: what it uses is already in the layers below.
+A `stage: build` step adds its pinned Debian packages (`step_builds`) to a copy of that root and
+keeps only its `outputs`: the build tools never reach the image."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
 
+from imagelock.formats.debian import DebianPackagePin
 from imagelock.formats.lock import Lock
 from imagelock.formats.spec import Step
 from imagelock.inputs.kind import (
@@ -29,7 +32,19 @@ class BuildSteps:
         return lock.steps
 
     def sources(self, lock: Lock, mirrors: Mirrors) -> Iterator[Source]:
-        return iter(())
+        """The Debian packages of `stage: build` steps (the image's own come with Debian)."""
+        stages = [p for per in (lock.step_builds or {}).values() for pins in per.values()
+                  for p in pins]
+        if not stages:
+            return
+        # lazy: the Debian mirrors load only for a lock with build stages
+        from imagelock.inputs.debian.kind import deb_source
+
+        seen: set[str] = set()
+        for deb in stages:
+            if deb.sha256 not in seen:
+                seen.add(deb.sha256)
+                yield deb_source(deb, mirrors, f"build package {deb.name} {deb.version}")
 
     def platform_layers(self, lock: Lock) -> set[str]:
         return {st.layer or st.name for st in lock.steps}  # they run the platform's own programs
@@ -55,13 +70,30 @@ class BuildSteps:
 
         step_layers = self.platform_layers(lock)
         below = [layers[n] for n in lock.layers if n not in step_layers]
-        return run_steps(lock.steps, below, build.workdir, source_date_epoch=lock.source_date_epoch)
+        stages = (lock.step_builds or {}).get(platform, {})
+        return run_steps(lock.steps, below, build.workdir, source_date_epoch=lock.source_date_epoch,
+                         stage_packages=lambda name: _stage_entries(stages.get(name, []), build,
+                                                                    lock.source_date_epoch))
 
     def dependencies(self, lock: Lock) -> Iterator[Dependency]:
-        return iter(())  # the lock's digest covers the commands
+        return iter(())  # the lock's digest covers the commands; stage packages build nothing kept
 
     def diff(self, old: Lock, new: Lock) -> PinDiff:
         return PinDiff()  # a changed step shows with the image's settings (`~ steps: ...`)
 
     def components(self, lock: Lock, platform: str) -> Iterator[Component]:
         return iter(())
+
+
+def _stage_entries(pins: Sequence[DebianPackagePin], build: BuildInputs, sde: int) -> list[Entry]:
+    """The files of a build stage's own Debian packages (no database: the stage is thrown away)."""
+    if not pins:
+        return []
+    # lazy: .deb extraction loads only for a build stage
+    from imagelock.inputs.debian.root import debian_entries
+
+    root = debian_entries(pins, build.store, build.workdir / "stage-debs", source_date_epoch=sde,
+                          ldconfig=False)
+    # the merged-/usr links too (/bin -> usr/bin): the image may lack the ones its tools need
+    links = [e for e in root.system if e.type == "symlink" and "/" not in e.path]
+    return [*links, *(e for entries in root.packages.values() for e in entries)]

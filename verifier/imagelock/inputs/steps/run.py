@@ -10,6 +10,8 @@ import fnmatch
 import os
 import shutil
 import stat
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from imagelock.core.errors import InputError, UnsafeContentError
@@ -104,10 +106,13 @@ def run_steps(
     workdir: Path,
     *,
     source_date_epoch: int,
+    stage_packages: Callable[[str], list[Entry]] = lambda name: [],
 ) -> dict[str, list[Entry]]:
     """Run `steps` on the image made of `below` (layers, bottom first); one layer per step.
 
-    The uppers stay under `workdir` until the caller has written the layers.
+    A `stage: build` step runs on a copy of the image so far with `stage_packages(step name)`
+    added, and keeps only its `outputs`. The uppers stay under `workdir` until the caller has
+    written the layers.
     """
     root = workdir / "rootfs"
     if root.exists():
@@ -117,14 +122,54 @@ def run_steps(
     for step in steps:
         env = dict(step.env)
         binds = _faketime(env)
+        lower = root
+        if step.stage == "build":
+            lower = workdir / f"stage-{step.name}"
+            if lower.exists():
+                shutil.rmtree(lower)
+            subprocess.run(["cp", "-a", "--", str(root), str(lower)], check=True)
+            materialize([stage_packages(step.name)], lower)
         try:
-            upper = overlay_run(root, step.argv(), cwd=step.workdir, env=env,
+            upper = overlay_run(lower, step.argv(), cwd=step.workdir, env=env,
                                 source_date_epoch=source_date_epoch, ro_binds=binds,
                                 timeout=step.timeout, scratch=workdir)
         except InputError as e:
             e.message = f"step {step.name!r}: {e.message}"
             raise
-        entries, kept = step_entries(upper, root, step)
+        entries, kept = step_entries(upper, lower, step)
+        if step.stage == "build":
+            entries, kept = only_outputs(step, entries, kept)
+            shutil.rmtree(lower)
         apply_upper(root, upper, kept)
         out[step.layer or step.name] = entries
     return out
+
+
+def only_outputs(step: Step, entries: list[Entry], changes: list[tuple[str, str]]
+                 ) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """A build stage's entries and changes reduced to its `outputs` (and the directories that
+    lead to them); an output the step did not produce is an error."""
+    outputs = [o.strip("/") for o in step.outputs or []]
+    dirs = {e.path for e in entries if e.type == "dir"}
+
+    def wanted(path: str, leads_to: bool) -> bool:
+        return any(path == o or path.startswith(o + "/") or (leads_to and o.startswith(path + "/"))
+                   for o in outputs)
+
+    def target(e: Entry) -> tuple[str, bool]:
+        parent, _, name = e.path.rpartition("/")
+        if e.type != "whiteout":
+            return e.path, e.type == "dir"
+        if name == ".wh..wh..opq":
+            return parent, False  # emptying a directory is kept only inside an output
+        return f"{parent}/{name[len('.wh.'):]}".lstrip("/"), False
+
+    kept_entries = [e for e in entries if wanted(*target(e))]
+    kept = [(p, k) for p, k in changes if wanted(p, k != "opaque" and p in dirs)]
+    produced = {e.path for e in kept_entries if e.type != "whiteout"}
+    for o in outputs:
+        if o not in produced and not any(p.startswith(o + "/") for p in produced):
+            raise InputError(f"step {step.name!r}: output /{o} was not produced by the step",
+                             field=f"steps ({step.name}).outputs",
+                             hint="name paths the step creates or changes")
+    return kept_entries, kept

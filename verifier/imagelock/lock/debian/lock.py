@@ -143,6 +143,8 @@ def lock_debian(
     defaults: Sequence[str] = (),
     tools_out: list[DebianPackagePin] | None = None,
     previous_tools: Sequence[DebianPackagePin] = (),
+    build_requests: Mapping[str, Sequence[str]] | None = None,
+    builds_out: dict[str, list[DebianPackagePin]] | None = None,
 ) -> tuple[list[DebianIndexPin], list[DebianPackagePin]]:
     """Resolve the Debian contents of a spec into index pins and package pins (sorted by name).
 
@@ -158,6 +160,9 @@ def lock_debian(
     `tools_out`: filled with the packages maintainer scripts need while they run at lock time
     and the closure lacks: the Essential set (which dpkg guarantees to every script) and what it
     depends on, at the versions already chosen where shared (`previous_tools` kept as pins are).
+    `build_requests` (build stage name -> packages): `builds_out` gets, per name, the packages
+    a build stage holds besides the image's (the named ones, their dependencies and the
+    Essential set), at the image's versions where shared: never in the image.
     """
     blocks = [contents] if isinstance(contents, DebianContents) else list(contents)
     used = _debian_sources(sources, blocks)
@@ -205,6 +210,17 @@ def lock_debian(
         tools = resolve(universe, sorted(chosen_versions), pins=chosen_versions,
                         prefer={n: p.version for n, p in kept.items()}, essential=True)
         tools_out += _pins([c for c in tools.packages if c.name not in chosen_versions], kept)
+    if build_requests and builds_out is not None:
+        chosen_versions = {c.name: c.version for c in result.packages}
+        for stage, wanted in sorted(build_requests.items()):
+            try:
+                extra = resolve(universe, sorted({*chosen_versions, *wanted}), pins=chosen_versions,
+                                essential=True)
+            except InputError as e:
+                e.message = f"build stage of {stage}: {e.message}"
+                raise
+            builds_out[stage] = _pins([c for c in extra.packages if c.name not in chosen_versions],
+                                      {})
     return index_pins, out
 
 
