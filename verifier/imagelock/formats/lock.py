@@ -153,3 +153,20 @@ class Lock(Strict):
     accounts: Accounts = Field(default_factory=Accounts, description="Extra users and groups.")
     config: ImageConfig = Field(description="Runtime configuration, normalised (PATH defaulted).")
     expected: dict[str, ExpectedImage] = Field(description="Expected results per platform.")
+    set_image: str | None = Field(
+        default=None, description="For an image of a set (spec with `images`): its name there. "
+        "`spec_digest` is then the digest of this image's spec as derived from the set (spec "
+        "§3.1), and `parent` holds the lock of the image it builds on.")
+    parent: ParentPin | None = Field(
+        default=None, description="The image this one builds on: its layers are the bottom of "
+        "`layers`, reused byte for byte.")
+
+
+class ParentPin(Strict):
+    """The parent of an image of a set: its whole lock, so a child's lock alone rebuilds it."""
+
+    image: str = Field(description="The parent's name in the set.")
+    lock: Lock = Field(description="The parent's lock (its own `parent` nested in turn).")
+
+
+Lock.model_rebuild()

@@ -149,6 +149,8 @@ def resolve_lock(
     upgrade: Sequence[str] = (),
     upgrade_security: bool = False,
     notes: list[str] | None = None,
+    spec: Spec | None = None,
+    parent: Lock | None = None,
 ) -> Lock:
     """Resolve the spec at `spec_path` into a lock whose every input is pinned by sha256.
 
@@ -161,7 +163,7 @@ def resolve_lock(
     `upgrade_security` also moves every pin a security suite has a newer version of. What an
     upgrade moved besides the names, or left behind and why, is appended to `notes`.
     """
-    spec = load_spec(spec_path)
+    spec = spec if spec is not None else load_spec(spec_path)
     digest, sections = spec_digests(spec)
     layers = layer_order(spec)
     http_sources = {k: v for k, v in spec.sources.items() if isinstance(v, HttpSource)}
@@ -189,7 +191,7 @@ def resolve_lock(
                          "fetch --offline and rebuild --offline then need none")
     debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade,
                                          upgrade_security, notes)
-    python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian)
+    python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian, parent)
     if (spec.accounts.users or spec.accounts.groups) and not debian:
         raise InputError("accounts need a Debian base (the base-passwd package)",
                          field="accounts", hint="add Debian contents, or ship /etc/passwd and "
@@ -282,18 +284,25 @@ def _lock_python(
     store: Store,
     cli_mirrors: Mapping[str, list[str]],
     debian: Mapping[str, DebianPlatformLock],
+    parent: Lock | None = None,
 ) -> tuple[dict[str, list[WheelPin]], PythonInstall | None]:
     py = spec.contents.python
     if py is None:
         return {}, None
     if py.python_version is None:
-        py = py.model_copy(update={"python_version": _debian_python(debian)})
+        py = py.model_copy(update={"python_version": _parent_python(parent) if parent is not None
+                                   and not debian else _debian_python(debian)})
     ctx = context_dir(spec, spec_path)
     out = {}
     for platform in spec.image.platforms:
         progress.working(f"resolving Python requirements for {platform}")
-        out[platform] = lock_python(py, ctx, store, cli_mirrors, sources=spec.sources,
-                                    platform=platform)
+        # An image of a set installs its parents' wheels with its own (one installation, so
+        # pip sees every requirement at once), each at the version the parent pinned.
+        inherited = [f"{w.name}=={w.version}" for w in _parent_wheels(parent, platform)]
+        out[platform] = lock_python(
+            py.model_copy(update={"requirements": [*inherited, *py.requirements]})
+            if inherited else py, ctx, store, cli_mirrors, sources=spec.sources,
+            platform=platform)
         progress.item(f"{len(out[platform])} wheels for {platform}", "resolved")
     install = PythonInstall(
         layer=py.layer or "python", python_version=py.version,
@@ -302,6 +311,26 @@ def _lock_python(
         requirements_file_sha256=requirements_file_sha256(py, ctx),
     )
     return out, install
+
+
+def _parent_wheels(parent: Lock | None, platform: str) -> list[WheelPin]:
+    """The wheels the nearest ancestor with Python contents pinned for `platform`."""
+    while parent is not None:
+        if parent.python_install is not None:
+            return parent.python.get(platform, [])
+        parent = parent.parent.lock if parent.parent is not None else None
+    return []
+
+
+def _parent_python(parent: Lock | None) -> str:
+    """The image's Python as its parents know it: their wheels' target, else their Debian one."""
+    while parent is not None:
+        if parent.python_install is not None:
+            return parent.python_install.python_version
+        if parent.debian:
+            return _debian_python(parent.debian)
+        parent = parent.parent.lock if parent.parent is not None else None
+    return _debian_python({})
 
 
 def _debian_python(debian: Mapping[str, DebianPlatformLock]) -> str:

@@ -10,13 +10,14 @@ from pathlib import Path
 from imagelock.core.confine import inside
 from imagelock.core.digest import canonical_json, sha256_digest
 from imagelock.core.errors import InputError, StaleLockError
-from imagelock.formats.files import load_spec, read_lock
+from imagelock.formats.files import is_set_spec, load_set_spec, load_spec, read_lock
 from imagelock.formats.lock import (
     Lock,
 )
 from imagelock.formats.spec import Spec
 from imagelock.lock.context import context_dir, pin_context
 from imagelock.lock.python import requirements_file_sha256
+from imagelock.lock.sets import image_digests, image_spec
 
 
 def spec_digests(spec: Spec) -> tuple[str, dict[str, str]]:
@@ -51,20 +52,38 @@ def check_fresh(lock: Lock, lock_path: Path, *, require_spec: bool = False) -> P
         if require_spec:
             raise InputError(f"the lock's spec {spec_path} is missing", path=lock_path, field="spec")
         return None
-    reasons = _stale(lock, lock_path, spec_path, load_spec(spec_path), hash_files=False)
+    reasons = _stale(lock, lock_path, spec_path, *_spec_of(lock, spec_path), hash_files=False)
     if reasons:
         raise reasons[0]
     return spec_path
 
 
-def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec, *,
-           hash_files: bool) -> list[InputError]:
+def _spec_of(lock: Lock, spec_path: Path) -> tuple[Spec, tuple[str, dict[str, str]]]:
+    """The spec the lock was made from and its digests: for an image of a set, the image's spec
+    derived from the set, and digests that cover its parents'."""
+    if lock.set_image is None:
+        spec = load_spec(spec_path)
+        return spec, spec_digests(spec)
+    if not is_set_spec(spec_path):
+        raise StaleLockError(f"the lock is stale: it is the image {lock.set_image} of a set, and "
+                             f"{spec_path.name} no longer defines a set", path=spec_path,
+                             hint=f"run `imagelock lock {spec_path}` to update the lock")
+    whole = load_set_spec(spec_path)
+    if lock.set_image not in whole.images:
+        raise StaleLockError(f"the lock is stale: the set no longer has the image "
+                             f"{lock.set_image}", path=spec_path,
+                             hint=f"run `imagelock lock {spec_path}` to update the set's locks")
+    return image_spec(whole, lock.set_image), image_digests(whole, lock.set_image)
+
+
+def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec,
+           digests: tuple[str, dict[str, str]], *, hash_files: bool) -> list[InputError]:
     """Every way the spec and context no longer match the lock, the spec's digest first.
 
     `hash_files` also compares each context file's bytes and attributes with its pin (a build
     does that as it reads them, so `check_fresh` leaves it out)."""
     out: list[InputError] = []
-    digest, sections = spec_digests(spec)
+    digest, sections = digests
     if digest != lock.spec_digest:
         changed = [k for k in sorted(set(sections) | set(lock.spec_sections))
                    if sections.get(k) != lock.spec_sections.get(k)]
@@ -132,4 +151,8 @@ def lock_differences(lock_path: Path, spec_path: Path) -> list[str]:
                          hint="run `imagelock lock` beside the spec to make a lock for it")
     if os.path.realpath(named) != os.path.realpath(spec_path):
         return [f"the lock was made from the spec {named}, not {spec_path}"]
-    return [e.message for e in _stale(lock, lock_path, named, load_spec(named), hash_files=True)]
+    try:
+        spec, digests = _spec_of(lock, named)
+    except StaleLockError as e:
+        return [e.message]
+    return [e.message for e in _stale(lock, lock_path, named, spec, digests, hash_files=True)]
