@@ -212,7 +212,11 @@ def lock_up_to_date(
                          hint="drop --check to upgrade; `imagelock diff` then shows what moved")
     spec_path = spec_file(spec)
     out = output or spec_path.parent / LOCK_FILENAME
-    diffs = lock_differences(out, spec_path)
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.files import is_set_spec
+    from imagelock.lock.staleness import set_differences
+
+    diffs = (set_differences if is_set_spec(spec_path) else lock_differences)(out, spec_path)
     return LockCheckResult(up_to_date=not diffs, lock=str(out), differences=diffs)
 
 

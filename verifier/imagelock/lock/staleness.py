@@ -10,14 +10,14 @@ from pathlib import Path
 from imagelock.core.confine import inside
 from imagelock.core.digest import canonical_json, sha256_digest
 from imagelock.core.errors import InputError, StaleLockError
-from imagelock.formats.files import is_set_spec, load_set_spec, load_spec, read_lock
+from imagelock.formats.files import is_set_spec, load_set_spec, load_spec, read_lock, read_set_lock
 from imagelock.formats.lock import (
     Lock,
 )
 from imagelock.formats.spec import Spec
 from imagelock.lock.context import context_dir, pin_context
 from imagelock.lock.python import requirements_file_sha256
-from imagelock.lock.sets import image_digests, image_spec
+from imagelock.lock.sets import image_digests, image_lock_name, image_spec, set_digest
 
 
 def spec_digests(spec: Spec) -> tuple[str, dict[str, str]]:
@@ -156,3 +156,21 @@ def lock_differences(lock_path: Path, spec_path: Path) -> list[str]:
     except StaleLockError as e:
         return [e.message]
     return [e.message for e in _stale(lock, lock_path, named, spec, digests, hash_files=True)]
+
+
+def set_differences(index_path: Path, spec_path: Path) -> list[str]:
+    """`lock_differences` for a set: its index, and each image's lock, each line naming the
+    image (nothing resolved, as for one image)."""
+    if not index_path.is_file():
+        return [f"there is no lock at {index_path}"]
+    whole = load_set_spec(spec_path)
+    index = read_set_lock(index_path)
+    out = []
+    if index.spec_digest != set_digest(whole):
+        out.append("the set's spec changed since its locks were made")
+    for name in sorted(set(index.images) - set(whole.images)):
+        out.append(f"{name}: no longer an image of the set")
+    for name in whole.images:
+        lock_path = index_path.parent / image_lock_name(name)
+        out += [f"{name}: {d}" for d in lock_differences(lock_path, spec_path)]
+    return out
