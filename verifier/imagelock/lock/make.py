@@ -34,6 +34,7 @@ from imagelock.lock.context import context_dir, pin_context
 from imagelock.lock.debian import debian_arch, lock_debian
 from imagelock.lock.downloads import pin_download
 from imagelock.lock.python import lock_python, requirements_file_sha256
+from imagelock.lock.python_files import pip_files_sha256
 from imagelock.lock.staleness import spec_digests
 from imagelock.tar.compress import current as current_compression
 
@@ -309,6 +310,7 @@ def _lock_python(
         site_packages=py.site_packages_dir(), scripts_dir=py.scripts_dir, prefix=py.prefix,
         interpreter=py.interpreter_path(), compile=py.compile,
         requirements_file_sha256=requirements_file_sha256(py, ctx),
+        files_sha256=pip_files_sha256(py, ctx),
     )
     return out, install
 

@@ -38,6 +38,7 @@ from imagelock.core.errors import InputError, ToolUnavailable
 from imagelock.fetch.http import fetch_to_store
 from imagelock.fetch.python_index import Indexes, IndexFile, file_project, indexes_for, pip_config
 from imagelock.fetch.store import Store
+from imagelock.lock.python_files import constraint_args
 from imagelock.formats.python import (
     PLATFORM_MACHINE,
     PythonContents,
@@ -148,6 +149,7 @@ def run_pip_report(
     req_file = requirements_path(contents, context_dir)
     if req_file is not None:
         reqs += ["-r", str(req_file)]
+    reqs += constraint_args(contents, context_dir)
     with tempfile.TemporaryDirectory(prefix="imagelock-pip-") as tmp:
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-c", _PIP_MAIN,

@@ -17,6 +17,7 @@ from imagelock.formats.lock import (
 from imagelock.formats.spec import Spec
 from imagelock.lock.context import context_dir, pin_context
 from imagelock.lock.python import requirements_file_sha256
+from imagelock.lock.python_files import pip_files_sha256
 from imagelock.lock.sets import image_digests, image_lock_name, image_spec, set_digest
 
 
@@ -102,6 +103,7 @@ def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec,
                 f"{spec.contents.python.requirements_file} changed since it was made",
                 path=lock_path, hint=f"run `imagelock lock {spec_path}` to update the lock",
             ))
+        out += _pip_files_stale(lock, lock_path, spec_path, spec)
     try:
         pins = pin_context(spec, spec_path, hash_files=hash_files, root=lock_path.parent)
     except InputError as e:  # a file the spec names is missing or unsafe: said after the digest
@@ -131,6 +133,23 @@ def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec,
                 path=lock_path, hint=f"run `imagelock lock {spec_path}` to pin the new content",
             ))
     return out
+
+
+def _pip_files_stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec) -> list[InputError]:
+    """The constraints file, and files a requirements file includes, edited since the lock."""
+    assert lock.python_install is not None and spec.contents.python is not None
+    try:
+        now = pip_files_sha256(spec.contents.python,
+                               context_dir(spec, spec_path, root=lock_path.parent)) or {}
+    except InputError as e:
+        return [e]
+    then = lock.python_install.files_sha256 or {}
+    changed = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
+    if not changed:
+        return []
+    return [StaleLockError(
+        "the lock is stale: files pip reads changed since it was made: " + ", ".join(changed[:5]),
+        path=lock_path, hint=f"run `imagelock lock {spec_path}` to update the lock")]
 
 
 def lock_differences(lock_path: Path, spec_path: Path) -> list[str]:

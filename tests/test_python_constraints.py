@@ -1,0 +1,100 @@
+"""contents.python.constraints (issue 16): a pip `-c` file from the context bounds the wheels,
+is pinned by sha256, and an edit to it (or to a file a requirements file includes with -c/-r)
+makes the lock stale for `build` as well as for `lock --check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from imagelock import api
+from imagelock.core.errors import InputError, StaleLockError
+from imagelock.formats.python import PythonContents
+from imagelock.lock.python_files import pip_files_sha256
+
+SPEC = """version: 1
+image: {name: constrained}
+source_date_epoch: 0
+contents:
+  python:
+    python_version: "3.11"
+    compile: false
+    %s
+"""
+
+
+def _spec(tmp: Path, python: str) -> Path:
+    ex = tmp / "ex"
+    ex.mkdir(exist_ok=True)
+    (ex / "imagelock.yaml").write_text(SPEC % python)
+    return ex
+
+
+def test_every_file_pip_reads_is_found_and_hashed(tmp_path: Path) -> None:
+    (tmp_path / "reqs").mkdir()
+    (tmp_path / "reqs" / "main.txt").write_text("-r more.txt\nsix\n--constraint=../c1.txt # x\n")
+    (tmp_path / "reqs" / "more.txt").write_text("-c ../c2.txt\nidna\n")
+    (tmp_path / "c1.txt").write_text("six==1.16.0\n")
+    (tmp_path / "c2.txt").write_text("idna==3.7\n")
+    (tmp_path / "top.txt").write_text("certifi<2030\n")
+    got = pip_files_sha256(PythonContents(requirements_file="reqs/main.txt",
+                                          constraints="top.txt"), tmp_path)
+    assert got is not None and sorted(got) == ["c1.txt", "c2.txt", "reqs/more.txt", "top.txt"]
+    (tmp_path / "c2.txt").write_text("idna==3.6\n")
+    again = pip_files_sha256(PythonContents(requirements_file="reqs/main.txt",
+                                            constraints="top.txt"), tmp_path)
+    assert again is not None and again["c2.txt"] != got["c2.txt"]
+    assert {k: v for k, v in again.items() if k != "c2.txt"} == \
+        {k: v for k, v in got.items() if k != "c2.txt"}
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ("-c ../outside.txt", "outside the context"),
+    ("-c https://example.invalid/c.txt", "is a URL"),
+    ("-c missing.txt", "not a file"),
+    ("--index-url http://x.invalid/simple", "uses --index-url"),
+])
+def test_an_included_file_that_would_escape_or_is_missing_is_refused(tmp_path: Path, line: str,
+                                                                     words: str) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (tmp_path / "outside.txt").write_text("six\n")
+    (ctx / "c.txt").write_text(line + "\n")
+    with pytest.raises(InputError) as err:
+        pip_files_sha256(PythonContents(requirements=["six"], constraints="c.txt"), ctx)
+    assert words in err.value.message
+    assert err.value.line == 1
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_constraints_bound_the_lock_and_an_edit_makes_it_stale(tmp_path: Path) -> None:
+    ex = _spec(tmp_path, "requirements: [six]\n    constraints: upper.txt")
+    (ex / "upper.txt").write_text("six===1.16.0\n")
+    store = tmp_path / "store"
+    api.lock(ex, store=store)
+    lock = json.loads((ex / "imagelock.lock").read_text())
+    assert [w["version"] for w in lock["python"]["linux/amd64"]] == ["1.16.0"]
+    assert list(lock["python_install"]["files_sha256"]) == ["upper.txt"]
+    assert api.build(ex, output=tmp_path / "o", store=store).verdict == "reproduced"
+    (ex / "upper.txt").write_text("six===1.17.0\n")
+    with pytest.raises(StaleLockError) as err:
+        api.build(ex, output=tmp_path / "o2", store=store)
+    assert "upper.txt" in err.value.message
+    check = api.lock_up_to_date(ex)
+    assert not check.up_to_date and any("upper.txt" in d for d in check.differences)
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_constraints_line_inside_the_requirements_file_is_watched_too(tmp_path: Path) -> None:
+    ex = _spec(tmp_path, "requirements_file: requirements.txt")
+    (ex / "requirements.txt").write_text("six\n-c pins.txt\n")
+    (ex / "pins.txt").write_text("six==1.16.0\n")
+    store = tmp_path / "store"
+    api.lock(ex, store=store)
+    (ex / "pins.txt").write_text("six==1.17.0\n")
+    with pytest.raises(StaleLockError) as err:
+        api.build(ex, output=tmp_path / "o", store=store)
+    assert "pins.txt" in err.value.message
