@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from imagelock import __version__
 from imagelock.build.expected import emulation_used, expected_of
 from imagelock.build.image import BuildCache, build_cached, default_jobs
@@ -70,6 +72,7 @@ def lock_set(spec_path: Path, *, store: Store, cli_mirrors: Mapping[str, list[st
     context = context_dir(image_spec(spec, order(spec)[0]), spec_path)
     notes: list[str] = []
     locks: dict[str, Lock] = {}
+    used: set[str] = set()
     with scratch_dir("imagelock-lock-set-") as tmp:
         cache = BuildCache(tmp, default_jobs())
         for name in order(spec):
@@ -81,7 +84,7 @@ def lock_set(spec_path: Path, *, store: Store, cli_mirrors: Mapping[str, list[st
             progress.working(f"resolving the image {name} of the set")
             resolved = resolve_lock(
                 spec_path, store=store, cli_mirrors=cli_mirrors, offline=offline,
-                lock_dir=lock_dir, previous=keep, upgrade=upgrade,
+                lock_dir=lock_dir, previous=keep, upgrade=_pinned(previous, upgrade, used),
                 upgrade_security=upgrade_security, notes=notes, spec=derived, parent=parent)
             digest, sections = image_digests(spec, name)
             layers = [*(parent.layers if parent is not None else []), *resolved.layers]
@@ -108,6 +111,10 @@ def lock_set(spec_path: Path, *, store: Store, cli_mirrors: Mapping[str, list[st
                         for p, e in expected_of(built.images).items()}
             locks[name] = resolved.model_copy(update={"expected": expected})
     _check_one_version(locks)
+    unknown = sorted(set(upgrade) - used)
+    if unknown:
+        raise InputError(f"--upgrade names packages no image of the set pins: {', '.join(unknown)}",
+                         field="--upgrade", hint="name Debian packages or wheels of the locks")
     index = SetLock(
         lock_version=1, kind="set", tool=ToolInfo(name="imagelock", version=__version__),
         spec=spec_path.name, spec_digest=set_digest(spec),
@@ -117,6 +124,18 @@ def lock_set(spec_path: Path, *, store: Store, cli_mirrors: Mapping[str, list[st
     files = {image_lock_name(n): lock_bytes(lk) for n, lk in locks.items()}
     files[LOCK_FILENAME] = set_lock_bytes(index)
     return SetLocked(index, locks, files, notes)
+
+
+def _pinned(previous: Lock | None, upgrade: Sequence[str], used: set[str]) -> list[str]:
+    """The names of `upgrade` this image's previous lock pins (Debian packages or wheels);
+    each is added to `used`."""
+    if previous is None or not upgrade:
+        return []
+    names = {p.name for pl in previous.debian.values() for p in pl.packages}
+    names |= {w.name for pins in previous.python.values() for w in pins}
+    mine = [n for n in upgrade if n in names or canonicalize_name(n) in names]
+    used.update(mine)
+    return mine
 
 
 def _previous(path: Path, notes: list[str]) -> Lock | None:
@@ -145,7 +164,9 @@ def _set_pins(locked: Iterable[Lock], previous: Lock | None) -> Lock | None:
     debian = {p: DebianPlatformLock(indexes=[], packages=sorted(pins.values(), key=lambda x: x.name),
                                     script_tools=sorted(tools[p].values(), key=lambda x: x.name))
               for p, pins in merged.items()}
-    return base.model_copy(update={"debian": debian})
+    # wheels: only the image's own previous pins are kept (its parent's come as requirements)
+    return base.model_copy(update={"debian": debian,
+                                   "python": previous.python if previous is not None else {}})
 
 
 def _check_one_version(locks: Mapping[str, Lock]) -> None:

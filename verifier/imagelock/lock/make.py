@@ -28,6 +28,8 @@ from imagelock.formats.lock import (
     PathPin,
     ToolInfo,
 )
+from packaging.utils import canonicalize_name
+
 from imagelock.formats.python import PythonInstall, WheelPin
 from imagelock.formats.spec import HttpSource, ImageConfig, Spec
 from imagelock.lock.context import context_dir, pin_context
@@ -190,9 +192,13 @@ def resolve_lock(
         raise InputError("--offline cannot lock Debian or Python contents: resolving them reads "
                          "the archives' signed indexes", hint="lock with network access; build, "
                          "fetch --offline and rebuild --offline then need none")
-    debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade,
+    wheels = _wheel_names(previous)
+    deb_upgrade = [n for n in upgrade if canonicalize_name(n) not in wheels]
+    debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, deb_upgrade,
                                          upgrade_security, notes)
-    python, python_install = _lock_python(spec, spec_path, store, cli_mirrors, debian, parent)
+    python, python_install = _lock_python(
+        spec, spec_path, store, cli_mirrors, debian, parent, previous=previous,
+        upgrade={str(canonicalize_name(n)) for n in upgrade} & wheels, notes=notes)
     if (spec.accounts.users or spec.accounts.groups) and not debian:
         raise InputError("accounts need a Debian base (the base-passwd package)",
                          field="accounts", hint="add Debian contents, or ship /etc/passwd and "
@@ -286,6 +292,10 @@ def _lock_python(
     cli_mirrors: Mapping[str, list[str]],
     debian: Mapping[str, DebianPlatformLock],
     parent: Lock | None = None,
+    *,
+    previous: Lock | None = None,
+    upgrade: set[str] | frozenset[str] = frozenset(),
+    notes: list[str] | None = None,
 ) -> tuple[dict[str, list[WheelPin]], PythonInstall | None]:
     py = spec.contents.python
     if py is None:
@@ -303,7 +313,11 @@ def _lock_python(
         out[platform] = lock_python(
             py.model_copy(update={"requirements": [*inherited, *py.requirements]})
             if inherited else py, ctx, store, cli_mirrors, sources=spec.sources,
-            platform=platform)
+            platform=platform, notes=notes,
+            # Re-locking keeps the previous wheel pins, as it keeps Debian's, unless upgraded.
+            keep=[f"{w.name}=={w.version}" for w in (previous.python.get(platform, [])
+                                                     if previous is not None else [])
+                  if w.name not in upgrade])
         progress.item(f"{len(out[platform])} wheels for {platform}", "resolved")
     install = PythonInstall(
         layer=py.layer or "python", python_version=py.version,
@@ -313,6 +327,13 @@ def _lock_python(
         files_sha256=pip_files_sha256(py, ctx),
     )
     return out, install
+
+
+def _wheel_names(previous: Lock | None) -> set[str]:
+    """The projects a previous lock pins wheels of (names `--upgrade` may give for wheels)."""
+    if previous is None:
+        return set()
+    return {w.name for pins in previous.python.values() for w in pins}
 
 
 def _parent_wheels(parent: Lock | None, platform: str) -> list[WheelPin]:

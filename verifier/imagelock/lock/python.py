@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ from imagelock.core.errors import InputError, ToolUnavailable
 from imagelock.fetch.http import fetch_to_store
 from imagelock.fetch.python_index import Indexes, IndexFile, file_project, indexes_for, pip_config
 from imagelock.fetch.store import Store
-from imagelock.lock.python_files import constraint_args
+from imagelock.lock.python_conflict import explain_conflict
+from imagelock.lock.python_files import constraint_args, keep_args
 from imagelock.formats.python import (
     PLATFORM_MACHINE,
     PythonContents,
@@ -143,14 +144,17 @@ def run_pip_report(
     context_dir: Path,
     indexes: Indexes,
     platform: str,
+    keep: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """pip's installation report for the requirements (raises InputError when none resolves)."""
+    """pip's installation report for the requirements (raises InputError when none resolves).
+    `keep`: `NAME==VERSION` constraints (the previous lock's pins, to move only what must)."""
     reqs = list(contents.requirements)
     req_file = requirements_path(contents, context_dir)
     if req_file is not None:
-        reqs += ["-r", str(req_file)]
+        reqs += ["-r", str(req_file.absolute())]  # pip runs in the context directory
     reqs += constraint_args(contents, context_dir)
     with tempfile.TemporaryDirectory(prefix="imagelock-pip-") as tmp:
+        reqs += keep_args(keep, Path(tmp))
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-c", _PIP_MAIN,
                *pip_args(contents, platform, report, Path(tmp) / "t"), *reqs]
@@ -176,6 +180,9 @@ def run_pip_report(
 
 def _pip_failure(stderr: str, contents: PythonContents, platform: str, indexes: Indexes) -> InputError:
     m = _NOT_FOUND.search(stderr)
+    conflict = explain_conflict(stderr, contents)
+    if conflict is not None:
+        return conflict
     if m:
         return explain_missing(m.group(1), contents, platform, indexes)
     lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
@@ -335,8 +342,20 @@ def lock_python(
     *,
     sources: Mapping[str, object] | None = None,
     platform: str = "linux/amd64",
+    keep: Sequence[str] = (),
+    notes: list[str] | None = None,
 ) -> list[WheelPin]:
-    """Resolve the spec's Python requirements for one image platform into wheel pins."""
+    """Resolve the spec's Python requirements for one image platform into wheel pins. `keep`
+    (`NAME==VERSION`, a previous lock's pins) holds versions unless the spec now needs others:
+    then they are resolved afresh, and `notes` says so."""
     indexes = indexes_for(contents.source, sources, mirrors_cli)
-    report = run_pip_report(contents, context_dir, indexes, platform)
+    try:
+        report = run_pip_report(contents, context_dir, indexes, platform, keep)
+    except InputError:
+        if not keep:
+            raise
+        report = run_pip_report(contents, context_dir, indexes, platform)
+        if notes is not None:
+            notes.append(f"the previous wheel pins do not fit the spec any more ({platform}): "
+                         "resolved afresh")
     return pins_from_report(report, store, contents.source)

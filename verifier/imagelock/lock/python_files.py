@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from imagelock.core.errors import InputError
@@ -105,4 +106,14 @@ def pip_files_sha256(contents: PythonContents, context_dir: Path) -> dict[str, s
 def constraint_args(contents: PythonContents, context_dir: Path) -> list[str]:
     """pip's arguments for the spec's constraints file."""
     path = constraints_path(contents, context_dir)
-    return ["-c", str(path)] if path is not None else []
+    return ["-c", str(path.absolute())] if path is not None else []  # pip runs in the context
+
+
+def keep_args(keep: Sequence[str], tmp: Path) -> list[str]:
+    """pip's arguments holding the previous lock's pins (`NAME==VERSION`), as a constraints file
+    in `tmp`: they bound versions and ask for nothing, so a dependency no longer needed goes."""
+    if not keep:
+        return []
+    path = tmp / "kept-pins.txt"
+    path.write_text("".join(f"{k}\n" for k in keep), encoding="utf-8")
+    return ["-c", str(path)]
