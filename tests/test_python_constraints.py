@@ -98,3 +98,37 @@ def test_a_constraints_line_inside_the_requirements_file_is_watched_too(tmp_path
     with pytest.raises(StaleLockError) as err:
         api.build(ex, output=tmp_path / "o", store=store)
     assert "pins.txt" in err.value.message
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_conflict_with_the_constraints_shows_pips_causes_and_points_at_the_file(
+        tmp_path: Path) -> None:
+    ex = _spec(tmp_path, "requirements: [six==1.16.0]\n    constraints: upper.txt")
+    (ex / "upper.txt").write_text("six===1.17.0\n")
+    with pytest.raises(InputError) as err:
+        api.lock(ex, store=tmp_path / "store")
+    assert "The user requested (constraint) six===1.17.0" in err.value.message
+    assert "The user requested six==1.16.0" in err.value.message
+    assert "upper.txt" in (err.value.hint or "")
+    assert not (ex / "imagelock.lock").exists()
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_relocking_keeps_wheel_pins_and_upgrade_moves_only_the_named_one(tmp_path: Path) -> None:
+    ex = _spec(tmp_path, "requirements: [six, idna]\n    constraints: upper.txt")
+    store = tmp_path / "store"
+    (ex / "upper.txt").write_text("six==1.16.0\nidna==3.6\n")
+    api.lock(ex, store=store)
+
+    def versions() -> dict[str, str]:
+        lock = json.loads((ex / "imagelock.lock").read_text())
+        return {w["name"]: w["version"] for w in lock["python"]["linux/amd64"]}
+
+    assert versions() == {"six": "1.16.0", "idna": "3.6"}
+    (ex / "upper.txt").write_text("six<=1.17.0\nidna<=3.7\n")
+    api.lock(ex, store=store)
+    assert versions() == {"six": "1.16.0", "idna": "3.6"}  # kept: the spec still allows them
+    api.lock(ex, store=store, upgrade=["six"])
+    assert versions() == {"six": "1.17.0", "idna": "3.6"}

@@ -101,7 +101,8 @@ def pip_args(contents: PythonContents, platform: str, report: Path, target: Path
         "install", "--dry-run", "--ignore-installed", "--report", str(report),
         "--only-binary", ":all:", "--python-version", contents.version,
         "--implementation", contents.implementation, "--abi", contents.abi_tag(),
-        "--target", str(target), "--quiet", "--no-input", "--disable-pip-version-check",
+        # Not --quiet: pip says "The conflict is caused by" at info level, on stdout.
+        "--target", str(target), "--no-input", "--disable-pip-version-check",
     ]
     for tag in contents.platform_tags(platform):
         args += ["--platform", tag]
@@ -166,7 +167,7 @@ def run_pip_report(
         except OSError as e:
             raise ToolUnavailable(f"could not run pip: {e}", hint="install pip") from None
         if r.returncode != 0:
-            raise _pip_failure(r.stderr, contents, platform, indexes)
+            raise _pip_failure(r.stderr, contents, platform, indexes, stdout=r.stdout)
         data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
     seen = data.get("environment", {})
     wrong = {k: seen.get(k) for k, v in markers.items() if seen.get(k) != v}
@@ -178,9 +179,10 @@ def run_pip_report(
     return data
 
 
-def _pip_failure(stderr: str, contents: PythonContents, platform: str, indexes: Indexes) -> InputError:
+def _pip_failure(stderr: str, contents: PythonContents, platform: str, indexes: Indexes,
+                 stdout: str = "") -> InputError:
     m = _NOT_FOUND.search(stderr)
-    conflict = explain_conflict(stderr, contents)
+    conflict = explain_conflict(stderr + "\n" + stdout, contents)
     if conflict is not None:
         return conflict
     if m:
