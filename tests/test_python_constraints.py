@@ -132,3 +132,22 @@ def test_relocking_keeps_wheel_pins_and_upgrade_moves_only_the_named_one(tmp_pat
     assert versions() == {"six": "1.16.0", "idna": "3.6"}  # kept: the spec still allows them
     api.lock(ex, store=store, upgrade=["six"])
     assert versions() == {"six": "1.17.0", "idna": "3.6"}
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_pin_held_back_for_want_of_a_wheel_is_named_with_the_newer_version(
+        tmp_path: Path) -> None:
+    # ovs: the releases after 2.17.1.post1 publish a source archive only (nova's case).
+    ex = _spec(tmp_path, "requirements: [ovs]")
+    res = api.lock(ex, store=tmp_path / "store")
+    held = [n for n in res.notes if n.startswith("warning: ovs: locked ")]
+    assert len(held) == 1, res.notes
+    lock = json.loads((ex / "imagelock.lock").read_text())
+    locked = {w["name"]: w["version"] for w in lock["python"]["linux/amd64"]}["ovs"]
+    assert f"locked {locked}, though " in held[0] and "source archive only" in held[0]
+    # the same pin fixed by the user's constraints is their choice: no warning
+    (ex / "c.txt").write_text(f"ovs==={locked}\n")
+    _spec(tmp_path, "requirements: [ovs]\n    constraints: c.txt")
+    again = api.lock(ex, store=tmp_path / "store", upgrade_all=True)
+    assert not [n for n in again.notes if "ovs: locked" in n]

@@ -39,7 +39,7 @@ from imagelock.fetch.http import fetch_to_store
 from imagelock.fetch.python_index import Indexes, IndexFile, file_project, indexes_for, pip_config
 from imagelock.fetch.store import Store
 from imagelock.lock.python_conflict import explain_conflict
-from imagelock.lock.python_files import constraint_args, keep_args
+from imagelock.lock.python_files import constraint_args, keep_args, pip_files
 from imagelock.formats.python import (
     PLATFORM_MACHINE,
     PythonContents,
@@ -360,4 +360,20 @@ def lock_python(
         if notes is not None:
             notes.append(f"the previous wheel pins do not fit the spec any more ({platform}): "
                          "resolved afresh")
-    return pins_from_report(report, store, contents.source)
+    pins = pins_from_report(report, store, contents.source)
+    if notes is not None:
+        notes += held_back_notes(pins, contents, context_dir, indexes, platform, keep)
+    return pins
+
+
+def held_back_notes(pins: list[WheelPin], contents: PythonContents, context_dir: Path,
+                    indexes: Indexes, platform: str, keep: Sequence[str]) -> list[str]:
+    """`lock`'s warnings about pins held at an old version for want of a wheel."""
+    # lazy: reading every pinned project's index page is for `lock` with notes only
+    from imagelock.lock.python_old import exact_pins, old_version_notes
+
+    files = [p for p in pip_files(contents, context_dir).values()]
+    fixed = exact_pins(files) | {canonicalize_name(k.split("==", 1)[0]) for k in keep}
+    target = f"{contents.implementation}{contents.nodot}/{contents.abi_tag()}/{platform}"
+    return [f"warning: {n}" for n in old_version_notes(
+        pins, indexes, target_tags(contents, platform), contents.version, target, fixed)]
