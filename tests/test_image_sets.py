@@ -170,3 +170,69 @@ def test_commands_that_take_one_image_refuse_a_set_spec_with_a_hint(locked: Path
     with pytest.raises(InputError) as err:
         api.build(locked / "imagelock.lock", select="(", output=locked / "o")
     assert "--select" in (err.value.field or "")
+
+
+CHILD = """version: 1
+context: ctx
+source_date_epoch: 1700000000
+images:
+  app:
+    parent: {ref}
+    image: {{name: tiny/app}}
+    contents:
+      files: [{{src: app.txt, dest: /srv/private/app.txt}}]
+"""
+
+
+@pytest.mark.tools  # docker-registry, bubblewrap
+@pytest.mark.slow
+def test_a_child_on_a_base_pinned_by_digest_rebuilds_and_a_changed_base_is_refused(
+        locked: Path, tmp_path: Path) -> None:
+    from registry_fixture import start_registry
+
+    env = {"IMAGELOCK_STORE": str(tmp_path / "store")}
+    r = run(["build", str(locked), "-o", str(tmp_path / "out"), "--select", "^base$",
+             "--offline"], env=env)
+    assert r.returncode == 0, r.stderr
+    with start_registry(tmp_path / "registry") as reg:
+        pushed = run(["push", str(tmp_path / "out" / "base"), f"{reg.host}/tiny/base:1", "--json"])
+        assert pushed.returncode == 0, pushed.stderr
+        ref = f"{reg.host}/tiny/base@{json.loads(pushed.stdout)['digest']}"
+        child = tmp_path / "child"
+        (child / "ctx").mkdir(parents=True)
+        (child / "ctx" / "app.txt").write_text("app\n")
+        (child / "imagelock.yaml").write_text(CHILD.format(ref=ref))
+        first = {"IMAGELOCK_STORE": str(tmp_path / "child-store")}
+        r = run(["lock", str(child)], env=first)
+        assert r.returncode == 0, r.stderr
+        lock = json.loads((child / "imagelock.app.lock").read_text())
+        assert lock["parent"]["base"]["ref"] == ref
+        assert lock["layers"] == ["base-layer-0", "app-files"]
+        # a fresh store: the build pulls the base by digest, checking every blob
+        fresh = {"IMAGELOCK_STORE": str(tmp_path / "fresh-store")}
+        r = run(["build", str(child / "imagelock.app.lock"), "-o", str(tmp_path / "app"),
+                 "--json"], env=fresh)
+        assert r.returncode == 0, r.stderr
+        built = json.loads(r.stdout)
+        assert built["verdict"] == "reproduced"
+        base_layers = _layers(tmp_path / "out" / "base")
+        assert _layers(tmp_path / "app")[:1] == base_layers
+        members = _members(tmp_path / "app", _layers(tmp_path / "app")[1])
+        assert members["srv/private"].mode == 0o700  # the base's directory, kept as it is
+        r = run(["rebuild", str(child / "imagelock.app.lock"), "--image",
+                 f"oci:{tmp_path / 'app'}", "--json"],
+                env={"IMAGELOCK_STORE": str(tmp_path / "rebuild-store")})
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert json.loads(r.stdout)["verdict"] == "reproduced"
+        # the base's blob tampered with in the registry: refused, naming the base
+        reg.blob_file(base_layers[0]).write_bytes(b"not the layer")
+        r = run(["build", str(child / "imagelock.app.lock"), "-o", str(tmp_path / "t")],
+                env={"IMAGELOCK_STORE": str(tmp_path / "tamper-store")})
+        assert r.returncode == 3, r.stderr
+        assert ref in r.stderr and "Traceback" not in r.stderr
+    # the spec names another digest: the lock is stale, and the error names the parent
+    spec = child / "imagelock.yaml"
+    other = ref[:-1] + ("0" if ref[-1] != "0" else "1")
+    spec.write_text(spec.read_text().replace(ref, other))
+    r = run(["build", str(child / "imagelock.app.lock"), "-o", str(tmp_path / "s")], env=fresh)
+    assert r.returncode == 2 and "parent" in r.stderr

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagelock.build.base_image import base_built, base_layer_names
 from imagelock.build.config import config_bytes, manifest_bytes
 from imagelock.build.layer import LayerBlob, write_layer
 from imagelock.build.lower import ContentDigests, drop_unchanged, merged_view
@@ -127,7 +128,16 @@ def _build(lock: Lock, context: Path, store: Store, cache: BuildCache, notes: li
     workdir.mkdir(parents=True, exist_ok=True)
     lower: Built | None = None
     own_layers = list(lock.layers)
-    if lock.parent is not None:
+    if lock.parent is not None and lock.parent.base is not None:
+        base = lock.parent.base
+        lower = cache.get(sha256_digest(base.model_dump_json().encode()), lambda: Built(
+            *base_built(base, store, cache.workdir / "base", lock.platforms)))
+        below = base_layer_names(base)
+        if own_layers[:len(below)] != below:
+            raise InputError(f"the lock's layers do not start with its base {base.ref}'s layers",
+                             field="layers", hint="lock the set again")
+        own_layers = own_layers[len(below):]
+    elif lock.parent is not None and lock.parent.lock is not None:
         lower = build_cached(lock.parent.lock, context=context, store=store, cache=cache,
                              notes=notes)
         below = lock.parent.lock.layers

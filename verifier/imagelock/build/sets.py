@@ -23,6 +23,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from imagelock import __version__
+from imagelock.build.base_image import base_layer_names
 from imagelock.build.expected import emulation_used, expected_of
 from imagelock.build.image import BuildCache, build_cached, default_jobs
 from imagelock.core import progress
@@ -79,7 +80,14 @@ def lock_set(spec_path: Path, *, store: Store, cli_mirrors: Mapping[str, list[st
             previous = None if upgrade_all else _previous(lock_dir / image_lock_name(name), notes)
             derived = image_spec(spec, name)
             parent_name = spec.images[name].parent
-            parent = locks[parent_name] if parent_name is not None else None
+            parent = locks.get(parent_name) if parent_name is not None else None
+            base = None
+            if parent_name is not None and parent is None:  # a base outside the set
+                # lazy: the registry client loads only for a set built on an outside base
+                from imagelock.oci.registry.base_image import pin_base
+
+                progress.working(f"pinning the base image {parent_name}")
+                base = pin_base(parent_name, derived.image.platforms, store)
             keep = _set_pins(locks.values(), previous)
             progress.working(f"resolving the image {name} of the set")
             resolved = resolve_lock(
@@ -87,15 +95,17 @@ def lock_set(spec_path: Path, *, store: Store, cli_mirrors: Mapping[str, list[st
                 lock_dir=lock_dir, previous=keep, upgrade=_pinned(previous, upgrade, used),
                 upgrade_security=upgrade_security, notes=notes, spec=derived, parent=parent)
             digest, sections = image_digests(spec, name)
-            layers = [*(parent.layers if parent is not None else []), *resolved.layers]
+            below = parent.layers if parent is not None else (
+                base_layer_names(base) if base is not None else [])
+            layers = [*below, *resolved.layers]
             if len(set(layers)) != len(layers):
                 raise InputError(f"images.{name}: a layer name is also one of its parents' "
                                  "(image names prefix layer names: rename one)", field="images")
             resolved = resolved.model_copy(update={
                 "spec_digest": digest, "spec_sections": sections, "set_image": name,
                 "layers": layers,
-                "parent": ParentPin(image=parent_name, lock=parent)
-                if parent_name is not None and parent is not None else None})
+                "parent": ParentPin(image=parent_name, lock=parent, base=base)
+                if parent_name is not None else None})
             fetch_pins(resolved, spec.sources, store, cli_mirrors=cli_mirrors, offline=offline)
             if derived.contents.debian is not None:
                 # lazy: running maintainer scripts loads .deb extraction and the sandbox
@@ -201,7 +211,7 @@ def select(index: SetLock, pattern: str | None) -> list[str]:
     for name in index.images:
         if rx.search(name):
             cur: str | None = name
-            while cur is not None:
+            while cur is not None and cur in index.images:
                 wanted.add(cur)
                 cur = index.images[cur].parent
     if not wanted:

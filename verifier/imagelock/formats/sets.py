@@ -33,6 +33,9 @@ from imagelock.formats.spec import (
 MAX_SET_IMAGES = 64
 #: Parents above an image at most (base -> openstack-base -> keystone-base -> keystone is 3).
 MAX_SET_DEPTH = 8
+#: A base image outside the set: a registry host (with a port), a repository, a sha256 digest.
+BASE_REF = re.compile(r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?/[a-z0-9]+([._/-][a-z0-9]+)*"
+                      r"@sha256:[0-9a-f]{64}$")
 SET_IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -43,7 +46,9 @@ class SetImage(Strict):
         default=None,
         description="Another image of the set this one builds on: its layers are reused byte "
         "for byte at the bottom of this image, its Debian and Python contents are this image's "
-        "too, its accounts and config are inherited. Absent: the image starts from nothing.",
+        "too, its accounts and config are inherited. Or a base image outside the set pinned by "
+        "digest, `REGISTRY/REPO@sha256:HEX`: its layers are reused as they are (nothing else is "
+        "inherited). Absent: the image starts from nothing.",
     )
     image: ImageSection = Field(description="The image's name, tag and platforms (a subset of "
                                 "its parent's).")
@@ -82,16 +87,17 @@ class SetSpec(Strict):
             if not SET_IMAGE_NAME.match(name):
                 raise ValueError(f"image name {name!r} must be lower-case letters, digits and -")
             if img.parent is not None and img.parent not in v:
-                if "@sha256:" in img.parent:
-                    raise ValueError(f"images.{name}.parent: a base image outside the set "
-                                     f"({img.parent}) is not supported yet; build the base in "
-                                     "the set")
+                if "@" in img.parent or "/" in img.parent:
+                    if not BASE_REF.match(img.parent):
+                        raise ValueError(f"images.{name}.parent: {img.parent!r} is not a base "
+                                         "image pinned by digest, REGISTRY/REPO@sha256:HEX")
+                    continue
                 raise ValueError(f"images.{name}.parent: {img.parent!r} is not an image of the "
                                  f"set (images: {', '.join(v)})")
         for name in v:
             seen = [name]
             cur = v[name].parent
-            while cur is not None:
+            while cur is not None and cur in v:
                 if cur in seen:
                     raise ValueError("images form a cycle of parents: " + " -> ".join([*seen, cur]))
                 seen.append(cur)
@@ -99,7 +105,7 @@ class SetSpec(Strict):
                     raise ValueError(f"images.{name}: more than {MAX_SET_DEPTH} parents above it")
                 cur = v[cur].parent
             parent = v[name].parent
-            if parent is not None:
+            if parent is not None and parent in v:
                 extra = set(v[name].image.platforms) - set(v[parent].image.platforms)
                 if extra:
                     raise ValueError(f"images.{name}.image.platforms: {', '.join(sorted(extra))} "
@@ -141,9 +147,15 @@ class SetLock(Strict):
 def chain(spec: SetSpec, name: str) -> list[str]:
     """The image and its parents, the root first."""
     out = [name]
-    while (parent := spec.images[out[0]].parent) is not None:
+    while (parent := spec.images[out[0]].parent) is not None and parent in spec.images:
         out.insert(0, parent)
     return out
+
+
+def external_parent(spec: SetSpec, name: str) -> str | None:
+    """The base image outside the set that `name` is built on (directly), if any."""
+    parent = spec.images[name].parent
+    return parent if parent is not None and parent not in spec.images else None
 
 
 def order(spec: SetSpec) -> list[str]:

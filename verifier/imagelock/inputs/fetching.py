@@ -88,11 +88,17 @@ def fetch_pins(
     report = FetchReport()
     mirrors = Mirrors(sources, cli_mirrors)
     chain = [lock]
-    while (up := chain[-1].parent) is not None:  # an image of a set needs its parents' pins
-        chain.append(up.lock)
+    while (up := chain[-1].parent) is not None and up.lock is not None:
+        chain.append(up.lock)  # an image of a set needs its parents' pins
     pending = [src for one in chain for kind in KINDS for src in kind.sources(one, mirrors)]
     if len(chain) > 1:
         pending = list({src.sha256: src for src in pending}.values())
+    base = chain[-1].parent.base if chain[-1].parent is not None else None
+    if base is not None:
+        # lazy: the registry client loads only for an image built on a base outside its set
+        from imagelock.oci.registry.base_image import fetch_base
+
+        report.downloaded += fetch_base(base, store, offline=offline)
     progress.planned(len(pending), sum(src.size for src in pending), "inputs")
     for src in pending:
         _fetch_one(store, report, sha256=src.sha256, size=src.size, what=src.what,

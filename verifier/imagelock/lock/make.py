@@ -342,7 +342,7 @@ def _parent_wheels(parent: Lock | None, platform: str) -> list[WheelPin]:
         if parent.python_install is not None:
             return parent.python.get(platform, [])
         parent = parent.parent.lock if parent.parent is not None else None
-    return []
+    return []  # a base outside the set: its wheels are not known
 
 
 def _parent_python(parent: Lock | None) -> str:

@@ -31,7 +31,10 @@ def image_digests(spec: SetSpec, name: str) -> tuple[str, dict[str, str]]:
     data = image_spec(spec, name).model_dump(mode="json", exclude_defaults=True)
     sections = {k: sha256_digest(canonical_json(v)) for k, v in data.items()}
     parent = spec.images[name].parent
-    if parent is not None:
+    if parent is not None and parent not in spec.images:  # a base pinned by digest
+        sections["parent"] = sha256_digest(canonical_json(parent))
+        data = {"image": data, "base": parent}
+    elif parent is not None:
         sections["parent"] = image_digests(spec, parent)[0]
         data = {"image": data, "parent": sections["parent"]}
     return sha256_digest(canonical_json(data)), dict(sorted(sections.items()))
