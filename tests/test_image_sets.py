@@ -236,3 +236,12 @@ def test_a_child_on_a_base_pinned_by_digest_rebuilds_and_a_changed_base_is_refus
     spec.write_text(spec.read_text().replace(ref, other))
     r = run(["build", str(child / "imagelock.app.lock"), "-o", str(tmp_path / "s")], env=fresh)
     assert r.returncode == 2 and "parent" in r.stderr
+
+
+def test_inspect_of_one_image_lists_its_parents_inputs_each_once_in_its_layer(locked: Path) -> None:
+    r = run(["inspect", str(locked / "imagelock.leaf-a.lock")])
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split()[-1] for line in r.stdout.splitlines()[2:]}
+    assert rows == {"/etc/passwd": "base-files", "/srv/base.txt": "base-files",
+                    "/srv/private/mid.txt": "mid-files", "/app/a.txt": "leaf-a-files",
+                    "/usr/bin/run": "leaf-a-files"}
