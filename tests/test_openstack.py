@@ -134,9 +134,11 @@ def test_keystone_answers_v3_through_apache_with_a_sqlite_database(built: dict[s
 
 
 def test_every_image_of_the_set_reproduces_in_a_sandboxed_rebuild(built: dict[str, object]) -> None:
+    # The leaves: each rebuild builds its parents too, and a leaf's manifest names every layer
+    # digest of its parents, so a leaf reproduced is its parents reproduced byte for byte.
     ex, out, env = built["ex"], built["out"], built["env"]
     assert isinstance(ex, Path) and isinstance(out, Path) and isinstance(env, dict)
-    for name in IMAGES:
+    for name in ("keystone", "placement"):
         r = run(["rebuild", str(ex / f"imagelock.{name}.lock"), "--image", f"oci:{out / name}",
                  "--offline", "--json"], env=env, timeout=3600)
         assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
