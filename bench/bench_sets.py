@@ -47,8 +47,6 @@ def main() -> None:
     lock = args.example / "imagelock.lock"
     with tempfile.TemporaryDirectory(prefix="imagelock-bench-sets-") as tmp:
         out = Path(tmp) / "out"
-        subprocess.run([IMAGELOCK, "fetch", str(args.example / f"imagelock.{args.largest}.lock")],
-                       check=True, capture_output=True)
         for name in ("base", "openstack-base", "keystone", "placement"):
             subprocess.run([IMAGELOCK, "fetch", str(args.example / f"imagelock.{name}.lock")],
                            check=True, capture_output=True)
