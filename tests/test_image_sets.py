@@ -245,3 +245,11 @@ def test_inspect_of_one_image_lists_its_parents_inputs_each_once_in_its_layer(lo
     assert rows == {"/etc/passwd": "base-files", "/srv/base.txt": "base-files",
                     "/srv/private/mid.txt": "mid-files", "/app/a.txt": "leaf-a-files",
                     "/usr/bin/run": "leaf-a-files"}
+
+
+def test_fetch_takes_the_sets_index_and_one_image_commands_say_which_lock_to_give(
+        locked: Path, tmp_path: Path) -> None:
+    env = {"IMAGELOCK_STORE": str(tmp_path / "store")}
+    assert run(["fetch", str(locked)], env=env).returncode == 0
+    r = run(["inspect", str(locked / "imagelock.lock")], env=env)
+    assert r.returncode == 2 and "imagelock.NAME.lock" in r.stderr and "Traceback" not in r.stderr

@@ -233,15 +233,23 @@ def fetch(
     """Fill the store with every input the lock (a file or its directory) pins, checking each
     sha256; with `offline`, only check that they are there and intact."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
-    from imagelock.formats.files import read_lock
+    from imagelock.formats.files import is_set_lock, read_lock, read_set_lock
     from imagelock.formats.results import FetchResult
     from imagelock.inputs.fetching import fetch_lock
 
+
     path = lock_file(lock)
     st = _store(store)
-    rep = fetch_lock(read_lock(path), path, st, cli_mirrors=mirrors or {}, offline=offline)
-    return FetchResult(store=str(st.root), present=rep.present, downloaded=rep.downloaded,
-                       bytes_downloaded=rep.bytes_downloaded)
+    # A set's index: each image's lock (an input several images pin is fetched once).
+    paths = ([path.parent / e.lock for e in read_set_lock(path).images.values()]
+             if is_set_lock(path) else [path])
+    present = downloaded = size = 0
+    for one in paths:
+        rep = fetch_lock(read_lock(one), one, st, cli_mirrors=mirrors or {}, offline=offline)
+        present, downloaded = present + rep.present, downloaded + rep.downloaded
+        size += rep.bytes_downloaded
+    return FetchResult(store=str(st.root), present=present, downloaded=downloaded,
+                       bytes_downloaded=size)
 
 
 def build(

@@ -72,7 +72,13 @@ def set_lock_bytes(index: SetLock) -> bytes:
 
 
 def read_lock(path: Path) -> Lock:
-    """The lock at `path`; a symlink leading out of its directory is refused unread."""
+    """The lock at `path`; a symlink leading out of its directory is refused unread. A set's
+    index is refused naming what this command takes instead."""
+    if is_set_lock(path):
+        raise InputError(f"{path.name} is the index of a set of images; this command takes one "
+                         "image's lock", path=path,
+                         hint="give imagelock.NAME.lock beside it (`imagelock build` takes the "
+                         "index, with --select)")
     return load_json_model(own_file(path, "lock"), Lock, "lock")
 
 
