@@ -160,14 +160,42 @@ def lock(
     `output`). An existing lock's Debian pins are kept unless named in `upgrade`, or unless
     `upgrade_all`."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
-    from imagelock.formats.files import write_lock
+    from imagelock.formats.files import is_set_spec, write_lock
     from imagelock.formats.results import LockResult
 
+    if is_set_spec(spec_file(spec)):
+        return _lock_set(spec_file(spec), output, store, mirrors, offline, upgrade, upgrade_all,
+                         upgrade_security)
     out, new, data, notes = _relock(spec, output, store, mirrors, offline, upgrade, upgrade_all,
                                     upgrade_security)
     changed = not out.is_file() or out.read_bytes() != data
     write_lock(new, out)
     return LockResult(lock=str(out), changed=changed, expected=new.expected, notes=notes)
+
+
+def _lock_set(spec: Path, output: Path | None, store: Store | Path | None,
+              mirrors: Mirrors | None, offline: bool, upgrade: Sequence[str], upgrade_all: bool,
+              upgrade_security: bool) -> LockResult:
+    """A set spec: every image's lock beside the spec, and the set's index (`output`)."""
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.build.sets import lock_set
+    from imagelock.core.atomic import atomic_file
+    from imagelock.formats.results import LockResult
+
+    if output is not None and output.absolute() != (spec.parent / LOCK_FILENAME).absolute():
+        raise InputError("a set's locks are written beside its spec", field="--output",
+                         hint="drop --output")
+    done = lock_set(spec, store=_store(store), cli_mirrors=mirrors or {}, offline=offline,
+                    upgrade=upgrade, upgrade_all=upgrade_all, upgrade_security=upgrade_security)
+    changed = False
+    for name, data in done.files.items():  # images first, the index last
+        target = spec.parent / name
+        changed |= not target.is_file() or target.read_bytes() != data
+        with atomic_file(target) as tmp:
+            tmp.write_bytes(data)
+    notes = [*done.notes, *(f"{n}: {e.image} -> {e.lock}" for n, e in done.index.images.items())]
+    return LockResult(lock=str(spec.parent / LOCK_FILENAME), changed=changed, expected={},
+                      notes=notes)
 
 
 def lock_up_to_date(
@@ -191,7 +219,11 @@ def lock_up_to_date(
                          hint="drop --check to upgrade; `imagelock diff` then shows what moved")
     spec_path = spec_file(spec)
     out = output or spec_path.parent / LOCK_FILENAME
-    diffs = lock_differences(out, spec_path)
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.formats.files import is_set_spec
+    from imagelock.lock.staleness import set_differences
+
+    diffs = (set_differences if is_set_spec(spec_path) else lock_differences)(out, spec_path)
     return LockCheckResult(up_to_date=not diffs, lock=str(out), differences=diffs)
 
 
@@ -208,15 +240,23 @@ def fetch(
     """Fill the store with every input the lock (a file or its directory) pins, checking each
     sha256; with `offline`, only check that they are there and intact."""
     # lazy: each API function loads only its own stage (docs/architecture.md)
-    from imagelock.formats.files import read_lock
+    from imagelock.formats.files import is_set_lock, read_lock, read_set_lock
     from imagelock.formats.results import FetchResult
     from imagelock.inputs.fetching import fetch_lock
 
+
     path = lock_file(lock)
     st = _store(store)
-    rep = fetch_lock(read_lock(path), path, st, cli_mirrors=mirrors or {}, offline=offline)
-    return FetchResult(store=str(st.root), present=rep.present, downloaded=rep.downloaded,
-                       bytes_downloaded=rep.bytes_downloaded)
+    # A set's index: each image's lock (an input several images pin is fetched once).
+    paths = ([path.parent / e.lock for e in read_set_lock(path).images.values()]
+             if is_set_lock(path) else [path])
+    present = downloaded = size = 0
+    for one in paths:
+        rep = fetch_lock(read_lock(one), one, st, cli_mirrors=mirrors or {}, offline=offline)
+        present, downloaded = present + rep.present, downloaded + rep.downloaded
+        size += rep.bytes_downloaded
+    return FetchResult(store=str(st.root), present=present, downloaded=downloaded,
+                       bytes_downloaded=size)
 
 
 def build(
@@ -230,6 +270,7 @@ def build(
     signer: Signer | None = None,
     sbom_formats: Sequence[Literal["spdx", "cyclonedx"]] = (),
     platform: str | None = None,
+    select: str | None = None,
 ) -> BuildResult:
     """Build the image the lock describes into `output` and compare its digests with the
     lock's (`verdict`); with a `signer`, sign SLSA provenance for it, only when it is the image
@@ -243,6 +284,19 @@ def build(
                          hint="add --sign KEY, or write an unsigned SBOM with `imagelock sbom`")
 
     path = lock_file(lock)
+    # lazy: each API function loads only its own stage (docs/architecture.md)
+    from imagelock.build.sets import build_set, is_set
+
+    if is_set(path):  # a set's index: its images (those `select` matches), each its own layout
+        if format != "oci" or platform is not None or signer is not None:
+            raise InputError("a set builds OCI layouts of every platform, unsigned",
+                             hint="build one image's lock (imagelock.NAME.lock) for "
+                             "--format, --platform or --sign")
+        return build_set(path, output=output, store=_store(store), cli_mirrors=mirrors,
+                         offline=offline, pattern=select)
+    if select is not None:
+        raise InputError("--select picks images of a set; this lock is one image's",
+                         field="--select", hint="give the set's index (imagelock.lock)")
     res = build_lock(path, output=output, fmt=format, store=_store(store), cli_mirrors=mirrors,
                      offline=offline, platform=platform)
     if signer is None or res.verdict != "reproduced":

@@ -263,6 +263,9 @@ def build(
                    "docker-archive (a tar for `podman load` / `docker load`).")] = OutputFormat.oci,
     platform: Annotated[str | None, typer.Option("--platform", help="The platform a "
                         "docker-archive holds (one per archive). Default: the lock's first.")] = None,
+    select: Annotated[str | None, typer.Option("--select", metavar="REGEX", help="For a set's "
+                      "lock: build the images whose name matches (and their parents), each an "
+                      "OCI layout OUTPUT/NAME. Default: every image of the set.")] = None,
     store: StoreOpt = None,
     mirror: MirrorOpt = None,
     offline: OfflineOpt = False,
@@ -292,7 +295,7 @@ def build(
                             trusted_root=trusted_root, signing_config=signing_config)
         result = api.build(lock_path, output=output, format=fmt.value, store=store,
                            mirrors=_mirrors(mirror), offline=offline, signer=signer, platform=platform,
-                           sbom_formats=[f.value for f in sbom_formats or []])
+                           sbom_formats=[f.value for f in sbom_formats or []], select=select)
         human = result.human()
         if signer is not None and result.verdict != "reproduced":
             human += "\nnot signed: the build is not the image the lock names"

@@ -10,6 +10,7 @@ one that sorts first carries the content, so a reader always sees the target bef
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from imagelock.core.errors import InputError, UnsafeContentError
@@ -28,9 +29,13 @@ class Placed:
 class Tree:
     """Entries of all layers, keyed by path, with the origin of each for error messages."""
 
-    def __init__(self, layers: list[str]) -> None:
+    def __init__(self, layers: list[str], lower: Mapping[str, Entry] | None = None) -> None:
+        """`lower`: the parent image's entries (an image of a set), which this tree goes on top
+        of: an undeclared parent directory takes its attributes from there, and nothing may be
+        placed below one of its symlinks."""
         self.layers = layers
         self.by_path: dict[str, Placed] = {}
+        self.lower: Mapping[str, Entry] = lower or {}
 
     def add(self, entry: Entry, layer: str, origin: str) -> None:
         if entry.path.rsplit("/", 1)[-1].startswith(".wh."):
@@ -64,6 +69,13 @@ class Tree:
         for path, placed in self.by_path.items():
             for parent in parent_dirs(path):
                 p = self.by_path.get(parent)
+                below = self.lower.get(parent) if p is None else None
+                if below is not None and below.type != "dir":
+                    raise UnsafeContentError(
+                        f"{placed.origin}: /{path} is below /{parent}, which is a {below.type} "
+                        "in the parent image, not a directory",
+                        hint="put the file at the real path the link points to",
+                    )
                 if p is not None and p.entry.type != "dir":
                     raise UnsafeContentError(
                         f"{placed.origin}: /{path} is below /{parent}, which is a {p.entry.type} "
@@ -132,8 +144,10 @@ class Tree:
                 if parent in layer:
                     continue
                 declared = self.by_path.get(parent)
+                below = self.lower.get(parent)
                 layer[parent] = (
                     replace(declared.entry) if declared is not None
+                    else replace(below) if below is not None and below.type == "dir"
                     else Entry(path=parent, type="dir", mode=DEFAULT_DIR_MODE)
                 )
         return {name: list(entries.values()) for name, entries in out.items()}

@@ -170,6 +170,13 @@ class Lock(Strict):
     accounts: Accounts = Field(default_factory=Accounts, description="Extra users and groups.")
     config: ImageConfig = Field(description="Runtime configuration, normalised (PATH defaulted).")
     expected: dict[str, ExpectedImage] = Field(description="Expected results per platform.")
+    set_image: str | None = Field(
+        default=None, description="For an image of a set (spec with `images`): its name there. "
+        "`spec_digest` is then the digest of this image's spec as derived from the set (spec "
+        "§3.1), and `parent` holds the lock of the image it builds on.")
+    parent: ParentPin | None = Field(
+        default=None, description="The image this one builds on: its layers are the bottom of "
+        "`layers`, reused byte for byte.")
 
     @model_validator(mode="before")
     @classmethod
@@ -230,3 +237,43 @@ class Lock(Strict):
                              for plat, pl in value.items()}
             out["debian_all"] = [p for p in first if p["name"] in shared]
         return out
+
+
+class ParentPin(Strict):
+    """The parent of an image of a set: its whole lock, so a child's lock alone rebuilds it, or
+    an image outside the set pinned by digest (`base`)."""
+
+    image: str = Field(description="The parent's name in the set, or the base image's reference.")
+    lock: Lock | None = Field(default=None, description="The parent's lock (its own `parent` "
+                              "nested in turn), for a parent of the set.")
+    base: BaseImagePin | None = Field(default=None, description="For a base image outside the "
+                                      "set: its manifest, config and layers by digest.")
+
+
+class BaseLayerPin(Strict):
+    """One layer of a base image."""
+
+    digest: Digest = Field(description="Digest of the (compressed) blob.")
+    size: int = Field(ge=0, description="Size of the blob.")
+    media_type: str = Field(description="The manifest's media type for it.")
+    diff_id: Digest = Field(description="Digest of the uncompressed tar (from the config).")
+
+
+class BasePlatformPin(Strict):
+    """A base image for one platform: the manifest the reference leads to, and what it names."""
+
+    manifest_digest: Digest = Field(description="Digest of the platform's manifest.")
+    manifest_size: int = Field(ge=0, description="Its size.")
+    config_digest: Digest = Field(description="Digest of its config.")
+    config_size: int = Field(ge=0, description="Its size.")
+    layers: list[BaseLayerPin] = Field(description="Its layers, bottom first.")
+
+
+class BaseImagePin(Strict):
+    """A base image outside the set, pinned by digest: every blob is checked before use."""
+
+    ref: str = Field(description="`REGISTRY/REPO@sha256:...` as the spec gives it.")
+    platforms: dict[str, BasePlatformPin] = Field(description="Per platform of the image.")
+
+
+Lock.model_rebuild()

@@ -75,6 +75,12 @@ class PythonContents(Strict):
         "(`--index-url`, `--find-links`, `-e`, ...) are refused in it: indexes are "
         "configuration.",
     )
+    constraints: str | None = Field(
+        default=None,
+        description="A constraints file in pip's `-c` format (e.g. an OpenStack release's "
+        "upper-constraints.txt), relative to the build context: it bounds versions without "
+        "asking for packages. Its sha256 is in the lock; editing it makes the lock stale.",
+    )
     source: str = Field(
         default=DEFAULT_SOURCE,
         pattern=r"^[a-z0-9][a-z0-9_-]*$",
@@ -363,4 +369,9 @@ class PythonInstall(Strict):
     requirements_file_sha256: str | None = Field(
         default=None, description="sha256 of the requirements file, when the spec names one: a "
         "changed file makes the lock stale."
+    )
+    files_sha256: dict[str, Sha256Hex] | None = Field(
+        default=None, description="sha256 of every other file pip read, by path relative to "
+        "the context: `constraints`, and each file a `-r`/`-c` line of a requirements file "
+        "names. A changed file makes the lock stale. Absent when there are none."
     )

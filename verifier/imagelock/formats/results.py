@@ -108,8 +108,17 @@ class BuildResult(Strict):
                              "the lock.")
     attestations: str | None = Field(default=None, description="With `--sign`/`--sigstore`: "
                                      "the file the signed provenance was written to.")
+    images: dict[str, BuildResult] | None = Field(
+        default=None, description="A set's build: each image built (the selected ones and their "
+        "parents), by its name in the set; `verdict` is then the worst of theirs.")
 
     def human(self) -> str:
+        if self.images is not None:
+            out = [f"built the set -> {self.output}: {self.verdict}"]
+            out += [f"note: {n}" for n in self.notes]
+            for name, r in self.images.items():
+                out += [f"[{name}] {r.verdict}", *("  " + ln for ln in r.human().splitlines())]
+            return "\n".join(out)
         lines = [f"built {self.image} -> {self.output} ({self.format})"]
         for plat, d in self.platforms.items():
             lines += [f"  {plat}", f"    config   {d.config_digest}",

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from imagelock.formats import inventory, results
 from imagelock.formats.lock import Lock
 from imagelock.formats.policy import Policy, PolicyResult
+from imagelock.formats.sets import SetLock, SetSpec
 from imagelock.formats.spec import Spec
 
 SCHEMA_ID = "https://imagelock.dev/schema/"
@@ -51,6 +52,8 @@ def models() -> dict[str, type[BaseModel]]:
     out: dict[str, type[BaseModel]] = {
         "imagelock.yaml": Spec,
         "imagelock.lock": Lock,
+        "imagelock-set.yaml": SetSpec,
+        "imagelock-set.lock": SetLock,
         "policy.yaml": Policy,
     }
     out.update({f"{name}.result": model for name, model in RESULTS.items()})

@@ -37,7 +37,7 @@ def sources_of(lock_path: Path, lock: Lock) -> dict[str, object]:
     spec_path = inside(lock_path.parent, lock.spec, what="spec", path=lock_path, field="spec")
     if not spec_path.is_file():
         return {}
-    return dict(load_spec(spec_path).sources)
+    return dict(load_spec(spec_path, lock.set_image).sources)
 
 
 def _fetch_one(store: Store, report: FetchReport, *, sha256: str, size: int, what: str,
@@ -87,7 +87,18 @@ def fetch_pins(
     """Make every pinned input of `lock` present and intact in the store, kind by kind."""
     report = FetchReport()
     mirrors = Mirrors(sources, cli_mirrors)
-    pending = [src for kind in KINDS for src in kind.sources(lock, mirrors)]
+    chain = [lock]
+    while (up := chain[-1].parent) is not None and up.lock is not None:
+        chain.append(up.lock)  # an image of a set needs its parents' pins
+    pending = [src for one in chain for kind in KINDS for src in kind.sources(one, mirrors)]
+    if len(chain) > 1:
+        pending = list({src.sha256: src for src in pending}.values())
+    base = chain[-1].parent.base if chain[-1].parent is not None else None
+    if base is not None:
+        # lazy: the registry client loads only for an image built on a base outside its set
+        from imagelock.oci.registry.base_image import fetch_base
+
+        report.downloaded += fetch_base(base, store, offline=offline)
     progress.planned(len(pending), sum(src.size for src in pending), "inputs")
     for src in pending:
         _fetch_one(store, report, sha256=src.sha256, size=src.size, what=src.what,

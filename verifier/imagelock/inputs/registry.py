@@ -36,6 +36,16 @@ def dependencies(lock: Lock) -> list[Dependency]:
 
 
 def components(lock: Lock, platform: str) -> Iterator[Component]:
-    """The components of the image built for `platform`, kind by kind (for an SBOM)."""
+    """The components of the image built for `platform`, kind by kind (for an SBOM). An image of
+    a set has its parents' too, each once, named with the layer it is in: the lowest image's."""
+    chain = [lock]
+    while (up := chain[0].parent) is not None and up.lock is not None:
+        chain.insert(0, up.lock)
+    seen: set[tuple[str, str, str | None, str]] = set()
     for kind in KINDS:
-        yield from kind.components(lock, platform)
+        for one in chain:
+            for c in kind.components(one, platform):
+                key = (c.kind, c.name, c.version, c.sha256)
+                if key not in seen:
+                    seen.add(key)
+                    yield c

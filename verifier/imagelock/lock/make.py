@@ -30,6 +30,7 @@ from imagelock.formats.lock import (
     PathPin,
     ToolInfo,
 )
+
 from imagelock.formats.python import PythonInstall, WheelPin
 from imagelock.formats.python_build import SourceBuildPin
 from imagelock.formats.spec import HttpSource, ImageConfig, Spec
@@ -38,6 +39,7 @@ from imagelock.lock.debian import debian_arch, lock_debian
 from imagelock.lock.downloads import pin_download
 from imagelock.lock.python import lock_python, requirements_file_sha256
 from imagelock.lock.python_sources import Builder, lock_python_with_builds
+from imagelock.lock.python_files import pip_files_sha256
 from imagelock.lock.staleness import spec_digests
 from imagelock.tar.compress import current as current_compression
 
@@ -158,6 +160,8 @@ def resolve_lock(
     upgrade_security: bool = False,
     notes: list[str] | None = None,
     source_builder: SourceBuilderFactory | None = None,
+    spec: Spec | None = None,
+    parent: Lock | None = None,
 ) -> Lock:
     """Resolve the spec at `spec_path` into a lock whose every input is pinned by sha256.
 
@@ -172,7 +176,7 @@ def resolve_lock(
     `source_builder` makes the builder of the spec's consented source builds (the sandboxed
     build stage belongs to a later stage: `imagelock.api.resolve` passes it).
     """
-    spec = load_spec(spec_path)
+    spec = spec if spec is not None else load_spec(spec_path)
     digest, sections = spec_digests(spec)
     layers = layer_order(spec)
     http_sources = {k: v for k, v in spec.sources.items() if isinstance(v, HttpSource)}
@@ -209,10 +213,14 @@ def resolve_lock(
             raise InputError("build_requires_debian needs Debian contents to resolve against",
                              field="contents.python.build_requires_debian",
                              hint="add contents.debian (the image's Debian packages)")
-    debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, upgrade,
+    wheels = _wheel_names(previous)
+    deb_upgrade = [n for n in upgrade if canonicalize_name(n) not in wheels]
+    debian, debian_layout = _lock_debian(spec, store, cli_mirrors, previous, deb_upgrade,
                                          upgrade_security, notes, build_debian)
     python, python_install, python_builds = _lock_python(
-        spec, spec_path, store, cli_mirrors, debian, build_debian, source_builder)
+        spec, spec_path, store, cli_mirrors, debian, build_debian, source_builder, parent,
+        previous=previous, upgrade={str(canonicalize_name(n)) for n in upgrade} & wheels,
+        notes=notes)
     if (spec.accounts.users or spec.accounts.groups) and not debian:
         raise InputError("accounts need a Debian base (the base-passwd package)",
                          field="accounts", hint="add Debian contents, or ship /etc/passwd and "
@@ -327,17 +335,28 @@ def _lock_python(
     debian: Mapping[str, DebianPlatformLock],
     build_debian: Mapping[str, Mapping[str, list[DebianPackagePin]]] | None = None,
     source_builder: SourceBuilderFactory | None = None,
+    parent: Lock | None = None,
+    *,
+    previous: Lock | None = None,
+    upgrade: set[str] | frozenset[str] = frozenset(),
+    notes: list[str] | None = None,
 ) -> tuple[dict[str, list[WheelPin]], PythonInstall | None, dict[str, list[SourceBuildPin]] | None]:
     py = spec.contents.python
     if py is None:
         return {}, None, None
     if py.python_version is None:
-        py = py.model_copy(update={"python_version": _debian_python(debian)})
+        py = py.model_copy(update={"python_version": _parent_python(parent) if parent is not None
+                                   and not debian else _debian_python(debian)})
     ctx = context_dir(spec, spec_path)
     out = {}
     builds: dict[str, list[SourceBuildPin]] = {}
     for platform in spec.image.platforms:
         progress.working(f"resolving Python requirements for {platform}")
+        # An image of a set installs its parents' wheels with its own (one installation, so
+        # pip sees every requirement at once), each at the version the parent pinned.
+        inherited = [f"{w.name}=={w.version}" for w in _parent_wheels(parent, platform)]
+        wanted = (py.model_copy(update={"requirements": [*inherited, *py.requirements]})
+                  if inherited else py)
         if py.source_builds:
             if source_builder is None:
                 raise InputError("source builds run in the sandbox, which this caller of the "
@@ -347,22 +366,55 @@ def _lock_python(
             builder = source_builder(image, py.interpreter_path(), py.version,
                                      source_date_epoch(spec))
             out[platform], built = lock_python_with_builds(
-                py, ctx, store, cli_mirrors, sources=spec.sources, platform=platform,
+                wanted, ctx, store, cli_mirrors, sources=spec.sources, platform=platform,
                 build_debian=(build_debian or {}).get(platform, {}), image_debian=image,
                 builder=builder)
             if built:
                 builds[platform] = built
         else:
-            out[platform] = lock_python(py, ctx, store, cli_mirrors, sources=spec.sources,
-                                        platform=platform)
+            out[platform] = lock_python(
+                wanted, ctx, store, cli_mirrors, sources=spec.sources, platform=platform,
+                notes=notes,
+                # Re-locking keeps the previous wheel pins, as it keeps Debian's, unless upgraded.
+                keep=[f"{w.name}=={w.version}" for w in (previous.python.get(platform, [])
+                                                         if previous is not None else [])
+                      if w.name not in upgrade])
         progress.item(f"{len(out[platform])} wheels for {platform}", "resolved")
     install = PythonInstall(
         layer=py.layer or "python", python_version=py.version,
         site_packages=py.site_packages_dir(), scripts_dir=py.scripts_dir, prefix=py.prefix,
         interpreter=py.interpreter_path(), compile=py.compile,
         requirements_file_sha256=requirements_file_sha256(py, ctx),
+        files_sha256=pip_files_sha256(py, ctx),
     )
     return out, install, builds or None
+
+
+def _wheel_names(previous: Lock | None) -> set[str]:
+    """The projects a previous lock pins wheels of (names `--upgrade` may give for wheels)."""
+    if previous is None:
+        return set()
+    return {w.name for pins in previous.python.values() for w in pins}
+
+
+def _parent_wheels(parent: Lock | None, platform: str) -> list[WheelPin]:
+    """The wheels the nearest ancestor with Python contents pinned for `platform`."""
+    while parent is not None:
+        if parent.python_install is not None:
+            return parent.python.get(platform, [])
+        parent = parent.parent.lock if parent.parent is not None else None
+    return []  # a base outside the set: its wheels are not known
+
+
+def _parent_python(parent: Lock | None) -> str:
+    """The image's Python as its parents know it: their wheels' target, else their Debian one."""
+    while parent is not None:
+        if parent.python_install is not None:
+            return parent.python_install.python_version
+        if parent.debian:
+            return _debian_python(parent.debian)
+        parent = parent.parent.lock if parent.parent is not None else None
+    return _debian_python({})
 
 
 def _debian_python(debian: Mapping[str, DebianPlatformLock]) -> str:

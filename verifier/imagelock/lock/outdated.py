@@ -33,7 +33,7 @@ def outdated(lock: Lock, lock_path: Path, store: Store,
                          f"({spec_path})", path=lock_path, field="spec",
                          hint="`outdated` reads the suites to check from the spec: keep the spec "
                          "beside the lock, as `imagelock lock` wrote them")
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, lock.set_image)
     notes: list[str] = []
     if lock.python:
         notes.append("Python wheels are not checked: `outdated` reads the Debian suites only")

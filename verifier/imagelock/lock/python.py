@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from imagelock.core.errors import InputError, ToolUnavailable
 from imagelock.fetch.http import fetch_to_store
 from imagelock.fetch.python_index import Indexes, IndexFile, file_project, indexes_for, pip_config
 from imagelock.fetch.store import Store
+from imagelock.lock.python_conflict import explain_conflict
+from imagelock.lock.python_files import constraint_args, keep_args, pip_files
 from imagelock.formats.python import (
     PLATFORM_MACHINE,
     PythonContents,
@@ -99,7 +101,8 @@ def pip_args(contents: PythonContents, platform: str, report: Path, target: Path
         "install", "--dry-run", "--ignore-installed", "--report", str(report),
         "--only-binary", ":all:", "--python-version", contents.version,
         "--implementation", contents.implementation, "--abi", contents.abi_tag(),
-        "--target", str(target), "--quiet", "--no-input", "--disable-pip-version-check",
+        # Not --quiet: pip says "The conflict is caused by" at info level, on stdout.
+        "--target", str(target), "--no-input", "--disable-pip-version-check",
     ]
     for tag in contents.platform_tags(platform):
         args += ["--platform", tag]
@@ -142,13 +145,17 @@ def run_pip_report(
     context_dir: Path,
     indexes: Indexes,
     platform: str,
+    keep: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """pip's installation report for the requirements (raises InputError when none resolves)."""
+    """pip's installation report for the requirements (raises InputError when none resolves).
+    `keep`: `NAME==VERSION` constraints (the previous lock's pins, to move only what must)."""
     reqs = list(contents.requirements)
     req_file = requirements_path(contents, context_dir)
     if req_file is not None:
-        reqs += ["-r", str(req_file)]
+        reqs += ["-r", str(req_file.absolute())]  # pip runs in the context directory
+    reqs += constraint_args(contents, context_dir)
     with tempfile.TemporaryDirectory(prefix="imagelock-pip-") as tmp:
+        reqs += keep_args(keep, Path(tmp))
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-c", _PIP_MAIN,
                *pip_args(contents, platform, report, Path(tmp) / "t"), *reqs]
@@ -160,7 +167,7 @@ def run_pip_report(
         except OSError as e:
             raise ToolUnavailable(f"could not run pip: {e}", hint="install pip") from None
         if r.returncode != 0:
-            raise _pip_failure(r.stderr, contents, platform, indexes)
+            raise _pip_failure(r.stderr, contents, platform, indexes, stdout=r.stdout)
         data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
     seen = data.get("environment", {})
     wrong = {k: seen.get(k) for k, v in markers.items() if seen.get(k) != v}
@@ -172,8 +179,12 @@ def run_pip_report(
     return data
 
 
-def _pip_failure(stderr: str, contents: PythonContents, platform: str, indexes: Indexes) -> InputError:
+def _pip_failure(stderr: str, contents: PythonContents, platform: str, indexes: Indexes,
+                 stdout: str = "") -> InputError:
     m = _NOT_FOUND.search(stderr)
+    conflict = explain_conflict(stderr + "\n" + stdout, contents)
+    if conflict is not None:
+        return conflict
     if m:
         return explain_missing(m.group(1), contents, platform, indexes)
     lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
@@ -333,8 +344,36 @@ def lock_python(
     *,
     sources: Mapping[str, object] | None = None,
     platform: str = "linux/amd64",
+    keep: Sequence[str] = (),
+    notes: list[str] | None = None,
 ) -> list[WheelPin]:
-    """Resolve the spec's Python requirements for one image platform into wheel pins."""
+    """Resolve the spec's Python requirements for one image platform into wheel pins. `keep`
+    (`NAME==VERSION`, a previous lock's pins) holds versions unless the spec now needs others:
+    then they are resolved afresh, and `notes` says so."""
     indexes = indexes_for(contents.source, sources, mirrors_cli)
-    report = run_pip_report(contents, context_dir, indexes, platform)
-    return pins_from_report(report, store, contents.source)
+    try:
+        report = run_pip_report(contents, context_dir, indexes, platform, keep)
+    except InputError:
+        if not keep:
+            raise
+        report = run_pip_report(contents, context_dir, indexes, platform)
+        if notes is not None:
+            notes.append(f"the previous wheel pins do not fit the spec any more ({platform}): "
+                         "resolved afresh")
+    pins = pins_from_report(report, store, contents.source)
+    if notes is not None:
+        notes += held_back_notes(pins, contents, context_dir, indexes, platform, keep)
+    return pins
+
+
+def held_back_notes(pins: list[WheelPin], contents: PythonContents, context_dir: Path,
+                    indexes: Indexes, platform: str, keep: Sequence[str]) -> list[str]:
+    """`lock`'s warnings about pins held at an old version for want of a wheel."""
+    # lazy: reading every pinned project's index page is for `lock` with notes only
+    from imagelock.lock.python_old import exact_pins, old_version_notes
+
+    files = [p for p in pip_files(contents, context_dir).values()]
+    fixed = exact_pins(files) | {canonicalize_name(k.split("==", 1)[0]) for k in keep}
+    target = f"{contents.implementation}{contents.nodot}/{contents.abi_tag()}/{platform}"
+    return [f"warning: {n}" for n in old_version_notes(
+        pins, indexes, target_tags(contents, platform), contents.version, target, fixed)]

@@ -10,13 +10,15 @@ from pathlib import Path
 from imagelock.core.confine import inside
 from imagelock.core.digest import canonical_json, sha256_digest
 from imagelock.core.errors import InputError, StaleLockError
-from imagelock.formats.files import load_spec, read_lock
+from imagelock.formats.files import is_set_spec, load_set_spec, load_spec, read_lock, read_set_lock
 from imagelock.formats.lock import (
     Lock,
 )
 from imagelock.formats.spec import Spec
 from imagelock.lock.context import context_dir, pin_context
 from imagelock.lock.python import requirements_file_sha256
+from imagelock.lock.python_files import pip_files_sha256
+from imagelock.lock.sets import image_digests, image_lock_name, image_spec, set_digest
 
 
 def spec_digests(spec: Spec) -> tuple[str, dict[str, str]]:
@@ -51,20 +53,38 @@ def check_fresh(lock: Lock, lock_path: Path, *, require_spec: bool = False) -> P
         if require_spec:
             raise InputError(f"the lock's spec {spec_path} is missing", path=lock_path, field="spec")
         return None
-    reasons = _stale(lock, lock_path, spec_path, load_spec(spec_path), hash_files=False)
+    reasons = _stale(lock, lock_path, spec_path, *_spec_of(lock, spec_path), hash_files=False)
     if reasons:
         raise reasons[0]
     return spec_path
 
 
-def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec, *,
-           hash_files: bool) -> list[InputError]:
+def _spec_of(lock: Lock, spec_path: Path) -> tuple[Spec, tuple[str, dict[str, str]]]:
+    """The spec the lock was made from and its digests: for an image of a set, the image's spec
+    derived from the set, and digests that cover its parents'."""
+    if lock.set_image is None:
+        spec = load_spec(spec_path)
+        return spec, spec_digests(spec)
+    if not is_set_spec(spec_path):
+        raise StaleLockError(f"the lock is stale: it is the image {lock.set_image} of a set, and "
+                             f"{spec_path.name} no longer defines a set", path=spec_path,
+                             hint=f"run `imagelock lock {spec_path}` to update the lock")
+    whole = load_set_spec(spec_path)
+    if lock.set_image not in whole.images:
+        raise StaleLockError(f"the lock is stale: the set no longer has the image "
+                             f"{lock.set_image}", path=spec_path,
+                             hint=f"run `imagelock lock {spec_path}` to update the set's locks")
+    return image_spec(whole, lock.set_image), image_digests(whole, lock.set_image)
+
+
+def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec,
+           digests: tuple[str, dict[str, str]], *, hash_files: bool) -> list[InputError]:
     """Every way the spec and context no longer match the lock, the spec's digest first.
 
     `hash_files` also compares each context file's bytes and attributes with its pin (a build
     does that as it reads them, so `check_fresh` leaves it out)."""
     out: list[InputError] = []
-    digest, sections = spec_digests(spec)
+    digest, sections = digests
     if digest != lock.spec_digest:
         changed = [k for k in sorted(set(sections) | set(lock.spec_sections))
                    if sections.get(k) != lock.spec_sections.get(k)]
@@ -83,6 +103,7 @@ def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec, *,
                 f"{spec.contents.python.requirements_file} changed since it was made",
                 path=lock_path, hint=f"run `imagelock lock {spec_path}` to update the lock",
             ))
+        out += _pip_files_stale(lock, lock_path, spec_path, spec)
     try:
         pins = pin_context(spec, spec_path, hash_files=hash_files, root=lock_path.parent)
     except InputError as e:  # a file the spec names is missing or unsafe: said after the digest
@@ -114,6 +135,23 @@ def _stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec, *,
     return out
 
 
+def _pip_files_stale(lock: Lock, lock_path: Path, spec_path: Path, spec: Spec) -> list[InputError]:
+    """The constraints file, and files a requirements file includes, edited since the lock."""
+    assert lock.python_install is not None and spec.contents.python is not None
+    try:
+        now = pip_files_sha256(spec.contents.python,
+                               context_dir(spec, spec_path, root=lock_path.parent)) or {}
+    except InputError as e:
+        return [e]
+    then = lock.python_install.files_sha256 or {}
+    changed = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
+    if not changed:
+        return []
+    return [StaleLockError(
+        "the lock is stale: files pip reads changed since it was made: " + ", ".join(changed[:5]),
+        path=lock_path, hint=f"run `imagelock lock {spec_path}` to update the lock")]
+
+
 def lock_differences(lock_path: Path, spec_path: Path) -> list[str]:
     """What in the spec and its context no longer matches the lock, for `imagelock lock --check`:
     the spec's digest and sections, the requirements file, and every context file (its bytes,
@@ -132,4 +170,26 @@ def lock_differences(lock_path: Path, spec_path: Path) -> list[str]:
                          hint="run `imagelock lock` beside the spec to make a lock for it")
     if os.path.realpath(named) != os.path.realpath(spec_path):
         return [f"the lock was made from the spec {named}, not {spec_path}"]
-    return [e.message for e in _stale(lock, lock_path, named, load_spec(named), hash_files=True)]
+    try:
+        spec, digests = _spec_of(lock, named)
+    except StaleLockError as e:
+        return [e.message]
+    return [e.message for e in _stale(lock, lock_path, named, spec, digests, hash_files=True)]
+
+
+def set_differences(index_path: Path, spec_path: Path) -> list[str]:
+    """`lock_differences` for a set: its index, and each image's lock, each line naming the
+    image (nothing resolved, as for one image)."""
+    if not index_path.is_file():
+        return [f"there is no lock at {index_path}"]
+    whole = load_set_spec(spec_path)
+    index = read_set_lock(index_path)
+    out = []
+    if index.spec_digest != set_digest(whole):
+        out.append("the set's spec changed since its locks were made")
+    for name in sorted(set(index.images) - set(whole.images)):
+        out.append(f"{name}: no longer an image of the set")
+    for name in whole.images:
+        lock_path = index_path.parent / image_lock_name(name)
+        out += [f"{name}: {d}" for d in lock_differences(lock_path, spec_path)]
+    return out

@@ -90,7 +90,7 @@ def publish(
     out = Published(ref, subject, annotations[LOCK_SHA256])
     gathered = None
     if inputs:
-        spec = load_spec(lock_path.parent / lock.spec)
+        spec = load_spec(lock_path.parent / lock.spec, lock.set_image)
         config = PlaceConfig(dict(spec.sources), cli_mirrors, cli_snapshots)
         gathered = bundle_blobs(bundle_inputs(lock, store, config, offline=offline,
                                               keyring=keyring), store)

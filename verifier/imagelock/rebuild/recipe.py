@@ -68,8 +68,8 @@ def context_files(lock: Lock, requirements_file: str | None) -> list[RecipeFile]
     return out
 
 
-def requirements_file_of(spec_path: Path) -> str | None:
-    spec = load_spec(spec_path)
+def requirements_file_of(spec_path: Path, image: str | None = None) -> str | None:
+    spec = load_spec(spec_path, image)
     return spec.contents.python.requirements_file if spec.contents.python else None
 
 
@@ -91,7 +91,7 @@ def recipe_blobs(lock_path: Path) -> tuple[list[ArtifactBlob], dict[str, str]]:
         ArtifactBlob(MT_SPEC, "sha256:" + hashlib.sha256(spec_data).hexdigest(), len(spec_data),
                      lambda: io.BytesIO(spec_data), {TITLE: _rel(lock.spec)}),
     ]
-    for f in context_files(lock, requirements_file_of(spec_path)):
+    for f in context_files(lock, requirements_file_of(spec_path, lock.set_image)):
         path = root / f.title
         data = path.read_bytes()
         got = hashlib.sha256(data).hexdigest()
@@ -140,7 +140,7 @@ def unpack_recipe(
     spec_path = dest / _rel(lock.spec)
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_bytes(referrers.read_blob(spec_desc, f"the spec of {where}"))
-    wanted = context_files(lock, requirements_file_of(spec_path))
+    wanted = context_files(lock, requirements_file_of(spec_path, lock.set_image))
     found = [(f, take(f.title, f.media_type, f.sha256)) for f in wanted]
     extra = [d for d in art.layers if id(d) not in used]
     if extra:

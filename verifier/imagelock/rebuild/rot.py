@@ -146,7 +146,7 @@ def _recipe_files(found: Found, art: ArtifactManifest, lock: Lock, spec_path: Pa
                   ) -> list[tuple[str, Wanted, bool]]:
     listed = {(d.annotations or {}).get(TITLE): d.digest for d in art.layers}
     out = []
-    for f in context_files(lock, requirements_file_of(spec_path)):
+    for f in context_files(lock, requirements_file_of(spec_path, lock.set_image)):
         ok = listed.get(f.title) == "sha256:" + f.sha256 and found.referrers.has_blob(
             "sha256:" + f.sha256)
         out.append((f.title, Wanted(f.sha256, f.size if f.size >= 0 else None,
@@ -174,7 +174,7 @@ def check_reference(
                          "checked against the provenance: this is a monitor, not a rebuild)")
         lock = read_lock(lock_path)
         spec_path = lock_path.parent / lock.spec
-        sources = dict(load_spec(spec_path).sources) if spec_path.is_file() else {}
+        sources = dict(load_spec(spec_path, lock.set_image).sources) if spec_path.is_file() else {}
         bundle = bundle_place(found)
         if bundle is None:
             notes.append(f"no input bundle is attached to {found.image}")
@@ -200,7 +200,7 @@ def check_lock(
     """The rot check of a lock alone: mirrors and snapshot archives (no bundle, no recipe)."""
     lock = read_lock(lock_path)
     spec_path = lock_path.parent / lock.spec
-    sources = dict(load_spec(spec_path).sources) if spec_path.is_file() else {}
+    sources = dict(load_spec(spec_path, lock.set_image).sources) if spec_path.is_file() else {}
     report = check_inputs(lock, store, PlaceConfig(sources, cli_mirrors, cli_snapshots),
                           subject=str(lock_path), keyrings=keyrings)
     report.notes.append("no image given: the input bundle was not asked (pass --image REF)")

@@ -195,7 +195,7 @@ def rebuild_reference(
         lock_sha = hashlib.sha256(lock_data).hexdigest()
         lock_path = checkout(found, art, lock_data, store, workdir / "recipe")
         lock = read_lock(lock_path)
-        spec = load_spec(lock_path.parent / lock.spec)
+        spec = load_spec(lock_path.parent / lock.spec, lock.set_image)
         config = PlaceConfig(dict(spec.sources), cli_mirrors or {}, cli_snapshots or {},
                              bundle_place(found))
         log = Fetched()

@@ -100,7 +100,11 @@ class PythonWheels:
         if compiled.failed:
             build.notes.append(compiled.note())
         entries = with_bytecode(layers[inst.layer], installed, compiled.pycs)
-        return {inst.layer: _with_cache_dirs(entries, layers, inst.layer)}
+        # An image of a set may replace its parent's files (its own pycs of the same wheels):
+        # only its own layers' entries can collide.
+        below = set(lock.parent.lock.layers) if lock.parent is not None and \
+            lock.parent.lock is not None else {n for n in lock.layers if n.startswith("base-layer-")}
+        return {inst.layer: _with_cache_dirs(entries, layers, inst.layer, below)}
 
     def dependencies(self, lock: Lock) -> Iterator[Dependency]:
         for pins in lock.python.values():
@@ -184,19 +188,22 @@ def build_sources(lock: Lock, mirrors: Mirrors,
                 yield deb_source(deb, mirrors, f"build package {deb.name} {deb.version}")
 
 
-def _with_cache_dirs(entries: list[Entry], layers: dict[str, list[Entry]], layer: str) -> list[Entry]:
+def _with_cache_dirs(entries: list[Entry], layers: dict[str, list[Entry]], layer: str,
+                     below: set[str] | frozenset[str] = frozenset()) -> list[Entry]:
     """`entries` plus the `__pycache__` directories their .pyc files need (with the attributes of
     a declaration elsewhere in the image, else 0755 root), refusing a .pyc path another input
     already placed (the tree checked every other path when it was placed)."""
     own = {e.path for e in entries}
     others = {e.path: e for name, es in layers.items() if name != layer for e in es}
+    theirs = {e.path for name, es in layers.items() if name != layer and name not in below
+              for e in es}
     before = {e.path for e in layers[layer]}
     out = list(entries)
     for e in entries:
         if e.path in before:
             continue
         cache = e.path.rpartition("/")[0]
-        if e.path in others:
+        if e.path in theirs:
             raise InputError(f"contents.python: the bytecode /{e.path} collides with an entry of "
                              "another input", field="contents.python",
                              hint="leave __pycache__ below site-packages to the wheels (or set "
