@@ -136,7 +136,7 @@ def merge_usr_path(path: str) -> str:
     return f"usr/{path}" if head in MERGED_USR_DIRS else path
 
 
-def _resolve(base_dir: str, target: str) -> str | None:
+def resolve_relative(base_dir: str, target: str) -> str | None:
     """Lexically resolve a relative `target` from directory `base_dir`; None if it leaves the root."""
     parts = [p for p in base_dir.split("/") if p]
     for part in target.split("/"):
@@ -165,8 +165,8 @@ def merge_usr_symlink_target(original: str, moved: str, target: str) -> str:
         return "/" + merge_usr_path(inner) + ("/" if target.endswith("/") and inner else "")
     if original == moved:
         return target
-    want = _resolve(posixpath.dirname(original), target)
-    got = _resolve(posixpath.dirname(moved), target)
+    want = resolve_relative(posixpath.dirname(original), target)
+    got = resolve_relative(posixpath.dirname(moved), target)
     if want is None or got is None:
         return target
     want = merge_usr_path(want) if want else want

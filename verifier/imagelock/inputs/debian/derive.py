@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from imagelock.core.digest import sha256_file
 from imagelock.formats import maintscripts as ms
 from imagelock.inputs.debian.merge import View
 from imagelock.inputs.debian.trace import NEVER, Call, Trace, lstat_entry
@@ -86,13 +87,6 @@ def _owner(st: os.stat_result) -> str:
 def _mode(st: os.stat_result) -> str:
     return f"{stat.S_IMODE(st.st_mode):04o}"
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _content_sha(e: Entry) -> str | None:
@@ -248,7 +242,7 @@ def _file_action(root: Path, path: str, st: os.stat_result, pre: dict[str, Entry
                  by_sha: dict[str, str], pkg: str) -> ms.Action | str:
     """The action for a regular file the scripts left, or why none can hold it."""
     full = root / path
-    sha = _sha256(full)
+    sha = sha256_file(full)[0]
     old = pre.get(path)
     if old is not None and old.type in ("file", "hardlink"):
         src = pre.get(old.linkname) if old.type == "hardlink" else old
@@ -375,13 +369,13 @@ def derive_actions(
             generic.append(ms.Symlink(path="/" + path, target=target, owner=_owner(st), package=pkg))
         elif stat.S_ISREG(st.st_mode):
             if old is not None and old.type == "file" and (old.mode, old.uid, old.gid) == (
-                    stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) and _content_sha(old) == _sha256(root / path):
+                    stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) and _content_sha(old) == sha256_file(root / path)[0]:
                 continue
             action = _file_action(root, path, st, entries, by_sha, pkg)
             if isinstance(action, str):
                 if pkg in run or pkg.split(":")[0] in run:
                     binaries.setdefault(pkg, []).append(ms.Output(
-                        path="/" + path, sha256=_sha256(root / path), mode=_mode(st),
+                        path="/" + path, sha256=sha256_file(root / path)[0], mode=_mode(st),
                         owner=_owner(st)))
                 else:
                     not_applied.append(ms.NotApplied(
@@ -486,7 +480,7 @@ def _differs(got: Entry | None, st: os.stat_result | None, full: Path) -> str:
         return "" if got.linkname == target else f"link to {got.linkname}, not {target}"
     if got.mode != stat.S_IMODE(st.st_mode):
         return f"mode {got.mode:04o}, not {stat.S_IMODE(st.st_mode):04o}"
-    if kind == "file" and got.type == "file" and _content_sha(got) != _sha256(full):
+    if kind == "file" and got.type == "file" and _content_sha(got) != sha256_file(full)[0]:
         if _PYC.match(got.path) and _same_code(got, full):
             return ""
         return "other content"

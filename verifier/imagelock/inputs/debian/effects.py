@@ -21,6 +21,7 @@ from pathlib import Path
 from imagelock.core.errors import InputError
 from imagelock.formats import maintscripts as ms
 from imagelock.formats.common import mode_int, owner_ids
+from imagelock.inputs.debian.deb import resolve_relative
 from imagelock.inputs.debian.merge import View, read_in_view
 from imagelock.tar.entry import BytesContent, Entry
 
@@ -49,22 +50,9 @@ def _exists(view: View, changes: Changes, path: str, depth: int = 0) -> bool:
     if e.type != "symlink":
         return True
     t = e.linkname
-    nxt = t.strip("/") if t.startswith("/") else _join(path.rpartition("/")[0], t)
+    nxt = t.strip("/") if t.startswith("/") else resolve_relative(path.rpartition("/")[0], t)
     return nxt is not None and _exists(view, changes, nxt, depth + 1)
 
-
-def _join(base: str, rel: str) -> str | None:
-    parts = [p for p in base.split("/") if p]
-    for part in rel.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/".join(parts)
 
 
 def alternative_state(a: ms.Alternative) -> bytes:

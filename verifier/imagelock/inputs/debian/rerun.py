@@ -13,6 +13,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from imagelock.core.digest import sha256_file
 from imagelock.core.errors import InputError
 from imagelock.formats import maintscripts as ms
 from imagelock.formats.common import owner_ids
@@ -59,7 +60,7 @@ def run_outputs(view: View, changes: dict[str, Entry | None], runs: Sequence[ms.
                                  field="contents.debian.scripts.run",
                                  hint="the lock recorded it; re-lock, or drop the package from "
                                  "scripts.run") from None
-            got = _sha256(f) if stat.S_ISREG(st.st_mode) else ""
+            got = sha256_file(f)[0] if stat.S_ISREG(st.st_mode) else ""
             if got != o.sha256:
                 raise InputError(
                     f"{db} {' '.join(a.args)} made {o.path} with other bytes than when the lock "
@@ -83,15 +84,6 @@ def _native_arch(entries: dict[str, Entry]) -> str:
             return f.read().decode("ascii", "replace").strip() or "amd64"
     return "amd64"
 
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 __all__ = ["run_outputs"]
