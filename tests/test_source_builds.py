@@ -105,6 +105,15 @@ def test_upper_constraints_in_a_requirements_file_choose_the_sdist_version(tmp_p
     assert str(constraints_for("libvirt-python", contents, tmp_path, markers)) == ""
 
 
+def test_the_specs_constraints_file_chooses_the_sdist_version_too(tmp_path: Path) -> None:
+    # `contents.python.constraints` (issue 16) as a set's image names it, with no requirements file
+    (tmp_path / "upper-constraints.txt").write_text("pyperclip===1.9.0\nsimplegeneric===0.8.1\n")
+    contents = PythonContents(requirements=["glance==30.0.0"], constraints="upper-constraints.txt",
+                              python_version="3.11", source_builds=["pyperclip", "simplegeneric"])
+    spec = constraints_for("pyperclip", contents, tmp_path, {"python_version": "3.11"})
+    assert str(spec) == "===1.9.0" and "1.11.0" not in spec
+
+
 def _wheel(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as z:
         for name, data in members.items():

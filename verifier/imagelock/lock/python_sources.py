@@ -116,6 +116,8 @@ def _report(contents: PythonContents, context_dir: Path, indexes: Indexes, platf
     req_file = requirements_path(contents, context_dir) if with_file else None
     if req_file is not None:
         reqs += ["-r", str(req_file)]
+    # The spec's constraints file bounds the wheels here as in lock_python: without it a set's
+    # image with source builds resolved every dependency to its newest release.
     reqs += constraint_args(contents, context_dir)
     with tempfile.TemporaryDirectory(prefix="imagelock-pip-") as tmp:
         report = Path(tmp) / "report.json"
@@ -188,9 +190,9 @@ def _conflict_without_wheels(stderr: str, contents: PythonContents, platform: st
 
 def constraints_for(project: str, contents: PythonContents, context_dir: Path,
                     markers: Mapping[str, str]) -> SpecifierSet:
-    """The version constraints the spec's requirements, its `constraints` file and its
-    requirement file (with the files it names by `-c`/`-r`, inside the context) put on
-    `project` for this target."""
+    """The version constraints the spec's requirements, its constraints file and its
+    requirement file (with the files it names by `-c`/`-r`, inside the context) put on `project`
+    for this target."""
     spec = SpecifierSet()
     lines = list(contents.requirements)
     seen: set[Path] = set()
@@ -322,6 +324,8 @@ def build_wheel_pins(requires: Sequence[str], contents: PythonContents, context_
     if not requires:
         return []
     build_contents = contents.model_copy(update={
+        # The build stage's own wheels, not the image's: the image's constraints do not bound them
+        # (as a requirements file's `-c` lines never did).
         "requirements": list(requires), "requirements_file": None, "constraints": None,
         "source_builds": []})
     try:
