@@ -23,8 +23,9 @@ from tiny_archive import nothing, serve
 
 from imagelock.fetch.snapshot import timestamp
 from imagelock.fetch.store import Store
-from imagelock.formats.debian import DEFAULT_KEYRING
+from imagelock.formats.debian import DEFAULT_KEYRING, DebianPackagePin
 from imagelock.formats.files import read_lock
+from imagelock.formats.lock import Lock
 from imagelock.lock.debian.release import parse_release, verify_inrelease
 
 pytestmark = [pytest.mark.network, pytest.mark.tools, pytest.mark.slow]
@@ -102,7 +103,7 @@ def test_the_team_vanishes_and_python_base_is_rebuilt_from_its_reference(p: Publ
     assert res["verdict"] == "reproduced"
     about = res["reference"]
     lock = read_lock(p.lock)
-    debs = len(lock.debian["linux/amd64"].packages)
+    debs = len(_debs(lock))
     indexes = lock.debian["linux/amd64"].indexes
     # Every .deb and every index file (an InRelease and a Packages file per suite) came from the
     # bundle: the store was empty and the mirrors answered 404.
@@ -110,10 +111,17 @@ def test_the_team_vanishes_and_python_base_is_rebuilt_from_its_reference(p: Publ
     checked = about["debian_indexes"]
     assert [(i["suite"], i["date"]) for i in checked] == [(i.suite, i.date) for i in indexes]
     assert all(i["keyring"] == DEFAULT_KEYRING and i["signatures"] for i in checked)
-    assert sum(i["pins"] for i in checked) == debs
+    assert sum(i["pins"] for i in checked) == debs  # the Essential set the scripts ran with too
     r = run(["verify", p.ref, "--policy", str(p.tmp / "policy.yaml"), "--json"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["passed"]
+
+
+def _debs(lock: Lock) -> list[DebianPackagePin]:
+    """Every .deb a rebuild of the lock needs: the image's, and the Essential set its
+    maintainer scripts ran with at lock time."""
+    plat = lock.debian["linux/amd64"]
+    return [*plat.packages, *plat.script_tools]
 
 
 def _snapshot_of(lock_path: Path, store: Store) -> dict[str, Path]:
@@ -130,7 +138,7 @@ def _snapshot_of(lock_path: Path, store: Store) -> dict[str, Path]:
         content, _ = verify_inrelease(data, DEFAULT_KEYRING)
         entry = parse_release(content, idx.suite).files[idx.packages_path]
         out[f"{base}/{idx.packages_path}"] = store.path_for(entry.sha256)
-    for pin in plat.packages:
+    for pin in [*plat.packages, *plat.script_tools]:
         rel = pin.location.split(":", 1)[1]
         ts = timestamp(dates[(pin.source, pin.suite)])
         out[f"{ARCHIVES[pin.source]}/{ts}/{rel}"] = store.path_for(pin.sha256)
@@ -149,14 +157,13 @@ def test_without_the_bundle_a_snapshot_archive_serves_the_inputs(p: Published,
     res = json.loads(r.stdout)
     assert res["verdict"] == "reproduced"
     assert list(res["reference"]["inputs"]) == ["snapshot archive"]
-    assert len([h for h in srv.hits if "/pool/" in h]) == len(
-        read_lock(p.lock).debian["linux/amd64"].packages)
+    assert len([h for h in srv.hits if "/pool/" in h]) == len(_debs(read_lock(p.lock)))
 
 
 def test_inputs_check_names_every_pin_and_where_it_survives(p: Published, tmp_path: Path) -> None:
     env = {"IMAGELOCK_STORE": str(tmp_path / "empty-store"), "IMAGELOCK_HTTP_BACKOFF": "0.05"}
     lock = read_lock(p.lock)
-    debs = {pin.location for pin in lock.debian["linux/amd64"].packages}
+    debs = {pin.location for pin in _debs(lock)}
     # From the image reference alone: the recipe's lock, with the bundle and the real mirrors.
     r = run(["inputs", "check", p.ref, "--json"], env=env)
     assert r.returncode == 0, r.stdout + r.stderr

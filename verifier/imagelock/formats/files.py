@@ -55,8 +55,8 @@ def is_set_lock(path: Path) -> bool:
     raw = read_limited(own_file(path, "lock"), limit=MAX_JSON_BYTES, what="lock")
     try:
         data = json.loads(raw)
-    except ValueError:
-        return False  # read_lock then says what is wrong
+    except (ValueError, RecursionError):
+        return False  # read_lock then says what is wrong, within its bounds
     return isinstance(data, dict) and data.get("kind") == "set"
 
 

@@ -132,9 +132,11 @@ def _wheel_like(lock: Lock) -> dict[str, WheelPin]:
 
 
 def _debs(lock: Lock) -> dict[str, tuple[str, DebianPackagePin]]:
-    """Every .deb by sha256, with its platform: the image's, then the build stages' own."""
+    """Every .deb by sha256, with its platform: the image's, the Essential set its maintainer
+    scripts ran with at lock time (a build that runs a script again needs it, and `fetch`
+    fetches it), then the build stages' own."""
     out = {p.sha256: (platform, p) for platform, plock in lock.debian.items()
-           for p in plock.packages}
+           for p in [*plock.packages, *plock.script_tools]}
     for platform, builds in (lock.python_builds or {}).items():
         for b in builds:
             for p in b.build_debian:

@@ -129,13 +129,18 @@ def check_debian_pins(
                               r.get("Architecture", "")), []).append(r)
         checked.append((pin, ring, sigs))
     counts: dict[tuple[str, str], int] = {}
-    for p in plock.packages:
+    # The Essential set the maintainer scripts ran with is checked like the image's own pins: a
+    # build that runs a script again installs it.
+    pinned = {p.sha256: (p, "debian.packages") for p in plock.packages}
+    for t in plock.script_tools:
+        pinned.setdefault(t.sha256, (t, "debian.script_tools"))
+    for p, field in pinned.values():
         what = f"package {p.name} {p.version} ({p.architecture}, sha256 {p.sha256}) of {platform}"
         table = listed.get((p.source, p.suite))
         if table is None:
             raise VerificationFailed(
                 f"{what} comes from {p.source}/{p.suite}, an index the lock does not record",
-                field="debian.packages", hint="the lock was edited: do not trust its pins")
+                field=field, hint="the lock was edited: do not trust its pins")
         _, rel = split_location(p.location)
         stanzas = table.get((p.name, p.version, p.architecture), [])
         if not any(r.get("SHA256", "").lower() == p.sha256 and r.get("Size") == str(p.size)
@@ -146,7 +151,7 @@ def check_debian_pins(
                     + ") in")
             raise VerificationFailed(
                 f"{what} {said} the signed index of {p.source}/{p.suite}",
-                field="debian.packages",
+                field=field,
                 hint="the lock pins a .deb the archive never signed: do not trust this lock")
         counts[(p.source, p.suite)] = counts.get((p.source, p.suite), 0) + 1
     out = []
