@@ -25,6 +25,7 @@ contents:
 """
 
 
+@pytest.mark.slow
 def test_groups_get_their_own_layer_and_the_database_stays_whole(tmp_path: Path, shared_store: Path) -> None:
     env = {"IMAGELOCK_STORE": str(shared_store)}
     d = tmp_path / "p"

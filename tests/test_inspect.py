@@ -14,7 +14,7 @@ from imagelock.formats.inventory import InspectResult
 from security_ahead import CveDay
 
 
-@pytest.fixture(params=[pytest.param("live", marks=pytest.mark.network), "generated"])
+@pytest.fixture(params=[pytest.param("live", marks=[pytest.mark.network, pytest.mark.slow]), "generated"])
 def cve_day(request: pytest.FixtureRequest) -> CveDay:
     day: CveDay = request.getfixturevalue(f"{request.param}_cve_day")
     return day

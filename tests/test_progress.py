@@ -51,6 +51,7 @@ def _input_count(ex: Path) -> int:
     return len([src for kind in KINDS for src in kind.sources(lock, mirrors)])
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_fetch_on_a_terminal_shows_progress_and_ends_with_a_summary(
         tmp_path: Path, fresh_example: Callable[[str], FreshExample]) -> None:

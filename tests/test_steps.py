@@ -61,6 +61,7 @@ def test_step_changes_become_a_layer_with_whiteouts_and_owners(tmp_path: Path, s
     assert rep["verdict"] == "reproduced" and rep["sandbox"].startswith("network namespace")
 
 
+@pytest.mark.slow
 def test_a_step_has_no_network(tmp_path: Path, shared_store: Path) -> None:
     """The step succeeds only if it can see a network interface besides loopback; in the
     sandbox there is none (the host's interfaces, and so its listeners, are out of reach)."""
