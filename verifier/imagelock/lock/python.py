@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -325,14 +325,17 @@ def _report_wheel(item: dict[str, Any]) -> tuple[str, str, str, str, str | None,
     return name, str(meta.get("version", "")), filename, url, sha, bool(item.get("requested"))
 
 
-def pins_from_report(report: dict[str, Any], store: Store, source: str) -> list[WheelPin]:
-    """Pin every wheel of a pip report, fetching each into the store to learn (and keep) it."""
+def pins_from_report(report: dict[str, Any], store: Store, source: str,
+                     origin: Callable[[str, str], str | None] | None = None) -> list[WheelPin]:
+    """Pin every wheel of a pip report, fetching each into the store to learn (and keep) it.
+    `origin(url, filename)` says where a wheel came from when not an index (source builds)."""
     pins: list[WheelPin] = []
     for item in report.get("install", []):
         name, version, filename, url, sha, requested = _report_wheel(item)
         digest, size = fetch_to_store(store, [url], sha256=sha, what=f"wheel {filename}")
         pins.append(WheelPin(name=name, version=version, filename=filename, sha256=digest,
-                             size=size, location=f"{source}:{name}/{filename}", requested=requested))
+                             size=size, location=f"{source}:{name}/{filename}", requested=requested,
+                             origin=origin(url, filename) if origin is not None else None))  # type: ignore[arg-type]
     return sorted(pins, key=lambda p: (p.name, p.filename))
 
 

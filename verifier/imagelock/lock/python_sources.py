@@ -54,9 +54,9 @@ from imagelock.lock.python import (
     _PIP_MAIN,
     _pip_env,
     _pip_failure,
-    _report_wheel,
     explain_missing,
     pip_args,
+    pins_from_report,
     requirements_path,
     target_markers,
     target_tags,
@@ -353,15 +353,9 @@ def _origin(url: str, built: Mapping[str, SourceBuildPin], filename: str,
 
 def _pins(report: dict[str, Any], store: Store, source: str,
           built: Mapping[str, SourceBuildPin]) -> list[WheelPin]:
-    pins: list[WheelPin] = []
     find_links = pip_config().find_links
-    for item in report.get("install", []):
-        name, version, filename, url, sha, requested = _report_wheel(item)
-        digest, size = fetch_to_store(store, [url], sha256=sha, what=f"wheel {filename}")
-        pins.append(WheelPin(name=name, version=version, filename=filename, sha256=digest,
-                             size=size, location=f"{source}:{name}/{filename}", requested=requested,
-                             origin=_origin(url, built, filename, find_links)))  # type: ignore[arg-type]
-    return sorted(pins, key=lambda p: (p.name, p.filename))
+    return pins_from_report(report, store, source,
+                            origin=lambda url, filename: _origin(url, built, filename, find_links))
 
 
 def lock_python_with_builds(
